@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One-command set-up for gmt_ros on a fresh Debian/Ubuntu machine. Idempotent: safe to rerun.
+#   bash scripts/setup.sh
+# Creates .venv/ at the repo root with pinned dependencies and gmt_ros itself installed.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+py=${PYTHON:-python3}
+
+say() { printf '[setup] %s\n' "$*"; }
+
+# 1. System packages: CycloneDDS 0.10.2 C library (the robot's DDS), compilers for the cyclonedds
+#    Python binding, and the OSMesa/EGL libraries MuJoCo's offscreen renderer uses headless.
+need=()
+for p in cyclonedds-dev build-essential cmake libosmesa6 libegl1 libgl1; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  say "installing system packages: ${need[*]}"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# 2. A CYCLONEDDS_HOME prefix: the cyclonedds build looks only in $CYCLONEDDS_HOME/{include,bin,lib}
+#    while Debian puts the library under the multiarch directory.
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+cdds="$repo/.venv-cyclonedds"
+mkdir -p "$cdds/bin" "$cdds/lib"
+[ -e "$cdds/include" ] || ln -s /usr/include "$cdds/include"
+for f in /usr/lib/"$multiarch"/libddsc.so*; do ln -sf "$f" "$cdds/lib/"; done
+[ -x /usr/bin/idlc ] && ln -sf /usr/bin/idlc "$cdds/bin/idlc"
+
+# 3. The virtual environment and pinned Python dependencies.
+[ -x .venv/bin/python ] || { say "creating .venv"; "$py" -m venv .venv; }
+export CYCLONEDDS_HOME="$cdds"
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+say "installing Python dependencies (requirements.txt)"
+.venv/bin/python -m pip install -q -r requirements.txt
+# 4. gmt_ros itself (non-editable would need reinstall after every edit; editable keeps the
+#    checkout live, and data files are found relative to the source tree).
+say "installing gmt_ros"
+.venv/bin/python -m pip install -q --no-deps -e .
+.venv/bin/python -m pip check
+.venv/bin/gmt-ros --help >/dev/null
+say "done: activate with 'source .venv/bin/activate', then run 'gmt-ros --help'"

@@ -1,0 +1,43 @@
+"""ament_python package: builds with colcon on a ROS 2 host and installs with pip in a venv."""
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+PACKAGE = "gmt_ros"
+
+
+def data_tree(dest_root, src_root):
+    """(install dir, [files]) pairs for every directory below src_root, keeping its layout."""
+    out = []
+    for dirpath, _dirs, files in os.walk(src_root):
+        paths = [os.path.join(dirpath, f) for f in files if not f.startswith(".")]
+        if paths:
+            out.append((os.path.join(dest_root, dirpath), paths))
+    return out
+
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=["gmt_ros", "gmt_ros.*", "sim2sim", "sim2sim.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+    ]
+    + data_tree("share/" + PACKAGE, "models"),
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="gmt_ros developers",
+    maintainer_email="gmt-ros@example.org",
+    description="Whole-body motion-tracking policy deployment for the Unitree G1",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "gmt-ros = gmt_ros.cli:main",
+        ],
+    },
+)
