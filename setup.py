@@ -34,7 +34,6 @@ setup(
     maintainer_email="gmt-ros@example.org",
     description="Whole-body motion-tracking policy deployment for the Unitree G1",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "gmt-ros = gmt_ros.cli:main",

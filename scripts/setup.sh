@@ -34,13 +34,13 @@ for f in /usr/lib/"$multiarch"/libddsc.so*; do ln -sf "$f" "$cdds/lib/"; done
 # 3. The virtual environment and pinned Python dependencies.
 [ -x .venv/bin/python ] || { say "creating .venv"; "$py" -m venv .venv; }
 export CYCLONEDDS_HOME="$cdds"
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
 say "installing Python dependencies (requirements.txt)"
-.venv/bin/python -m pip install -q -r requirements.txt
+# (grep drops a harmless warning some pip configurations print for every package)
+.venv/bin/python -m pip install -q -r requirements.txt 2> >(grep -v "is ignored: it is neither" >&2)
 # 4. gmt_ros itself (non-editable would need reinstall after every edit; editable keeps the
 #    checkout live, and data files are found relative to the source tree).
 say "installing gmt_ros"
-.venv/bin/python -m pip install -q --no-deps -e .
+.venv/bin/python -m pip install -q --no-deps -e . 2> >(grep -vE "is ignored: it is neither|BuildBackendWarning|warnings.warn|^ *!!|^ *\*+$|^ *$|Please be careful|name as your package|with strategy" >&2)
 .venv/bin/python -m pip check
 .venv/bin/gmt-ros --help >/dev/null
 say "done: activate with 'source .venv/bin/activate', then run 'gmt-ros --help'"
