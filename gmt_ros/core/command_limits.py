@@ -1,0 +1,121 @@
+"""Output safety: every motor command passes ``CommandLimits.apply`` on its way to the robot.
+
+Checks, in order, each slot-wise and with magnitudes (a signed test misses large negative values):
+1. non-finite q/dq/kp/kd/tau anywhere        -> CommandFault (never sent)
+2. kp/kd outside [0, kp_max] / [0, kd_max]    -> CommandFault
+3. q target beyond a joint limit by more than ``gross_margin_rad`` -> CommandFault (a policy that
+   asks for that is broken; clipping would hide it). Smaller excursions are clipped to the limit.
+4. q target moving faster than the motor's velocity limit since the last command -> clipped to
+   the reachable range (a bounded step per tick).
+5. q target clipped so that the PD torque at the measured state stays within the motor's torque
+   limit, |kp (q* - q) + kd (dq* - dq) + tau| <= tau_max, and the feed-forward tau within ±tau_max.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gmt_ros.core import g1
+from gmt_ros.core.command import JointCommand
+from gmt_ros.core.state import RobotState
+
+
+class CommandFault(Exception):
+    """A command that must not reach the robot; the message names the field and joint."""
+
+
+@dataclass
+class ClipReport:
+    """How much a command was changed on its way out (counts per reason)."""
+
+    joint_limit: int = 0
+    velocity_limit: int = 0
+    torque_limit: int = 0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.joint_limit or self.velocity_limit or self.torque_limit)
+
+
+@dataclass
+class CommandLimits:
+    kp_max: np.ndarray = field(default_factory=lambda: np.full(g1.NUM_BODY_JOINTS, 500.0))
+    kd_max: np.ndarray = field(default_factory=lambda: np.full(g1.NUM_BODY_JOINTS, 20.0))
+    q_min: np.ndarray = field(default_factory=lambda: g1.Q_MIN.copy())
+    q_max: np.ndarray = field(default_factory=lambda: g1.Q_MAX.copy())
+    dq_max: np.ndarray = field(default_factory=lambda: g1.DQ_MAX.copy())
+    tau_max: np.ndarray = field(default_factory=lambda: g1.TAU_MAX.copy())
+    gross_margin_rad: float = 0.5
+
+    def check(self, cmd: JointCommand) -> None:
+        """Raise CommandFault for commands that must never be sent (checks 1-3)."""
+        try:
+            cmd.validate()
+        except ValueError as exc:
+            raise CommandFault(str(exc)) from None
+        for name, bound in (("kp", self.kp_max), ("kd", self.kd_max)):
+            value = np.asarray(getattr(cmd, name))
+            bad = np.flatnonzero(value > bound)
+            if bad.size:
+                s = bad[0]
+                raise CommandFault(f"{name} {value[s]:.1f} above its bound {bound[s]:.1f} at {g1.JOINT_NAMES[s]}")
+        stiff = np.asarray(cmd.enabled, bool) & (np.asarray(cmd.kp) > 0)
+        excess = np.maximum(self.q_min - cmd.q, cmd.q - self.q_max)
+        bad = np.flatnonzero(stiff & (excess > self.gross_margin_rad))
+        if bad.size:
+            s = bad[0]
+            raise CommandFault(
+                f"q target {cmd.q[s]:+.2f} rad at {g1.JOINT_NAMES[s]} is {excess[s]:.2f} rad outside its limits "
+                f"[{self.q_min[s]:+.2f}, {self.q_max[s]:+.2f}]"
+            )
+
+    def apply(self, cmd: JointCommand, state: RobotState, previous_q: np.ndarray | None, dt: float) -> tuple[JointCommand, ClipReport]:
+        """Checked and clipped copy of ``cmd`` for the measured ``state``.
+
+        ``previous_q`` is the q target sent on the previous tick (None on the first), ``dt`` the
+        time since then; together they bound the target's speed.
+        """
+        self.check(cmd)
+        out = cmd.copy()
+        report = ClipReport()
+        stiff = np.asarray(out.enabled, bool) & (out.kp > 0)
+
+        q = np.clip(out.q, self.q_min, self.q_max)
+        report.joint_limit = int(np.count_nonzero(stiff & (q != out.q)))
+
+        if previous_q is not None and dt > 0:
+            step = self.dq_max * dt
+            q_vel = np.clip(q, previous_q - step, previous_q + step)
+            report.velocity_limit = int(np.count_nonzero(stiff & (q_vel != q)))
+            q = q_vel
+
+        out.tau = np.clip(out.tau, -self.tau_max, self.tau_max)
+        # PD torque at the measured state: kp (q* - q) + kd (dq* - dq) + tau within ±tau_max.
+        rest = out.kd * (out.dq - state.joint_vel) + out.tau
+        kp_safe = np.where(stiff, out.kp, 1.0)
+        lo = state.joint_pos + (-self.tau_max - rest) / kp_safe
+        hi = state.joint_pos + (self.tau_max - rest) / kp_safe
+        q_tau = np.clip(q, np.minimum(lo, hi), np.maximum(lo, hi))
+        q_tau = np.where(stiff, q_tau, q)
+        report.torque_limit = int(np.count_nonzero(q_tau != q))
+        out.q = q_tau
+        return out, report
+
+    def violations(self, cmd: JointCommand) -> list[str]:
+        """What is outside limits in a command as received (used by the simulator to count
+        out-of-limit commands that reached the robot). Empty list: within limits."""
+        found = []
+        try:
+            self.check(cmd)
+        except CommandFault as exc:
+            found.append(str(exc))
+            return found
+        stiff = np.asarray(cmd.enabled, bool) & (cmd.kp > 0)
+        out = np.flatnonzero(stiff & ((cmd.q < self.q_min - 1e-6) | (cmd.q > self.q_max + 1e-6)))
+        if out.size:
+            found.append(f"q target outside joint limits at {', '.join(g1.JOINT_NAMES[s] for s in out[:3])}")
+        big_tau = np.flatnonzero(np.abs(cmd.tau) > self.tau_max + 1e-6)
+        if big_tau.size:
+            found.append(f"feed-forward tau above the motor limit at {g1.JOINT_NAMES[big_tau[0]]}")
+        return found

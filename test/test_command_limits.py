@@ -1,0 +1,94 @@
+"""Output safety clamps, against hand-computed values."""
+import numpy as np
+import pytest
+
+from gmt_ros.core import g1
+from gmt_ros.core.command import JointCommand
+from gmt_ros.core.command_limits import CommandFault, CommandLimits
+from gmt_ros.core.state import RobotState
+
+N = g1.NUM_BODY_JOINTS
+
+
+def state(q=None, dq=None):
+    return RobotState(stamp=0.0, joint_pos=g1.DEFAULT_POSE.copy() if q is None else q,
+                      joint_vel=np.zeros(N) if dq is None else dq,
+                      imu_quat=np.array([1.0, 0, 0, 0]), imu_gyro=np.zeros(3))
+
+
+def command(q=None, kp=40.0, kd=2.0):
+    return JointCommand(q=g1.DEFAULT_POSE.copy() if q is None else q, dq=np.zeros(N), kp=np.full(N, kp),
+                        kd=np.full(N, kd), tau=np.zeros(N), enabled=np.ones(N, bool))
+
+
+def test_in_limit_command_passes_unchanged():
+    out, report = CommandLimits().apply(command(), state(), None, 0.0)
+    np.testing.assert_array_equal(out.q, g1.DEFAULT_POSE)
+    assert not report.any
+
+
+@pytest.mark.parametrize("field", ["q", "dq", "kp", "kd", "tau"])
+def test_non_finite_anywhere_is_a_fault_naming_field_and_joint(field):
+    cmd = command()
+    getattr(cmd, field)[7] = np.nan
+    with pytest.raises(CommandFault, match=rf"{field} is not finite at right_hip_roll_joint"):
+        CommandLimits().apply(cmd, state(), None, 0.0)
+
+
+def test_gain_bounds():
+    cmd = command(kp=40.0)
+    cmd.kp[3] = 900.0
+    with pytest.raises(CommandFault, match="kp 900.0 above its bound 500.0 at left_knee_joint"):
+        CommandLimits().check(cmd)
+    cmd = command()
+    cmd.kd[0] = -1.0
+    with pytest.raises(CommandFault, match="kd is negative at left_hip_pitch_joint"):
+        CommandLimits().check(cmd)
+
+
+def test_gross_joint_limit_excursion_is_a_fault_small_one_is_clipped():
+    q = g1.DEFAULT_POSE.copy()
+    q[3] = g1.Q_MAX[3] + 0.6  # knee 0.6 rad past its limit
+    with pytest.raises(CommandFault, match="left_knee_joint is 0.60 rad outside"):
+        CommandLimits().apply(command(q), state(), None, 0.0)
+    q[3] = g1.Q_MAX[3] + 0.1
+    # kp small enough that the torque clip does not bind: kp * 0.1 rad excursion stays tiny
+    s = state(q=np.where(np.arange(N) == 3, g1.Q_MAX[3] - 0.05, g1.DEFAULT_POSE))
+    out, report = CommandLimits().apply(command(q, kp=10.0), s, None, 0.0)
+    assert out.q[3] == pytest.approx(g1.Q_MAX[3])
+    assert report.joint_limit == 1
+
+
+def test_velocity_limit_bounds_the_step_per_tick():
+    q = g1.DEFAULT_POSE.copy()
+    q[0] += 0.5
+    dt = 0.002
+    out, report = CommandLimits().apply(command(q, kp=1.0), state(), g1.DEFAULT_POSE, dt)
+    # hip pitch motor: 32 rad/s -> 0.064 rad in 2 ms
+    assert out.q[0] == pytest.approx(g1.DEFAULT_POSE[0] + 32.0 * dt)
+    assert report.velocity_limit == 1
+
+
+def test_target_clipped_so_pd_torque_stays_within_motor_limit():
+    # left wrist pitch (slot 20): 5 N.m motor. kp 40, target 0.5 rad away -> 20 N.m unclipped.
+    q = g1.DEFAULT_POSE.copy()
+    q[20] += 0.5
+    dq = np.zeros(N)
+    dq[20] = -0.1  # kd term: 2 * (0 - (-0.1)) = +0.2 N.m
+    out, report = CommandLimits().apply(command(q, kp=40.0, kd=2.0), state(dq=dq), None, 0.0)
+    expected = g1.DEFAULT_POSE[20] + (5.0 - 0.2) / 40.0
+    assert out.q[20] == pytest.approx(expected)
+    tau = 40.0 * (out.q[20] - g1.DEFAULT_POSE[20]) + 2.0 * (0.0 - dq[20])
+    assert tau == pytest.approx(5.0)
+    assert report.torque_limit == 1
+
+
+def test_violations_reports_what_reached_the_robot_outside_limits():
+    lim = CommandLimits()
+    assert lim.violations(command()) == []
+    q = g1.DEFAULT_POSE.copy()
+    q[5] = 0.3  # ankle roll limit 0.2618
+    assert "outside joint limits at left_ankle_roll_joint" in lim.violations(command(q))[0]
+    bad = command()
+    bad.q[1] = np.inf
+    assert "not finite" in lim.violations(bad)[0]
