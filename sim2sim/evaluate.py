@@ -94,7 +94,7 @@ def run_episode(
 
     policy = TrackingPolicy(contract)
     policy.reset(sim.state())
-    ref_kin = ReferenceKinematics(sim.model)
+    ref_kin = ReferenceKinematics(sim.model, KEY_BODIES)
     policy_slots = np.asarray(contract.joint_slots)
     joint_mask = np.zeros(len(clip.joint_mask), bool)
     joint_mask[policy_slots] = True
@@ -120,7 +120,7 @@ def run_episode(
         ref = clip.sample(t)
         lin_vel, ang_vel = sim.root_velocity()
         body_pos = sim.body_positions(KEY_BODIES)
-        ref_body_pos = ref_kin.body_positions(ref.root_pos[0], ref.root_quat[0], ref.joint_pos[0], KEY_BODIES)
+        ref_body_pos = ref_kin.body_positions(ref.root_pos[0], ref.root_quat[0], ref.joint_pos[0])
         errors.add(
             joint_pos=state.joint_pos,
             ref_joint_pos=ref.joint_pos[0],
