@@ -95,7 +95,7 @@ def run_episode(
     policy = TrackingPolicy(contract)
     policy.reset(sim.state())
     ref_kin = ReferenceKinematics(sim.model, KEY_BODIES)
-    policy_slots = np.asarray(contract.joint_slots)
+    policy_slots = np.asarray(contract.slots)
     joint_mask = np.zeros(len(clip.joint_mask), bool)
     joint_mask[policy_slots] = True
     joint_mask &= np.asarray(clip.joint_mask, bool)

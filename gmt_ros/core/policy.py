@@ -1,0 +1,141 @@
+"""A tracking policy: contract + observation builder + ONNX network + action→PD mapping.
+
+``TrackingPolicy.step(state, window, now)`` returns a ``JointCommand`` for all 29 motors: policy
+joints get ``default + action_scale * clip(action, ±action_clip)`` with the contract's kp/kd, held
+joints (e.g. the wrists under a 23-joint policy) get their hold target and gains. Bad input raises
+ValueError and leaves the policy's state (history, last action) as it was; no command is ever built
+from NaN. Output safety (joint limits, torque consistency) belongs to the send path, not here.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from gmt_ros.core import g1
+from gmt_ros.core.command import JointCommand
+from gmt_ros.core.contract import PolicyContract, check_against_onnx, load_contract
+from gmt_ros.core.frames import MotionWindow
+from gmt_ros.core.observation import ObservationBuilder
+from gmt_ros.core.state import RobotState
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class OnnxPolicy:
+    """The policy network: one CPU onnxruntime session, one thread (predictable latency next to
+    the other control-loop work), checked against the contract when it is created."""
+
+    def __init__(self, contract: PolicyContract, onnx_path: str | Path | None = None):
+        self.contract = contract
+        self.path = Path(onnx_path) if onnx_path is not None else contract.onnx_path
+        if not self.path.is_file():
+            raise FileNotFoundError(f"policy {contract.name!r}: ONNX file {self.path} not found")
+        if onnx_path is None and contract.onnx_sha256 is not None:
+            digest = _sha256(self.path)
+            if digest != contract.onnx_sha256:
+                raise ValueError(f"policy {contract.name!r}: {self.path.name} has sha256 {digest}, "
+                                 f"the contract expects {contract.onnx_sha256}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=["CPUExecutionProvider"])
+        check_against_onnx(contract, self.session, self.path.name)
+        self._feed = np.zeros((1, contract.obs_dim), dtype=np.float32)
+
+    def __call__(self, observation: np.ndarray) -> np.ndarray:
+        """Raw actions (float64, action_dim) for one observation vector."""
+        observation = np.asarray(observation)
+        if observation.shape != (self.contract.obs_dim,):
+            raise ValueError(f"observation has shape {observation.shape}, expected ({self.contract.obs_dim},)")
+        self._feed[0] = observation
+        (out,) = self.session.run([self.contract.output_name], {self.contract.input_name: self._feed})
+        return np.asarray(out, dtype=np.float64).reshape(-1)
+
+
+class TrackingPolicy:
+    """Runs one contract's policy at its control rate; see the module docstring."""
+
+    def __init__(self, contract: PolicyContract | str | Path, onnx_path: str | Path | None = None):
+        self.contract = contract if isinstance(contract, PolicyContract) else load_contract(contract)
+        c = self.contract
+        self.network = OnnxPolicy(c, onnx_path)
+        self.observations = ObservationBuilder(c)
+        self._slots = c.slots
+        held = c.held_slots
+        # Per-slot arrays of the command that does not depend on the action.
+        self._kp = np.zeros(g1.NUM_BODY_JOINTS)
+        self._kd = np.zeros(g1.NUM_BODY_JOINTS)
+        self._q_base = np.zeros(g1.NUM_BODY_JOINTS)
+        self._kp[self._slots], self._kd[self._slots], self._q_base[self._slots] = c.kp, c.kd, c.default_pose
+        for slot, h in zip(held, c.held_joints):
+            self._kp[slot], self._kd[slot], self._q_base[slot] = h.kp, h.kd, h.target
+        self._last_action = np.zeros(c.action_dim)
+        self._last_observation: np.ndarray | None = None
+
+    @property
+    def last_action(self) -> np.ndarray:
+        """Raw network output of the last successful step (zeros after reset)."""
+        return self._last_action.copy()
+
+    @property
+    def last_observation(self) -> np.ndarray | None:
+        return None if self._last_observation is None else self._last_observation.copy()
+
+    def reset(self, state: RobotState | None = None) -> None:
+        """Start a new episode: history and last action to zero, as both authors' deployment code
+        does. ``state`` is only validated (a bad first state fails here, not on the first step)."""
+        if state is not None:
+            state.validate()
+        self.observations.reset()
+        self._last_action = np.zeros(self.contract.action_dim)
+        self._last_observation = None
+
+    def action_to_command(self, action: np.ndarray) -> JointCommand:
+        """29-slot PD command for raw policy actions (clipped and scaled here)."""
+        action = np.asarray(action, dtype=np.float64)
+        c = self.contract
+        if action.shape != (c.action_dim,):
+            raise ValueError(f"policy {c.name!r}: action has shape {action.shape}, expected ({c.action_dim},)")
+        bad = np.flatnonzero(~np.isfinite(action))
+        if bad.size:
+            raise ValueError(f"policy {c.name!r}: non-finite action for {[c.joint_names[i] for i in bad]}")
+        q = self._q_base.copy()
+        q[self._slots] += c.action_scale * np.clip(action, -c.action_clip, c.action_clip)
+        n = g1.NUM_BODY_JOINTS
+        cmd = JointCommand(q=q, dq=np.zeros(n), kp=self._kp.copy(), kd=self._kd.copy(), tau=np.zeros(n),
+                           enabled=np.ones(n, dtype=bool))
+        cmd.validate()
+        return cmd
+
+    def step(self, state: RobotState, window: MotionWindow, now: float) -> JointCommand:
+        """One control step: observe, run the network, map the action to a command."""
+        c = self.contract
+        if not isinstance(state, RobotState):
+            raise ValueError(f"state must be a RobotState, got {type(state).__name__}")
+        if not isinstance(window, MotionWindow):
+            raise ValueError(f"window must be a MotionWindow, got {type(window).__name__}")
+        if not np.isfinite(now):
+            raise ValueError(f"now must be a finite time, got {now}")
+        state.validate()
+        window.validate()
+        obs = self.observations.build(state, window, float(now), self._last_action)
+        bad = np.flatnonzero(~np.isfinite(obs))
+        if bad.size:
+            raise ValueError(f"policy {c.name!r}: non-finite observation at {self.observations.describe(int(bad[0]))}")
+        action = self.network(obs)
+        command = self.action_to_command(action)  # raises on NaN/inf before any state changes
+        self.observations.commit()
+        self._last_action = action
+        self._last_observation = obs
+        return command
