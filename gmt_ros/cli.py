@@ -32,13 +32,15 @@ def _load_inputs(policy: str, motion: str):
     from gmt_ros.core.clip_library import resolve_clip
     from gmt_ros.core.contract import load_contract
     from gmt_ros.core.motion import load_clip
+    from gmt_ros.core.policy import TrackingPolicy
 
     try:
         contract = load_contract(policy)
+        tracker = TrackingPolicy(contract)  # opens and checks the ONNX file against the contract
         clip = load_clip(resolve_clip(motion))
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from None
-    return contract, clip
+    return contract, tracker, clip
 
 
 def cmd_eval(args) -> int:
@@ -46,8 +48,8 @@ def cmd_eval(args) -> int:
 
     if args.seconds is not None and not args.seconds > 0:
         raise UsageError(f"--seconds must be positive, got {args.seconds}")
-    contract, clip = _load_inputs(args.policy, args.motion)
-    result = run_episode(contract, clip, seconds=args.seconds, seed=args.seed, start=args.start)
+    contract, tracker, clip = _load_inputs(args.policy, args.motion)
+    result = run_episode(contract, clip, seconds=args.seconds, seed=args.seed, start=args.start, policy=tracker)
     print(result.summary_line())
     _write_json(args.json, result.as_dict())
     return 0

@@ -68,6 +68,7 @@ def run_episode(
     seed: int = 0,
     start: str = "clip",
     sim: G1Sim | None = None,
+    policy: TrackingPolicy | None = None,
 ) -> EpisodeResult:
     """Track ``clip`` for ``seconds`` (default: the whole clip) and measure it.
 
@@ -81,9 +82,9 @@ def run_episode(
         raise ValueError(f"seconds must be positive, got {seconds}")
     sim = sim or G1Sim(seed=seed)
     control_dt = 1.0 / contract.rate_hz
-    substeps = int(round(control_dt / sim.physics_dt))
-    if abs(substeps * sim.physics_dt - control_dt) > 1e-9:
-        raise ValueError(f"policy period {control_dt} s is not a multiple of the physics step {sim.physics_dt} s")
+    substeps = int(round(control_dt / sim.model.opt.timestep))
+    if abs(substeps * sim.model.opt.timestep - control_dt) > 1e-9:
+        raise ValueError(f"policy period {control_dt} s is not a multiple of the physics step {sim.model.opt.timestep} s")
 
     if start == "clip":
         f0 = clip.sample(0.0)
@@ -92,7 +93,7 @@ def run_episode(
     else:
         sim.reset()
 
-    policy = TrackingPolicy(contract)
+    policy = policy or TrackingPolicy(contract)
     policy.reset(sim.state())
     ref_kin = ReferenceKinematics(sim.model, KEY_BODIES)
     policy_slots = np.asarray(contract.slots)
