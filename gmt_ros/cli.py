@@ -16,10 +16,12 @@ import sys
 from pathlib import Path
 
 DEFAULT_POLICY = "twist2_student"
+# Subcommand modules under gmt_ros/tools/, each with register(subparsers).
+TOOL_MODULES: tuple[str, ...] = ()
 
 
 class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit code 2."""
+    """Bad input from the user: reported as one line, exit code 2 (tools raise it too)."""
 
 
 def _write_json(path: str | None, data) -> None:
@@ -128,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("clips", help="list the clip library")
     p.set_defaults(func=cmd_clips)
+
+    import importlib
+
+    for module in TOOL_MODULES:
+        importlib.import_module(f"gmt_ros.tools.{module}").register(sub)
     return parser
 
 
