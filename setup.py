@@ -37,6 +37,10 @@ setup(
     entry_points={
         "console_scripts": [
             "gmt-ros = gmt_ros.cli:main",
+            "gmt-ros-bridge = gmt_ros.nodes.bridge_node:main",
+            "gmt-ros-policy = gmt_ros.nodes.policy_node:main",
+            "gmt-ros-player = gmt_ros.nodes.motion_player_node:main",
+            "gmt-ros-sim = sim2sim.node:main",
         ],
     },
 )

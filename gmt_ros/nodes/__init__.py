@@ -1,0 +1,1 @@
+"""Thin rclpy nodes on top of gmt_ros.core: parameters, topics, timers; the logic lives in the core."""

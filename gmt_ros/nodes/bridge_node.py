@@ -1,0 +1,488 @@
+"""gmt_bridge: ROS 2 <-> Unitree G1 low-level DDS (rt/lowstate in, rt/lowcmd out).
+
+Threads and rates:
+
+- SDK listener thread, at the robot's rate (~500 Hz): rt/lowstate -> CRC check (bad ones are
+  dropped and counted) -> latest state; every ``state_publish_decimation``-th state is
+  republished on /joint_states, /imu (frame "pelvis"), /wireless_remote (raw 40 bytes) and
+  /wireless_remote/joy (axes lx, ly, rx, ry, L2; buttons in remote.BUTTON_NAMES order).
+- rclpy executor (main thread), at the policy's rate (~50 Hz): ``target_topic`` JointState ->
+  TargetMapper -> latest target, aged from its header.stamp.
+- writer thread, ``command_rate_hz`` (500 Hz) on absolute deadlines: CommandSource.decide ->
+  pack_lowcmd (mode_machine from the latest state) -> rt/lowcmd. dry_run: no rt/lowcmd writer
+  exists; /gmt/lowcmd_preview (+ _gains) at ``preview_rate_hz`` instead.
+- rclpy timer, 1 Hz: /diagnostics and /gmt/bridge_mode (the mode is also published on change).
+- signal thread: SIGINT/SIGTERM -> damping for ``shutdown_damping_s`` -> exit.
+
+The SDK runs CycloneDDS 0.10.2 in this process, so ROS must use Fast DDS (rmw_cyclonedds_cpp is
+refused).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.time import Time
+from sensor_msgs.msg import Imu, JointState, Joy
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String, UInt8MultiArray
+from unitree_sdk2py.core.channel import ChannelPublisher, ChannelSubscriber
+
+from gmt_ros.core import dds, g1
+from gmt_ros.core.command import JointCommand
+from gmt_ros.core.command_source import BridgeMode, CommandSource, TargetMapper, Timeouts, gains_from_contract
+from gmt_ros.core.contract import load_contract
+from gmt_ros.core.lowlevel import CrcMismatchError, FastLowCmd_, FastLowState_, new_lowcmd, pack_lowcmd, unpack_lowstate
+from gmt_ros.core.remote import BUTTON_NAMES, decode_remote
+
+NODE_NAME = "gmt_bridge"
+MODE_TOPIC = "/gmt/bridge_mode"
+PREVIEW_TOPIC = "/gmt/lowcmd_preview"
+PREVIEW_GAINS_TOPIC = "/gmt/lowcmd_preview_gains"
+SHUTDOWN_DAMPING = "shutdown_damping"
+_MAX_CATCH_UP_PERIODS = 5  # later than this the writer re-anchors its schedule instead of catching up
+
+# name: (default, type, description)
+PARAMETERS = {
+    "network_interface": ("lo", str, "interface of the robot's DDS network (robot: its wired NIC; simulator: lo)"),
+    "dds_domain": (1, int, "DDS domain of rt/lowstate and rt/lowcmd (robot: 0; simulator: usually 1)"),
+    "contract": ("twist2_student", str, "policy contract name (models/<name>/contract.yaml) or path: kp/kd, held joints"),
+    "target_topic": ("/gmt/joint_targets", str, "sensor_msgs/JointState PD targets by joint name"),
+    "command_rate_hz": (500.0, float, "rt/lowcmd rate"),
+    "target_timeout_s": (0.1, float, "a target older than this (since header.stamp) is stale"),
+    "stale_hold_s": (0.5, float, "hold a stale target this long, then damp"),
+    "state_timeout_s": (0.1, float, "no rt/lowstate for this long: damp"),
+    "dry_run": (True, bool, "publish what would be sent on /gmt/lowcmd_preview and never write rt/lowcmd"),
+    "state_publish_decimation": (1, int, "republish every n-th rt/lowstate on ROS"),
+    "preview_rate_hz": (50.0, float, "dry_run preview rate"),
+    "link_timeout_s": (2.0, float, "warn when no rt/lowstate arrived this long after start"),
+    "shutdown_damping_s": (0.5, float, "damping sent on shutdown before the writer stops"),
+    "mode_pr": (0, int, "LowCmd_.mode_pr: 0 ankles as pitch/roll joints (policies), 1 parallel motors"),
+    "writer_priority": (0, int, "SCHED_FIFO priority 1-99 for the lowcmd writer thread (needs CAP_SYS_NICE); 0: normal"),
+}
+
+
+class BridgeConfigError(ValueError):
+    """A parameter value the bridge cannot run with."""
+
+
+@dataclass
+class _WriterTiming:
+    """Per diagnostics period: how late ticks started and how long their work took (s)."""
+
+    ticks: int = 0
+    work_sum: float = 0.0
+    work_max: float = 0.0
+    late_max: float = 0.0
+
+
+@dataclass
+class _Counters:
+    lowstate: int = 0
+    bad_crc: int = 0
+    state_errors: int = 0
+    lowcmd: int = 0
+    write_failures: int = 0
+    rejected_targets: int = 0
+    targets: int = 0
+    overruns: int = 0
+
+
+class BridgeNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        p = self._read_parameters()
+        self.params = p
+        if p["command_rate_hz"] <= 0 or p["preview_rate_hz"] <= 0:
+            raise BridgeConfigError("command_rate_hz and preview_rate_hz must be positive")
+        if p["state_publish_decimation"] < 1:
+            raise BridgeConfigError(f"state_publish_decimation must be >= 1, got {p['state_publish_decimation']}")
+        if not 0 <= p["writer_priority"] <= 99:
+            raise BridgeConfigError(f"writer_priority must be 0 (normal) or a SCHED_FIFO priority 1..99, got {p['writer_priority']}")
+        if p["mode_pr"] not in (0, 1):
+            raise BridgeConfigError(f"mode_pr must be 0 or 1, got {p['mode_pr']}")
+        try:
+            timeouts = Timeouts(p["target_timeout_s"], p["stale_hold_s"], p["state_timeout_s"])
+        except ValueError as exc:
+            raise BridgeConfigError(str(exc)) from None
+        contract = load_contract(p["contract"])
+        self._mapper = TargetMapper(gains_from_contract(contract))
+        self._source = CommandSource(timeouts)
+        self._shutdown_damping = JointCommand.damping()
+        dds.check_rmw_compatible(rclpy.get_rmw_implementation_identifier())
+        dds.init_channel_factory(p["dds_domain"], p["network_interface"])
+
+        self.counters = _Counters()
+        self._timing = _WriterTiming()
+        self._latest_state = None  # RobotState, replaced whole (atomic) by the SDK thread
+        self._latest_target = None  # (JointCommand, computed_at on time.monotonic)
+        self._mode: str | None = None
+        self._mode_reason = ""
+        self._start = time.monotonic()
+        self._link_warned = False
+        self._stop = threading.Event()
+        self._shutdown_until: float | None = None
+        self._diag_last = (self._start, 0, 0)
+
+        self._pub_joint_states = self.create_publisher(JointState, "/joint_states", 10)
+        self._pub_imu = self.create_publisher(Imu, "/imu", 10)
+        self._pub_remote = self.create_publisher(UInt8MultiArray, "/wireless_remote", 10)
+        self._pub_joy = self.create_publisher(Joy, "/wireless_remote/joy", 10)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._pub_mode = self.create_publisher(String, MODE_TOPIC, latched)
+        self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._pub_preview = self._pub_preview_gains = None
+        if p["dry_run"]:
+            self._pub_preview = self.create_publisher(JointState, PREVIEW_TOPIC, 10)
+            self._pub_preview_gains = self.create_publisher(Float64MultiArray, PREVIEW_GAINS_TOPIC, 10)
+        # Best effort accepts both reliable and best-effort target publishers.
+        self.create_subscription(JointState, p["target_topic"], self._on_target, qos_profile_sensor_data)
+        self.create_timer(1.0, self._on_diagnostics_timer)
+
+        self._lowcmd_pub = None
+        if not p["dry_run"]:
+            self._lowcmd_pub = ChannelPublisher(dds.LOWCMD_TOPIC, FastLowCmd_)
+            self._lowcmd_pub.Init()
+        self._lowstate_sub = ChannelSubscriber(dds.LOWSTATE_TOPIC, FastLowState_)
+        self._lowstate_sub.Init(self._on_lowstate, 0)
+
+        self._writer = threading.Thread(target=self._writer_loop, name="lowcmd_writer", daemon=True)
+        self._writer.start()
+        self.get_logger().info(
+            f"bridge up: interface {p['network_interface']!r} domain {p['dds_domain']}, contract {contract.name} "
+            f"({len(contract.joint_names)} policy joints, {len(contract.held_joints)} held), targets on "
+            f"{p['target_topic']}, lowcmd at {p['command_rate_hz']:.0f} Hz"
+            + (", DRY RUN: rt/lowcmd is never written" if p["dry_run"] else ", WRITING rt/lowcmd")
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # parameters
+
+    def _read_parameters(self) -> dict:
+        values = {}
+        for name, (default, kind, text) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=text, dynamic_typing=True))
+            raw = self.get_parameter(name).value
+            if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+                raw = float(raw)
+            if type(raw) is not kind:
+                raise BridgeConfigError(f"parameter {name} must be a {kind.__name__}, got {raw!r}")
+            values[name] = raw
+        return values
+
+    # ---------------------------------------------------------------------------------------
+    # rt/lowstate (SDK listener thread)
+
+    def _on_lowstate(self, msg) -> None:
+        now = time.monotonic()
+        try:
+            state = unpack_lowstate(msg, now)
+        except CrcMismatchError as exc:
+            self.counters.bad_crc += 1
+            self.get_logger().warning(f"dropped rt/lowstate: {exc}", throttle_duration_sec=1.0)
+            return
+        except Exception as exc:  # never let the SDK's reader thread die
+            self.counters.state_errors += 1
+            self.get_logger().error(f"could not read rt/lowstate: {exc!r}", throttle_duration_sec=1.0)
+            return
+        self._latest_state = state
+        self.counters.lowstate += 1
+        if self.counters.lowstate % self.params["state_publish_decimation"] == 0:
+            try:
+                self._publish_state(state, msg.wireless_remote)
+            except Exception as exc:
+                if rclpy.ok(context=self.context):
+                    self.get_logger().error(f"could not republish robot state: {exc!r}", throttle_duration_sec=1.0)
+
+    def _publish_state(self, state, wireless_remote) -> None:
+        stamp = self.get_clock().now().to_msg()
+        js = JointState()
+        js.header.stamp = stamp
+        js.name = list(g1.JOINT_NAMES)
+        js.position = state.joint_pos.tolist()
+        js.velocity = state.joint_vel.tolist()
+        js.effort = state.joint_tau.tolist()
+        self._pub_joint_states.publish(js)
+
+        imu = Imu()
+        imu.header.stamp = stamp
+        imu.header.frame_id = "pelvis"
+        w, x, y, z = state.imu_quat.tolist()  # core order w,x,y,z → ROS x,y,z,w
+        imu.orientation.x, imu.orientation.y, imu.orientation.z, imu.orientation.w = x, y, z, w
+        imu.angular_velocity.x, imu.angular_velocity.y, imu.angular_velocity.z = state.imu_gyro.tolist()
+        imu.linear_acceleration.x, imu.linear_acceleration.y, imu.linear_acceleration.z = state.imu_acc.tolist()
+        self._pub_imu.publish(imu)
+
+        raw = bytes(wireless_remote)
+        self._pub_remote.publish(UInt8MultiArray(data=raw))
+        remote = decode_remote(raw)
+        joy = Joy()
+        joy.header.stamp = stamp
+        joy.axes = [remote.lx, remote.ly, remote.rx, remote.ry, remote.l2_analog]
+        joy.buttons = [int(n in remote.buttons) for n in BUTTON_NAMES]
+        self._pub_joy.publish(joy)
+
+    # ---------------------------------------------------------------------------------------
+    # targets (executor)
+
+    def _on_target(self, msg: JointState) -> None:
+        received = time.monotonic()
+        try:
+            cmd = self._mapper.command(msg.name, msg.position, msg.velocity, msg.effort)
+        except ValueError as exc:
+            self.counters.rejected_targets += 1
+            self.get_logger().warning(f"rejected target on {self.params['target_topic']}: {exc}", throttle_duration_sec=1.0)
+            return
+        age_at_arrival = 0.0
+        stamp = Time.from_msg(msg.header.stamp)
+        if stamp.nanoseconds > 0:
+            age_at_arrival = (self.get_clock().now() - stamp).nanoseconds * 1e-9
+            if age_at_arrival < -0.01:
+                self.get_logger().warning(
+                    f"target header.stamp is {-age_at_arrival:.3f} s in the future (clock skew?); using arrival time",
+                    throttle_duration_sec=5.0,
+                )
+        self._latest_target = (cmd, received - max(age_at_arrival, 0.0))
+        self.counters.targets += 1
+
+    # ---------------------------------------------------------------------------------------
+    # rt/lowcmd (writer thread)
+
+    def _writer_loop(self) -> None:
+        priority = self.params["writer_priority"]
+        if priority:
+            try:  # on Linux this applies to the calling thread only
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            except (PermissionError, OSError) as exc:
+                self.get_logger().warning(
+                    f"writer_priority {priority}: cannot use SCHED_FIFO ({exc}); the writer runs with normal priority"
+                )
+        period = 1.0 / self.params["command_rate_hz"]
+        preview_every = max(1, round(self.params["command_rate_hz"] / self.params["preview_rate_hz"]))
+        msg = new_lowcmd()
+        tick = 0
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            self._timing.late_max = max(self._timing.late_max, now - deadline)
+            try:
+                if not self._tick(now, msg, tick % preview_every == 0):
+                    return
+            except Exception as exc:  # keep the writer alive; the next tick tries again
+                self.get_logger().error(f"lowcmd tick failed: {exc!r}", throttle_duration_sec=1.0)
+            work = time.monotonic() - now
+            self._timing.work_sum += work
+            self._timing.work_max = max(self._timing.work_max, work)
+            self._timing.ticks += 1
+            tick += 1
+            deadline += period
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -_MAX_CATCH_UP_PERIODS * period:  # a long stall: skip the missed ticks
+                self.counters.overruns += 1
+                deadline = time.monotonic()
+            # else: a short hiccup; the next ticks run at once until the schedule is met again
+
+    def _tick(self, now: float, msg, preview: bool) -> bool:
+        """One writer tick; False when the shutdown damping is over."""
+        state = self._latest_state
+        if self._shutdown_until is not None:
+            if now >= self._shutdown_until:
+                return False
+            mode, cmd, reason = SHUTDOWN_DAMPING, self._shutdown_damping, "shutting down: damping before stopping"
+            if state is None:
+                cmd, reason = None, "shutting down (no robot state was ever received: nothing to send)"
+        else:
+            target = self._latest_target
+            d = self._source.decide(
+                now, state.stamp if state else None, target[0] if target else None, target[1] if target else None
+            )
+            mode, cmd, reason = d.mode.value, d.command, d.reason
+        if mode != self._mode:
+            self._set_mode(mode, reason)
+        if cmd is None:
+            return True
+        pack_lowcmd(cmd, state.mode_machine, self.params["mode_pr"], msg=msg)
+        if self._lowcmd_pub is not None:
+            if self._lowcmd_pub.Write(msg):
+                self.counters.lowcmd += 1
+            else:
+                self.counters.write_failures += 1
+        else:
+            self.counters.lowcmd += 1
+            if preview:
+                self._publish_preview(cmd, state.mode_machine)
+        return True
+
+    def _set_mode(self, mode: str, reason: str) -> None:
+        previous = self._mode
+        self._mode, self._mode_reason = mode, reason
+        # Once the rclpy context is gone the node's logger can no longer reach /rosout.
+        logger = self.get_logger() if rclpy.ok(context=self.context) else rclpy.logging.get_logger(NODE_NAME)
+        line = f"mode {previous} -> {mode}: {reason}"
+        if mode in (BridgeMode.TRACKING.value, BridgeMode.NO_STATE.value):
+            logger.info(line)
+        else:
+            logger.warning(line)
+        self._publish_ros(self._pub_mode, String(data=mode))
+
+    def _publish_preview(self, cmd: JointCommand, mode_machine: int) -> None:
+        js = JointState()
+        js.header.stamp = self.get_clock().now().to_msg()
+        js.header.frame_id = f"mode_machine={mode_machine}"
+        js.name = list(g1.JOINT_NAMES)
+        js.position, js.velocity, js.effort = cmd.q.tolist(), cmd.dq.tolist(), cmd.tau.tolist()
+        self._publish_ros(self._pub_preview, js)
+        gains = Float64MultiArray()
+        gains.layout.dim = [
+            MultiArrayDimension(label="kp,kd", size=2, stride=2 * g1.NUM_BODY_JOINTS),
+            MultiArrayDimension(label="joint", size=g1.NUM_BODY_JOINTS, stride=g1.NUM_BODY_JOINTS),
+        ]
+        gains.data = cmd.kp.tolist() + cmd.kd.tolist()
+        self._publish_ros(self._pub_preview_gains, gains)
+
+    def _publish_ros(self, publisher, msg) -> None:
+        """Publish from a non-executor thread; once the rclpy context is gone there is no one to tell."""
+        try:
+            publisher.publish(msg)
+        except Exception as exc:
+            if rclpy.ok(context=self.context):
+                self.get_logger().error(f"publish on {publisher.topic_name} failed: {exc!r}", throttle_duration_sec=1.0)
+
+    # ---------------------------------------------------------------------------------------
+    # diagnostics (executor)
+
+    def _on_diagnostics_timer(self) -> None:
+        now = time.monotonic()
+        c = self.counters
+        t0, states0, cmds0 = self._diag_last
+        dt = max(now - t0, 1e-6)
+        state_rate, cmd_rate = (c.lowstate - states0) / dt, (c.lowcmd - cmds0) / dt
+        self._diag_last = (now, c.lowstate, c.lowcmd)
+        p = self.params
+        message = f"mode {self._mode}: {self._mode_reason}"
+        if c.lowstate == 0 and now - self._start > p["link_timeout_s"]:
+            link = dds.no_message_text(dds.LOWSTATE_TOPIC, now - self._start, p["dds_domain"], p["network_interface"])
+            message = link
+            if not self._link_warned:
+                self._link_warned = True
+                self.get_logger().warning(link)
+        if self._mode == BridgeMode.TRACKING.value:
+            level = DiagnosticStatus.OK
+        elif self._mode in (BridgeMode.NO_STATE.value, BridgeMode.DAMPING_STALE_STATE.value):
+            level = DiagnosticStatus.ERROR
+        else:
+            level = DiagnosticStatus.WARN
+        state = self._latest_state
+        timing, self._timing = self._timing, _WriterTiming()
+        values = {
+            "mode": self._mode,
+            "dry_run": p["dry_run"],
+            "lowstate_rate_hz": f"{state_rate:.1f}",
+            "lowcmd_rate_hz": f"{cmd_rate:.1f}",
+            "lowstate_count": c.lowstate,
+            "lowcmd_count": c.lowcmd,
+            "bad_crc_count": c.bad_crc,
+            "state_errors": c.state_errors,
+            "write_failures": c.write_failures,
+            "targets": c.targets,
+            "rejected_targets": c.rejected_targets,
+            "writer_overruns": c.overruns,
+            "writer_work_mean_ms": f"{1e3 * timing.work_sum / max(timing.ticks, 1):.3f}",
+            "writer_work_max_ms": f"{1e3 * timing.work_max:.3f}",
+            "writer_late_max_ms": f"{1e3 * timing.late_max:.3f}",
+            "mode_machine": state.mode_machine if state else "none",
+            "network_interface": p["network_interface"],
+            "dds_domain": p["dds_domain"],
+        }
+        status = DiagnosticStatus(
+            level=level, name=f"{NODE_NAME}: lowlevel bridge", message=message,
+            hardware_id=f"unitree_g1@{p['network_interface']}/domain{p['dds_domain']}",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+        )
+        diag = DiagnosticArray(status=[status])
+        diag.header.stamp = self.get_clock().now().to_msg()
+        self._pub_diag.publish(diag)
+        if self._mode is not None:
+            self._pub_mode.publish(String(data=self._mode))
+
+    # ---------------------------------------------------------------------------------------
+
+    def begin_shutdown(self) -> None:
+        """From now on the writer sends damping (if any state was ever received) for
+        shutdown_damping_s, then stops. Safe to call from any thread, more than once."""
+        if self._shutdown_until is None:
+            self._shutdown_until = time.monotonic() + self.params["shutdown_damping_s"]
+
+    def shutdown(self) -> None:
+        """begin_shutdown, wait for the damping to end, close the DDS endpoints."""
+        self.begin_shutdown()
+        self._writer.join(timeout=max(0.0, self._shutdown_until - time.monotonic()) + 1.0)
+        self._stop.set()
+        self._writer.join(timeout=1.0)
+        self._lowstate_sub.Close()
+        if self._lowcmd_pub is not None:
+            self._lowcmd_pub.Close()
+
+
+def main(argv=None) -> int:
+    # A thread waiting for the GIL otherwise waits up to 5 ms (the default switch interval): jitter
+    # for a 2 ms writer period while the SDK thread decodes state.
+    sys.setswitchinterval(0.0005)
+    # SIGINT/SIGTERM start the damping at once from a thread woken by Python's signal wakeup fd
+    # (written by the C-level handler in whichever thread the kernel picked), instead of waiting
+    # for the main thread to leave the executor. rclpy's own handlers are not installed.
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    holder: dict = {}
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)  # the wakeup fd does the work
+
+    def wait_for_signals() -> None:
+        while True:
+            for number in os.read(wake_read, 16):
+                node = holder.get("node")
+                if node is not None:
+                    node.begin_shutdown()
+                word = "already stopping" if stop.is_set() else "stopping"
+                rclpy.logging.get_logger(NODE_NAME).info(f"{signal.Signals(number).name}: {word}")
+                stop.set()
+
+    threading.Thread(target=wait_for_signals, name="signals", daemon=True).start()
+    try:
+        node = BridgeNode()
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:  # configuration, contract, network
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+        rclpy.try_shutdown()
+        return 1
+    holder["node"] = node
+    if stop.is_set():  # a signal arrived while starting
+        node.begin_shutdown()
+    try:
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
