@@ -1,0 +1,372 @@
+"""gmt_policy: robot state + motion target in, PD joint targets out, at the policy's rate.
+
+==========================================  ========================  ============================
+work                                        callback group            rate
+==========================================  ========================  ============================
+/joint_states, /imu → latest state          inputs (exclusive)        robot rate (≈ 500 Hz)
+/gmt/motion_target → decode + checks →      inputs                    producer rate (≈ 50 Hz)
+latest accepted window
+tick: state + window → TrackingPolicy.step  control (exclusive, own   rate_hz (contract: 50 Hz),
+→ /gmt/joint_targets, /gmt/policy/timing    thread)                   fixed timer deadlines
+/diagnostics                                inputs                    1 Hz
+==========================================  ========================  ============================
+
+A MultiThreadedExecutor runs the two groups on two threads, so state keeps arriving while a tick
+computes. QoS, chosen on purpose:
+
+- /joint_states, /imu: best effort, depth 1. Only the newest sample matters; a lost one is
+  replaced 2 ms later, and a reliable queue would deliver old samples late instead. A best-effort
+  subscription also accepts reliable publishers (the bridge publishes reliable).
+- /gmt/motion_target: reliable, depth 2. Windows come at 50 Hz and each one replaces the last,
+  but a dropped window at a clip change would delay the change; depth 2 absorbs one burst.
+  Producers must publish reliable (the default QoS): a best-effort publisher does not match.
+- /gmt/joint_targets: reliable, depth 1, so both reliable and best-effort subscribers match.
+
+Each tick publishes nothing (the bridge then holds and damps) while the robot state is missing
+or older than state_max_age_s, or no motion target has been accepted yet; the reason is logged,
+at most once per log_throttle_s per reason. Motion targets are checked when they arrive (decoded,
+not older than window_max_age_s, reaching the policy's look-ahead): a refused window is never
+given to the policy. The latest accepted window stays in use until a newer one is accepted; past
+its last frame it holds the last pose. The first tick of every tracking run (after start-up or
+after publishing nothing) resets the policy's history and last action, as at an episode start.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from collections import deque
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+from trajectory_msgs.msg import JointTrajectory
+
+from gmt_ros.core import g1
+from gmt_ros.core.contract import load_contract
+from gmt_ros.core.frames import MotionFrames, MotionWindow
+from gmt_ros.core.policy import TrackingPolicy
+from gmt_ros.core.state import RobotState
+from gmt_ros.core.window_check import MotionTargetError, check_window_timing
+from gmt_ros.nodes.window_codec import decode_window, seconds_to_time
+
+NODE_NAME = "gmt_policy"
+TIMING_FIELDS = ("period_ms", "step_ms", "published")
+
+# name: (default, type, description)
+PARAMETERS = {
+    "contract": ("twist2_student", str, "policy contract name (models/<name>/contract.yaml) or path"),
+    "rate_hz": (0.0, float, "control rate; 0 = the contract's rate_hz"),
+    "joint_states_topic": ("/joint_states", str, "sensor_msgs/JointState robot joints by name"),
+    "imu_topic": ("/imu", str, "sensor_msgs/Imu of the pelvis IMU"),
+    "motion_target_topic": ("/gmt/motion_target", str, "trajectory_msgs/JointTrajectory motion windows"),
+    "joint_targets_topic": ("/gmt/joint_targets", str, "sensor_msgs/JointState PD targets by joint name (out)"),
+    "timing_topic": ("/gmt/policy/timing", str, "std_msgs/Float32MultiArray per tick: period_ms, step_ms, published"),
+    "window_max_age_s": (0.5, float, "refuse a motion target whose first frame is older than this on arrival"),
+    "state_max_age_s": (0.1, float, "publish nothing when /joint_states or /imu is older than this"),
+    "log_throttle_s": (2.0, float, "log each reason for publishing nothing at most this often"),
+}
+
+STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+TARGET_IN_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
+TARGET_OUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class PolicyConfigError(ValueError):
+    """A parameter value the policy node cannot run with."""
+
+
+class TickStats:
+    """Tick period and step time over the last ``span_s`` seconds (monotonic clock)."""
+
+    def __init__(self, span_s: float = 1.0):
+        self.span_s = span_s
+        self._ticks: deque[tuple[float, float, float, bool]] = deque()  # (t, period, step or nan, published)
+        self._lock = threading.Lock()
+
+    def add(self, t: float, period_s: float, step_s: float, published: bool) -> None:
+        with self._lock:
+            self._ticks.append((t, period_s, step_s, published))
+            while self._ticks and self._ticks[0][0] < t - self.span_s:
+                self._ticks.popleft()
+
+    def summary(self, now: float) -> dict[str, float]:
+        with self._lock:
+            ticks = [x for x in self._ticks if x[0] >= now - self.span_s]
+        periods = np.array([x[1] for x in ticks if math.isfinite(x[1])]) * 1e3
+        steps = np.array([x[2] for x in ticks if math.isfinite(x[2])]) * 1e3
+
+        def pct(a, q):
+            return float(np.percentile(a, q)) if a.size else float("nan")
+
+        return {
+            "ticks_per_s": len(ticks) / self.span_s,
+            "published_per_s": sum(x[3] for x in ticks) / self.span_s,
+            "period_ms_p50": pct(periods, 50), "period_ms_p99": pct(periods, 99),
+            "period_ms_max": float(periods.max()) if periods.size else float("nan"),
+            "step_ms_p50": pct(steps, 50), "step_ms_p99": pct(steps, 99),
+            "step_ms_max": float(steps.max()) if steps.size else float("nan"),
+        }
+
+
+class PolicyNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        p = self._read_parameters()
+        self.params = p
+        for name in ("window_max_age_s", "state_max_age_s", "log_throttle_s"):
+            if not (math.isfinite(p[name]) and p[name] > 0):
+                raise PolicyConfigError(f"parameter {name} must be positive, got {p[name]}")
+        self.policy = TrackingPolicy(load_contract(p["contract"]))
+        contract = self.policy.contract
+        rate = p["rate_hz"] or contract.rate_hz
+        if not (math.isfinite(rate) and rate > 0):
+            raise PolicyConfigError(f"parameter rate_hz must be positive (or 0 for the contract's), got {rate}")
+        if abs(rate - contract.rate_hz) > 1e-9:
+            self.get_logger().warning(f"running at {rate:g} Hz but {contract.name} was trained at {contract.rate_hz:g} Hz")
+        self.dt = 1.0 / rate
+        # How far ahead of the tick the observation reads the reference.
+        self.horizon_s = max(contract.future_offsets, default=0) * contract.control_dt
+        self._policy_slots = contract.slots
+        self._policy_names = list(contract.joint_names)
+        self._warm_up()
+
+        self._lock = threading.Lock()
+        self._joints = None  # (receipt monotonic time, pos (29,), vel (29,), tau (29,))
+        self._imu = None  # (receipt monotonic time, quat wxyz, gyro, acc)
+        self._window = None  # latest accepted MotionWindow
+        self._joint_order: tuple[tuple[str, ...], np.ndarray] | None = None
+        self._last_log: dict[str, float] = {}
+        self._tracking = False
+        self._skip_reason = "not started"
+        self._last_tick: float | None = None
+        self.stats = TickStats()
+        self.counts = {"ticks": 0, "published": 0, "windows": 0, "rejected_windows": 0, "bad_state": 0,
+                       "policy_errors": 0}
+
+        inputs = MutuallyExclusiveCallbackGroup()
+        control = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(JointState, p["joint_states_topic"], self._on_joint_states, STATE_QOS, callback_group=inputs)
+        self.create_subscription(Imu, p["imu_topic"], self._on_imu, STATE_QOS, callback_group=inputs)
+        self.create_subscription(JointTrajectory, p["motion_target_topic"], self._on_motion_target, TARGET_IN_QOS,
+                                 callback_group=inputs)
+        self._pub_targets = self.create_publisher(JointState, p["joint_targets_topic"], TARGET_OUT_QOS)
+        self._pub_timing = self.create_publisher(Float32MultiArray, p["timing_topic"], 10)
+        self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(self.dt, self._on_tick, callback_group=control)
+        self.create_timer(1.0, self._on_diagnostics, callback_group=inputs)
+        self.get_logger().info(
+            f"policy {contract.name} ({len(self._policy_names)} joints, looks {self.horizon_s:.2f} s ahead) at "
+            f"{rate:g} Hz; state from {p['joint_states_topic']} + {p['imu_topic']}, motion targets from "
+            f"{p['motion_target_topic']}, joint targets to {p['joint_targets_topic']}"
+        )
+
+    def _warm_up(self) -> None:
+        """One throw-away step, so the first real tick does not pay onnxruntime's first-run cost
+        (tens to hundreds of ms, a gap the bridge would see as a stale target)."""
+        n = g1.NUM_BODY_JOINTS
+        frames = MotionFrames(root_pos=np.tile([0.0, 0.0, 0.78], (2, 1)), root_quat=np.tile([1.0, 0.0, 0.0, 0.0], (2, 1)),
+                              root_lin_vel=np.zeros((2, 3)), root_ang_vel=np.zeros((2, 3)),
+                              joint_pos=np.tile(g1.DEFAULT_POSE, (2, 1)), joint_vel=np.zeros((2, n)))
+        window = MotionWindow(start_time=0.0, dt=self.dt, frames=frames, joint_mask=np.ones(n, dtype=bool))
+        state = RobotState(stamp=0.0, joint_pos=g1.DEFAULT_POSE.copy(), joint_vel=np.zeros(n),
+                           imu_quat=np.array([1.0, 0.0, 0.0, 0.0]), imu_gyro=np.zeros(3))
+        for _ in range(3):
+            self.policy.step(state, window, 0.0)
+        self.policy.reset()
+
+    def _read_parameters(self) -> dict:
+        values = {}
+        for name, (default, kind, text) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=text, dynamic_typing=True))
+            raw = self.get_parameter(name).value
+            if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+                raw = float(raw)
+            if type(raw) is not kind:
+                raise PolicyConfigError(f"parameter {name} must be a {kind.__name__}, got {raw!r}")
+            values[name] = raw
+        return values
+
+    def _log_once_in_a_while(self, reason: str, text: str, error: bool = False) -> None:
+        """One line per reason at most every log_throttle_s (rclpy's throttle is per call site)."""
+        now = time.monotonic()
+        if now - self._last_log.get(reason, -math.inf) >= self.params["log_throttle_s"]:
+            self._last_log[reason] = now
+            (self.get_logger().error if error else self.get_logger().warning)(text)
+
+    # ------------------------------------------------------------------ inputs
+
+    def _slots_for(self, names) -> np.ndarray:
+        names = tuple(names)
+        if self._joint_order is None or self._joint_order[0] != names:
+            index = {n: i for i, n in enumerate(names)}
+            missing = [n for n in g1.JOINT_NAMES if n not in index]
+            if missing:
+                raise ValueError(f"{self.params['joint_states_topic']} lacks joints {', '.join(missing)}")
+            # column of each motor slot in the message
+            self._joint_order = (names, np.array([index[n] for n in g1.JOINT_NAMES], dtype=np.int64))
+        return self._joint_order[1]
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        received = time.monotonic()
+        try:
+            cols = self._slots_for(msg.name)
+            n = len(msg.name)
+            if len(msg.position) != n or len(msg.velocity) != n:
+                raise ValueError(f"{self.params['joint_states_topic']} has {len(msg.position)} positions and "
+                                 f"{len(msg.velocity)} velocities for {n} names")
+            pos = np.asarray(msg.position, dtype=np.float64)[cols]
+            vel = np.asarray(msg.velocity, dtype=np.float64)[cols]
+            tau = np.asarray(msg.effort, dtype=np.float64)[cols] if len(msg.effort) == n else np.zeros(g1.NUM_BODY_JOINTS)
+        except ValueError as exc:
+            self.counts["bad_state"] += 1
+            self._log_once_in_a_while("bad_joint_states", f"ignored joint states: {exc}")
+            return
+        with self._lock:
+            self._joints = (received, pos, vel, tau)
+
+    def _on_imu(self, msg: Imu) -> None:
+        received = time.monotonic()
+        o = msg.orientation
+        quat = np.array([o.w, o.x, o.y, o.z])  # ROS x,y,z,w -> core w,x,y,z
+        gyro = np.array([msg.angular_velocity.x, msg.angular_velocity.y, msg.angular_velocity.z])
+        acc = np.array([msg.linear_acceleration.x, msg.linear_acceleration.y, msg.linear_acceleration.z])
+        with self._lock:
+            self._imu = (received, quat, gyro, acc)
+
+    def _on_motion_target(self, msg: JointTrajectory) -> None:
+        now = self._now()
+        try:
+            window = decode_window(msg, dt=self.dt, min_horizon_s=self.horizon_s)
+            check_window_timing(window, now, self.params["window_max_age_s"], self.horizon_s)
+        except MotionTargetError as exc:
+            self.counts["rejected_windows"] += 1
+            self._log_once_in_a_while(f"window_{exc.reason}", f"refused motion target ({exc.reason}): {exc}")
+            return
+        with self._lock:
+            self._window = window
+        self.counts["windows"] += 1
+
+    # ------------------------------------------------------------------ control tick
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _robot_state(self, mono: float) -> tuple[RobotState | None, str, str]:
+        """(state, "", "") or (None, reason code, what is wrong)."""
+        with self._lock:
+            joints, imu = self._joints, self._imu
+        limit = self.params["state_max_age_s"]
+        for key, label, sample, topic in (("joint_states", "joint states", joints, "joint_states_topic"),
+                                          ("imu", "IMU", imu, "imu_topic")):
+            if sample is None:
+                return None, f"no_{key}", f"no {label} received yet on {self.params[topic]}"
+            if mono - sample[0] > limit:
+                return None, f"stale_{key}", (f"last {label} on {self.params[topic]} arrived {mono - sample[0]:.3f} s "
+                                              f"ago (state_max_age_s {limit:g})")
+        state = RobotState(stamp=min(joints[0], imu[0]), joint_pos=joints[1], joint_vel=joints[2], imu_quat=imu[1],
+                           imu_gyro=imu[2], imu_acc=imu[3], joint_tau=joints[3])
+        try:
+            state.validate()
+        except ValueError as exc:
+            return None, "bad_state", f"robot state unusable: {exc}"
+        return state, "", ""
+
+    def _on_tick(self) -> None:
+        mono = time.monotonic()
+        period = mono - self._last_tick if self._last_tick is not None else float("nan")
+        self._last_tick = mono
+        now = self._now()
+        self.counts["ticks"] += 1
+        step_s = float("nan")
+        published = False
+        state, reason, why = self._robot_state(mono)
+        with self._lock:
+            window = self._window
+        if state is not None and window is None:
+            reason, why = "no_window", f"no motion target accepted yet on {self.params['motion_target_topic']}"
+        if not reason:
+            try:
+                if not self._tracking:
+                    self.policy.reset(state)
+                t0 = time.perf_counter()
+                command = self.policy.step(state, window, now)
+                step_s = time.perf_counter() - t0
+            except ValueError as exc:
+                self.counts["policy_errors"] += 1
+                reason, why = "policy_error", f"policy step failed: {exc}"
+        if reason:
+            self._tracking = False
+            self._skip_reason = why
+            self._log_once_in_a_while(reason, f"publishing no joint targets: {why}", error=reason == "policy_error")
+        else:
+            self._publish_targets(command, now)
+            self._tracking = True
+            self._skip_reason = ""
+            published = True
+            self.counts["published"] += 1
+        self.stats.add(mono, period, step_s, published)
+        timing = Float32MultiArray()
+        timing.layout.dim = [MultiArrayDimension(label=",".join(TIMING_FIELDS), size=len(TIMING_FIELDS), stride=len(TIMING_FIELDS))]
+        timing.data = [period * 1e3, step_s * 1e3, float(published)]
+        self._pub_timing.publish(timing)
+
+    def _publish_targets(self, command, now: float) -> None:
+        msg = JointState()
+        msg.header.stamp = seconds_to_time(now)
+        msg.name = self._policy_names
+        msg.position = command.q[self._policy_slots].tolist()
+        msg.velocity = command.dq[self._policy_slots].tolist()
+        msg.effort = command.tau[self._policy_slots].tolist()
+        self._pub_targets.publish(msg)
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def _on_diagnostics(self) -> None:
+        s = self.stats.summary(time.monotonic())
+        values = {k: f"{v:.3f}" for k, v in s.items()}
+        values.update({k: str(v) for k, v in self.counts.items()})
+        values["horizon_s"] = f"{self.horizon_s:.3f}"
+        level = DiagnosticStatus.OK if self._tracking else DiagnosticStatus.WARN
+        message = "tracking" if self._tracking else f"publishing nothing: {self._skip_reason}"
+        status = DiagnosticStatus(level=level, name=f"{NODE_NAME}: {self.policy.contract.name}", message=message,
+                                  hardware_id="gmt_ros", values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        diag = DiagnosticArray(status=[status])
+        diag.header.stamp = self.get_clock().now().to_msg()
+        self._pub_diag.publish(diag)
+
+
+def main(argv=None) -> int:
+    # A thread waiting for the GIL otherwise waits up to 5 ms (the default switch interval): the
+    # tick would start late whenever the input thread is decoding a message.
+    sys.setswitchinterval(0.0005)
+    rclpy.init(args=argv)
+    node = None
+    code = 0
+    try:
+        node = PolicyNode()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, FileNotFoundError) as exc:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+        code = 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
