@@ -92,3 +92,32 @@ def test_violations_reports_what_reached_the_robot_outside_limits():
     bad = command()
     bad.q[1] = np.inf
     assert "not finite" in lim.violations(bad)[0]
+
+
+def test_fast_acceptance_agrees_with_the_detailed_check():
+    """check() accepts through one vectorised test and explains refusals on a slower path: both
+    must agree on every command (random gains, targets near and far past the limits, NaN)."""
+    rng = np.random.default_rng(7)
+    lim = CommandLimits()
+    refused = 0
+    for _ in range(400):
+        cmd = command(q=rng.uniform(g1.Q_MIN - 0.8, g1.Q_MAX + 0.8), kp=40.0)
+        cmd.kp = rng.choice([0.0, 40.0, 600.0], N, p=[0.2, 0.78, 0.02])
+        cmd.kd = rng.choice([0.0, 2.0, 30.0, -1.0], N, p=[0.2, 0.76, 0.02, 0.02])
+        if rng.random() < 0.05:
+            cmd.tau[rng.integers(N)] = np.nan
+        try:
+            lim.check(cmd)
+            detailed_ok = True
+        except CommandFault:
+            detailed_ok = False
+        refused += not detailed_ok
+        assert lim._passes(cmd) == detailed_ok
+    assert 50 < refused < 400  # both outcomes were exercised
+
+
+def test_wrong_shape_is_a_fault_naming_the_field():
+    cmd = command()
+    cmd.q = np.zeros(28)
+    with pytest.raises(CommandFault, match=r"JointCommand.q has shape \(28,\), expected \(29,\)"):
+        CommandLimits().check(cmd)

@@ -5,7 +5,9 @@ import pytest
 from gmt_ros.core import g1, rotations
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.state import RobotState
-from gmt_ros.core.supervisor import Mode, Request, Supervisor, SupervisorConfig, Targets
+from gmt_ros.core.supervisor import (
+    Mode, Request, Supervisor, SupervisorConfig, Targets, minimum_jerk, targets_from_contract,
+)
 
 N = g1.NUM_BODY_JOINTS
 ALL_SLOTS = tuple(range(N))
@@ -48,16 +50,19 @@ def test_start_sequence_zero_torque_damping_ramp_hold_policy():
     sup = Supervisor(targets(), SupervisorConfig(ramp_time_s=1.0))
     d = sup.tick(0.0, robot(), 0.0, None, None)
     assert d.mode is Mode.ZERO_TORQUE and np.all(d.command.kp == 0) and np.all(d.command.kd == 0)
-    assert "start-up check" in sup.request(Request.START, 0.0) or sup.mode is Mode.DAMPING
+    assert sup.request(Request.START, 0.0).message == "damping"  # damping needs no robot check
+    out = sup.request(Request.START, 0.0)
+    assert not out.accepted and "start-up check has not run" in out.message and sup.mode is Mode.DAMPING
     sup.startup_check(5, ALL_SLOTS)
-    assert sup.request(Request.START, 0.0) == "ramping"
+    out = sup.request(Request.START, 0.0)
+    assert out.accepted and out.message == "ramping"
     d = sup.tick(0.5, robot(), 0.5, None, None)  # ramp start sampled here
     np.testing.assert_allclose(d.command.q, np.zeros(N))
     d = sup.tick(1.0, robot(), 1.0, None, None)  # half way: minimum-jerk blend = 0.5
     np.testing.assert_allclose(d.command.q, 0.5 * g1.DEFAULT_POSE, atol=1e-9)
     d = sup.tick(1.5, robot(), 1.5, None, None)
     assert sup.mode is Mode.HOLD
-    assert sup.request(Request.POLICY, 1.5) == "policy"
+    assert sup.request(Request.POLICY, 1.5).message == "policy"
     d = sup.tick(1.52, robot(g1.DEFAULT_POSE), 1.52, policy_target(), 1.51)
     assert d.mode is Mode.POLICY
     np.testing.assert_allclose(d.command.q, g1.DEFAULT_POSE + 0.01)
@@ -65,7 +70,8 @@ def test_start_sequence_zero_torque_damping_ramp_hold_policy():
 
 def test_policy_refused_unless_holding():
     sup = Supervisor(targets())
-    assert "refused policy" in sup.request(Request.POLICY, 0.0)
+    out = sup.request(Request.POLICY, 0.0)
+    assert not out.accepted and "refused policy: only from hold (now zero_torque)" == out.message
     assert sup.mode is Mode.ZERO_TORQUE
 
 
@@ -88,7 +94,7 @@ def test_estop_button_combo_damps_from_every_mode_and_latches(mode_to_reach):
     d = sup.tick(t + 0.002, s, t + 0.002, policy_target(), t + 0.001)
     assert d.mode is Mode.DAMPING and d.fault == "e-stop"
     assert np.all(d.command.kp == 0) and np.all(d.command.kd == g1.DAMPING_KD)
-    assert "refused start" in sup.request(Request.START, t)
+    assert sup.request(Request.START, t).message == "refused start: fault latched (e-stop)"
     sup.buttons(frozenset(), t)
     sup.buttons(frozenset({"X"}), t)  # clear
     assert sup.fault is None and sup.mode is Mode.DAMPING
@@ -96,11 +102,12 @@ def test_estop_button_combo_damps_from_every_mode_and_latches(mode_to_reach):
 
 def test_buttons_fire_on_the_press_edge_only():
     sup, t = started()
+    sup.buttons(frozenset(), t)  # the first sample only sets what is held
     sup.buttons(frozenset({"A"}), t)
     assert sup.mode is Mode.POLICY
     sup.request(Request.HOLD, t)
     sup.buttons(frozenset({"A"}), t)  # still held: no new press
-    assert sup.mode is Mode.HOLD
+    assert sup.mode is Mode.RAMP
 
 
 def test_stale_state_damps_on_the_first_tick_past_the_timeout():
@@ -161,8 +168,8 @@ def test_startup_mismatch_refuses_to_leave_damping_and_cannot_be_cleared():
     assert "mode_machine 4 (23-DoF)" in msg and "waist_roll_joint, waist_pitch_joint" in msg
     d = sup.tick(0.0, robot(), 0.0, None, None)
     assert d.mode is Mode.DAMPING
-    assert "refused start" in sup.request(Request.START, 0.0)
-    assert "cannot clear" in sup.request(Request.CLEAR, 0.0)
+    assert "refused start" in sup.request(Request.START, 0.0).message
+    assert "cannot clear" in sup.request(Request.CLEAR, 0.0).message
     assert sup.mode is Mode.DAMPING
 
 
@@ -170,3 +177,159 @@ def test_twenty_three_joint_contract_accepts_a_29dof_robot():
     gmt_slots = g1.GMT23_SLOTS
     sup = Supervisor(targets(required=gmt_slots, needs_29dof=True))
     assert sup.startup_check(5, ALL_SLOTS) is None
+
+
+def test_minimum_jerk_blend_hand_values():
+    # 10 s^3 - 15 s^4 + 6 s^5
+    assert minimum_jerk(0.0) == 0.0 and minimum_jerk(1.0) == 1.0 and minimum_jerk(0.5) == 0.5
+    assert minimum_jerk(0.25) == pytest.approx(10 / 64 - 15 / 256 + 6 / 1024)
+    assert minimum_jerk(-1.0) == 0.0 and minimum_jerk(2.0) == 1.0
+
+
+def test_targets_from_contract_places_policy_and_held_joints_by_slot():
+    from gmt_ros.core.contract import load_contract
+    from gmt_ros.core.paths import models_dir
+
+    gmt = targets_from_contract(load_contract(models_dir() / "gmt_student" / "contract.yaml"))
+    # GMT contract: knees kp 150 kd 4, waist kp 150, arms kp 40 kd 5, wrists held at 0 with kp 20 kd 1.
+    assert gmt.kp[3] == 150 and gmt.kd[3] == 4 and gmt.kp[13] == 150 and gmt.kp[18] == 40 and gmt.kd[18] == 5
+    for s in g1.WRIST_SLOTS:
+        assert (gmt.default_pose[s], gmt.kp[s], gmt.kd[s]) == (0.0, 20.0, 1.0)
+    assert gmt.default_pose[16] == 0.4 and gmt.default_pose[23] == -0.4 and gmt.default_pose[18] == 1.2
+    assert gmt.required_slots == ALL_SLOTS and gmt.needs_29dof  # waist roll/pitch are policy joints
+    twist = targets_from_contract(load_contract("twist2_student"))
+    assert twist.required_slots == ALL_SLOTS and twist.needs_29dof
+    np.testing.assert_allclose(twist.default_pose, g1.DEFAULT_POSE)
+
+
+def test_targets_from_contract_refuses_a_joint_neither_driven_nor_held():
+    from types import SimpleNamespace
+
+    legs = g1.JOINT_NAMES[:12]
+    contract = SimpleNamespace(name="legs_only", joint_names=legs, default_pose=np.zeros(12), kp=np.ones(12),
+                               kd=np.ones(12), held_joints=(), slots=g1.slots_of(legs))
+    with pytest.raises(ValueError, match=r"contract legs_only: body joint\(s\) neither driven by the policy nor held: \['waist_yaw_joint'"):
+        targets_from_contract(contract)
+
+
+def test_legs_only_policy_does_not_need_the_29dof_body():
+    from types import SimpleNamespace
+
+    from gmt_ros.core.contract import HeldJoint
+
+    legs = g1.JOINT_NAMES[:12] + ("waist_yaw_joint",)
+    held = tuple(HeldJoint(n, 0.0, 10.0, 1.0) for n in g1.JOINT_NAMES[13:])
+    contract = SimpleNamespace(name="x", joint_names=legs, default_pose=np.zeros(13), kp=np.ones(13),
+                               kd=np.ones(13), held_joints=held, slots=g1.slots_of(legs))
+    assert not targets_from_contract(contract).needs_29dof
+
+
+def test_first_button_sample_is_not_a_press_but_a_held_estop_fires():
+    sup = Supervisor(targets())
+    sup.startup_check(5, ALL_SLOTS)
+    assert sup.buttons(frozenset({"Start"}), 0.0) == []  # held when the link came up
+    assert sup.mode is Mode.ZERO_TORQUE
+    sup.buttons(frozenset(), 0.01)
+    assert [o.message for o in sup.buttons(frozenset({"Start"}), 0.02)] == ["damping"]
+    other = Supervisor(targets())
+    other.buttons(frozenset({"Select"}), 0.0)
+    assert other.fault == "e-stop" and other.mode is Mode.DAMPING
+
+
+def test_estop_cannot_be_cleared_while_its_buttons_are_held():
+    sup, t = started()
+    sup.buttons(frozenset({"L1", "R1"}), t)
+    assert sup.fault == "e-stop"
+    sup.buttons(frozenset({"L1", "R1", "X"}), t)  # clear pressed, e-stop still held: latched again
+    assert sup.fault == "e-stop"
+    sup.buttons(frozenset(), t)
+    sup.buttons(frozenset({"X"}), t)
+    assert sup.fault is None
+
+
+def test_hold_from_policy_ramps_from_the_measured_pose_then_holds():
+    sup, t = started()
+    sup.request(Request.POLICY, t)
+    far = g1.DEFAULT_POSE + 0.2  # where the policy took the robot
+    target = policy_target()
+    target.q = far.copy()
+    for _ in range(20):  # the velocity limit lets the target move 0.04 rad or more per tick
+        t += 0.002
+        d = sup.tick(t, robot(far), t, target, t)
+    np.testing.assert_allclose(d.command.q, far)
+    out = sup.request(Request.HOLD, t)
+    assert out.accepted and sup.mode is Mode.RAMP
+    d = sup.tick(t + 0.002, robot(far), t + 0.002, None, None)
+    np.testing.assert_allclose(d.command.q, far)  # no jump to the default pose
+    d = sup.tick(t + 0.502, robot(far), t + 0.502, None, None)  # half of ramp_time_s 1.0
+    np.testing.assert_allclose(d.command.q, far - 0.1, atol=1e-9)
+    sup.tick(t + 1.003, robot(far), t + 1.003, None, None)
+    assert sup.mode is Mode.HOLD
+
+
+def test_one_event_per_fault_names_the_cause_and_status_reports_it():
+    sup, t = started(SupervisorConfig(ramp_time_s=1.0, target_timeout_s=0.1))
+    sup.new_events()
+    sup.request(Request.POLICY, t)
+    s = robot(g1.DEFAULT_POSE)
+    sup.tick(t + 0.002, s, t + 0.002, policy_target(), t)
+    sup.tick(t + 0.102, s, t + 0.102, policy_target(), t)
+    sup.tick(t + 0.104, s, t + 0.104, policy_target(), t)  # still stale: no second event
+    events = [m for _, m in sup.new_events()]
+    assert events == ["hold -> policy: policy on",
+                      "FAULT: PD target stale (102.0 ms > 100.0 ms): policy stopped or lagging -> damping (was policy)"]
+    assert sup.new_events() == []
+    st = sup.status()
+    assert st["mode"] == "damping" and st["fault"].startswith("PD target stale") and st["fault_time"] == t + 0.102
+    assert st["last_event"]["message"].startswith("FAULT: PD target stale") and st["startup_error"] is None
+    assert st["event_count"] == sup.event_count and set(st["clip"]) == {"joint_limit", "velocity_limit", "torque_limit"}
+    out = sup.request(Request.CLEAR, t + 0.2)
+    assert out.accepted and out.message.startswith("cleared: PD target stale")
+    assert sup.status()["fault"] is None and sup.status()["fault_time"] is None
+
+
+def test_clip_totals_count_clipped_slot_ticks():
+    sup, t = started()
+    sup.request(Request.POLICY, t)
+    target = policy_target()
+    target.q[0] = g1.DEFAULT_POSE[0] + 0.5  # hip pitch 32 rad/s: 0.064 rad per 2 ms, kp 40 -> 20 N.m, within 88
+    before = sup.clip_totals.velocity_limit
+    d = sup.tick(t + 0.002, robot(g1.DEFAULT_POSE), t + 0.002, target, t + 0.001)
+    assert d.command.q[0] == pytest.approx(g1.DEFAULT_POSE[0] + 32.0 * 0.002)
+    assert d.clip.velocity_limit == 1 and sup.clip_totals.velocity_limit == before + 1
+
+
+def test_tilt_is_the_inclination_of_the_pelvis_z_axis():
+    # roll 0.7 and pitch 0.7 (each below 0.9 rad = 51.6 deg) incline the z axis by
+    # acos(cos 0.7 * cos 0.7) = acos(0.5850) = 54.2 deg
+    sup, t = started(SupervisorConfig(ramp_time_s=1.0, fall_tilt_rad=0.9))
+    d = sup.tick(t + 0.002, robot(g1.DEFAULT_POSE, rpy=(0.7, 0.7, 0.3)), t + 0.002, None, None)
+    assert d.mode is Mode.DAMPING and "fall detected: tilt 54 deg > 52 deg" in d.fault
+
+
+def test_fall_checks_only_while_driving_the_joints():
+    sup = Supervisor(targets(), SupervisorConfig(), fall_height=lambda s: 0.1)
+    lying = robot(rpy=(1.5, 0.0, 0.0))
+    assert sup.tick(0.0, lying, 0.0, None, None).fault is None  # zero torque: the robot may lie down
+    sup.startup_check(5, ALL_SLOTS)
+    sup.request(Request.START, 0.0)
+    assert sup.tick(0.01, lying, 0.01, None, None).fault is None  # damping
+    sup.request(Request.START, 0.01)
+    assert "fall detected: tilt 86 deg" in sup.tick(0.02, lying, 0.02, None, None).fault
+
+
+def test_owner_fault_latches_damping_and_unknown_request_is_an_error():
+    sup, t = started()
+    sup.fault_now("invalid PD target on /gmt/joint_targets: missing joints", t)
+    assert sup.mode is Mode.DAMPING and sup.fault.startswith("invalid PD target")
+    with pytest.raises(ValueError, match="'jump' is not a valid Request"):
+        sup.request("jump", t)
+
+
+def test_config_values_are_checked():
+    with pytest.raises(ValueError, match="supervisor: state_timeout_s must be a positive number, got -1.0"):
+        SupervisorConfig(state_timeout_s=-1.0)
+    with pytest.raises(ValueError, match="supervisor: ramp_time_s must be a number >= 0, got nan"):
+        SupervisorConfig(ramp_time_s=float("nan"))
+    with pytest.raises(ValueError, match=r"button combination 'L1\+Q' for estop names unknown buttons \['Q'\]"):
+        SupervisorConfig(buttons={"estop": ("L1+Q",)})

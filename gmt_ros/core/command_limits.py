@@ -50,6 +50,8 @@ class CommandLimits:
 
     def check(self, cmd: JointCommand) -> None:
         """Raise CommandFault for commands that must never be sent (checks 1-3)."""
+        if self._passes(cmd):
+            return
         try:
             cmd.validate()
         except ValueError as exc:
@@ -80,27 +82,44 @@ class CommandLimits:
         out = cmd.copy()
         report = ClipReport()
         stiff = np.asarray(out.enabled, bool) & (out.kp > 0)
-
-        q = np.clip(out.q, self.q_min, self.q_max)
+        # np.minimum/np.maximum rather than np.clip: the same result at a fraction of the cost,
+        # which matters at 500 Hz in Python.
+        q = np.minimum(np.maximum(out.q, self.q_min), self.q_max)
         report.joint_limit = int(np.count_nonzero(stiff & (q != out.q)))
 
         if previous_q is not None and dt > 0:
             step = self.dq_max * dt
-            q_vel = np.clip(q, previous_q - step, previous_q + step)
+            q_vel = np.minimum(np.maximum(q, previous_q - step), previous_q + step)
             report.velocity_limit = int(np.count_nonzero(stiff & (q_vel != q)))
             q = q_vel
 
-        out.tau = np.clip(out.tau, -self.tau_max, self.tau_max)
+        out.tau = np.minimum(np.maximum(out.tau, -self.tau_max), self.tau_max)
         # PD torque at the measured state: kp (q* - q) + kd (dq* - dq) + tau within ±tau_max.
+        # kp > 0 on stiff slots, so the reachable band is [q + (-tau_max - rest)/kp, q + (tau_max - rest)/kp].
         rest = out.kd * (out.dq - state.joint_vel) + out.tau
         kp_safe = np.where(stiff, out.kp, 1.0)
         lo = state.joint_pos + (-self.tau_max - rest) / kp_safe
         hi = state.joint_pos + (self.tau_max - rest) / kp_safe
-        q_tau = np.clip(q, np.minimum(lo, hi), np.maximum(lo, hi))
-        q_tau = np.where(stiff, q_tau, q)
+        q_tau = np.where(stiff, np.minimum(np.maximum(q, lo), hi), q)
         report.torque_limit = int(np.count_nonzero(q_tau != q))
         out.q = q_tau
         return out, report
+
+    def _passes(self, cmd: JointCommand) -> bool:
+        """The common case in one vectorised test: right shapes, finite, gains within bounds, no
+        gross excursion. False sends ``check`` down the slow path that names the problem."""
+        n = g1.NUM_BODY_JOINTS
+        fields = (cmd.q, cmd.dq, cmd.kp, cmd.kd, cmd.tau, cmd.enabled)
+        if any(np.shape(f) != (n,) for f in fields):
+            return False
+        values = np.concatenate(fields[:5]).astype(np.float64, copy=False)
+        if not np.isfinite(values).all():
+            return False
+        kp, kd = values[2 * n:3 * n], values[3 * n:4 * n]
+        excess = np.maximum(self.q_min - cmd.q, cmd.q - self.q_max)
+        bad = (kp < 0) | (kd < 0) | (kp > self.kp_max) | (kd > self.kd_max)
+        bad |= np.asarray(cmd.enabled, bool) & (kp > 0) & (excess > self.gross_margin_rad)
+        return not bad.any()
 
     def violations(self, cmd: JointCommand) -> list[str]:
         """What is outside limits in a command as received (used by the simulator to count

@@ -1,30 +1,17 @@
-"""What the low-level writer sends on each tick, from the latest target and state and their ages.
+"""Policy targets by joint name -> full 29-slot motor commands (no ROS).
 
-Two small pieces, no ROS:
+- ``PolicyGains``: a policy's per-joint kp/kd and the joints it does not drive, held at fixed
+  targets; ``gains_from_contract`` is the one place that reads them from a contract.
+- ``TargetMapper`` turns a named joint target (the policy's joints, any order) into a JointCommand:
+  policy joints get the contract's kp/kd, held joints their hold target and gains.
 
-- ``TargetMapper`` turns a named joint target (the policy's joints, any order) into a full
-  29-slot JointCommand: policy joints get the contract's kp/kd, held joints their hold target
-  and gains.
-- ``CommandSource.decide`` picks the command for one writer tick:
-
-  ============================  =================================================  ==========
-  mode                          when                                               sends
-  ============================  =================================================  ==========
-  no_state                      no LowState_ received yet                          nothing
-  damping_stale_state           latest state older than state_timeout_s            damping
-  damping_no_target             state fresh, no target received yet                damping
-  tracking                      target age <= target_timeout_s                     the target
-  holding_stale_target          target_timeout_s < age <= + stale_hold_s           the target
-  damping_stale_target          older than that                                    damping
-  ============================  =================================================  ==========
-
-  A fresh target after damping resumes tracking at once (no latch, no ramp): the later safety
-  supervisor replaces this class with the full zero-torque → ramp → hold → policy machine.
+The mapper checks structure only (joint names, lengths): a target with NaN/inf values is mapped
+as it is, so that the safety supervisor, which owns every command sent, sees it and faults
+(``CommandLimits.check``) instead of the target silently going missing.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 
 import numpy as np
 
@@ -107,7 +94,7 @@ class TargetMapper:
 
     def command(self, names, q, dq=None, tau=None) -> JointCommand:
         """The full command for a target; ``dq``/``tau`` are optional (None or empty means zero).
-        Raises ValueError naming the problem (joint set, lengths, NaN/inf)."""
+        Raises ValueError naming the problem (joint set, lengths); NaN/inf pass through (see above)."""
         names = tuple(names)
         slots, kp, kd = self._order(names)
         cmd = self._base.copy()
@@ -125,8 +112,6 @@ def _per_name(label: str, values, n: int) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.shape != (n,):
         raise ValueError(f"target {label} has {arr.size} values for {n} joint names")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"target {label} contains NaN or inf")
     return arr
 
 
@@ -143,73 +128,3 @@ def gains_from_contract(contract) -> PolicyGains:
         held_kp=np.array([h.kp for h in held], dtype=np.float64),
         held_kd=np.array([h.kd for h in held], dtype=np.float64),
     )
-
-
-class BridgeMode(str, Enum):
-    NO_STATE = "no_state"
-    DAMPING_STALE_STATE = "damping_stale_state"
-    DAMPING_NO_TARGET = "damping_no_target"
-    TRACKING = "tracking"
-    HOLDING_STALE_TARGET = "holding_stale_target"
-    DAMPING_STALE_TARGET = "damping_stale_target"
-
-
-@dataclass(frozen=True)
-class Decision:
-    mode: BridgeMode
-    command: JointCommand | None  # None: send nothing
-    reason: str
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    target_timeout_s: float = 0.1
-    stale_hold_s: float = 0.5
-    state_timeout_s: float = 0.1
-
-    def __post_init__(self) -> None:
-        for name in ("target_timeout_s", "state_timeout_s"):
-            value = getattr(self, name)
-            if not np.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-        if not np.isfinite(self.stale_hold_s) or self.stale_hold_s < 0:
-            raise ValueError(f"stale_hold_s must be >= 0 seconds, got {self.stale_hold_s!r}")
-
-
-class CommandSource:
-    """Decides, per writer tick, which command to send (see the module table)."""
-
-    def __init__(self, timeouts: Timeouts, damping: JointCommand | None = None):
-        self.timeouts = timeouts
-        self.damping = damping if damping is not None else JointCommand.damping()
-        self.damping.validate()
-
-    def decide(
-        self, now: float, state_time: float | None, target: JointCommand | None, target_time: float | None
-    ) -> Decision:
-        """``now``, ``state_time`` (receipt of the latest state) and ``target_time`` (when the
-        latest target was computed) are on one monotonic clock, in seconds."""
-        t = self.timeouts
-        if state_time is None:
-            return Decision(BridgeMode.NO_STATE, None, "no robot state received yet: sending nothing")
-        state_age = now - state_time
-        if state_age > t.state_timeout_s:
-            return Decision(
-                BridgeMode.DAMPING_STALE_STATE, self.damping,
-                f"robot state is {state_age:.3f} s old (> state_timeout_s {t.state_timeout_s:.3f}): damping",
-            )
-        if target is None or target_time is None:
-            return Decision(BridgeMode.DAMPING_NO_TARGET, self.damping, "no target received yet: damping")
-        age = now - target_time
-        if age <= t.target_timeout_s:
-            return Decision(BridgeMode.TRACKING, target, f"target fresh ({age:.3f} s old): tracking")
-        if age <= t.target_timeout_s + t.stale_hold_s:
-            return Decision(
-                BridgeMode.HOLDING_STALE_TARGET, target,
-                f"target is {age:.3f} s old (> target_timeout_s {t.target_timeout_s:.3f}): holding it for "
-                f"up to stale_hold_s {t.stale_hold_s:.3f}",
-            )
-        return Decision(
-            BridgeMode.DAMPING_STALE_TARGET, self.damping,
-            f"target is {age:.3f} s old (held for stale_hold_s {t.stale_hold_s:.3f}): damping",
-        )

@@ -3,35 +3,44 @@
 Modes (``Mode``), entered only as drawn; any fault goes to DAMPING and latches:
 
     ZERO_TORQUE --start--> DAMPING --start--> RAMP --(ramp done)--> HOLD --policy--> POLICY
-         ^                   |  ^                                     ^  <--hold---    |
-         |                   |  +--------------- fault / stop / e-stop from any mode --+
-         +-------------------+ (nothing goes back to zero torque)
+                             ^   ^              ^                              |
+                             |   |              +------------hold--------------+
+                             |   +------ stop (no fault) from any mode
+                             +---------- fault / e-stop from any mode (latched until clear)
+    (nothing goes back to zero torque)
 
 - ZERO_TORQUE: the start mode, motors enabled with kp = kd = 0 (the operator can still move the robot).
 - DAMPING: kp 0, kd ``damping_kd``: the terminal safe action.
-- RAMP: a minimum-jerk blend from the joint positions when ramping began to the policy's default
-  pose over ``ramp_time_s`` with the contract's gains (target step per tick bounded by the
-  command limits).
+- RAMP: a minimum-jerk blend from the joint positions measured when ramping began to the policy's
+  default pose over ``ramp_time_s`` with the contract's gains. Entered from DAMPING (start) and
+  from POLICY (hold), so leaving the policy never jumps to the default pose.
 - HOLD: the default pose with the contract's gains.
-- POLICY: the policy node's latest PD target, passed through ``CommandLimits``.
+- POLICY: the policy node's latest PD target.
+
+Every command of RAMP, HOLD and POLICY passes ``CommandLimits.apply`` (NaN, gains, joint, speed and
+torque limits); a command it refuses is a fault. Watchdogs in ``tick``: stale robot state, stale
+PD target (the policy's heartbeat), fall (tilt, pelvis height estimate) and joint overspeed.
 
 Faults latch: while a fault is latched only DAMPING is possible; ``clear`` (operator) unlatches
-it when its cause is gone. Start-up checks (robot vs contract) are a fault that ``clear`` cannot
-remove. The supervisor is pure logic: it is stepped with timestamps by its owner (the bridge's
-500 Hz writer) and never sleeps, publishes or exits the process.
+it (a cause still present latches again on the next tick). Start-up check failures (robot vs
+contract) are a fault that ``clear`` cannot remove. The supervisor is pure logic: it is stepped
+with timestamps by its owner (the bridge's 500 Hz writer), never sleeps, publishes or exits the
+process, and is not thread-safe (its owner serialises calls).
 """
 from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from gmt_ros.core import g1, rotations
+from gmt_ros.core import g1
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.command_limits import ClipReport, CommandFault, CommandLimits
 from gmt_ros.core.state import RobotState
+
+_MAX_EVENTS = 200  # kept in ``events``; older ones are dropped
 
 
 class Mode(str, enum.Enum):
@@ -42,24 +51,37 @@ class Mode(str, enum.Enum):
     POLICY = "policy"
 
 
+# Modes that drive the joints to positions: the fall and overspeed checks apply here.
+ACTIVE_MODES = frozenset({Mode.RAMP, Mode.HOLD, Mode.POLICY})
+
+
 class Request(str, enum.Enum):
     """Operator requests, from the remote, a ROS service or a topic."""
 
-    START = "start"      # zero_torque -> damping -> ramp
+    START = "start"      # zero_torque -> damping, damping -> ramp
     POLICY = "policy"    # hold -> policy
-    HOLD = "hold"        # policy -> hold
+    HOLD = "hold"        # policy -> ramp -> hold
     STOP = "stop"        # any -> damping (no fault)
     ESTOP = "estop"      # any -> damping, latched fault
-    CLEAR = "clear"      # unlatch a cleared fault (stays in damping)
+    CLEAR = "clear"      # unlatch a fault (stays in damping)
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    accepted: bool  # False: refused or nothing to do
+    message: str    # one line for logs and service responses
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass
 class SupervisorConfig:
-    state_timeout_s: float = 0.05
+    state_timeout_s: float = 0.1
     target_timeout_s: float = 0.1
     ramp_time_s: float = 3.0
     damping_kd: float = g1.DAMPING_KD
-    fall_tilt_rad: float = 0.9
+    fall_tilt_rad: float = 0.9   # inclination of the pelvis z axis from vertical
     fall_height_m: float = 0.35
     overspeed_factor: float = 1.5  # measured |dq| above factor x the motor's rated speed -> fault
     # Remote buttons (decoded names) for each request; a combination is a '+'-joined set.
@@ -70,6 +92,25 @@ class SupervisorConfig:
         "hold": ("B",),
         "clear": ("X",),
     })
+
+    def __post_init__(self) -> None:
+        for name in ("state_timeout_s", "target_timeout_s", "fall_tilt_rad", "overspeed_factor"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"supervisor: {name} must be a positive number, got {value!r}")
+        for name in ("ramp_time_s", "damping_kd", "fall_height_m"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"supervisor: {name} must be a number >= 0, got {value!r}")
+        from gmt_ros.core.remote import BUTTON_BITS  # names only; keeps the button table in one place
+
+        for req, combos in self.buttons.items():
+            Request(req)  # unknown request names raise ValueError naming them
+            for combo in combos:
+                unknown = [b for b in combo.split("+") if b not in BUTTON_BITS]
+                if unknown:
+                    raise ValueError(
+                        f"supervisor: button combination {combo!r} for {req} names unknown buttons {unknown}")
 
 
 @dataclass
@@ -83,12 +124,41 @@ class Targets:
     needs_29dof: bool                 # policy uses waist roll/pitch or wrists
 
 
+def targets_from_contract(contract) -> Targets:
+    """Targets from a ``PolicyContract``: the policy joints' default pose and gains, the held
+    joints at their hold target and gains. Every body joint must be one or the other."""
+    held = tuple(contract.held_joints)
+    names = tuple(contract.joint_names) + tuple(h.name for h in held)
+    missing = [n for n in g1.JOINT_NAMES if n not in names]
+    if missing:
+        raise ValueError(f"contract {contract.name}: body joint(s) neither driven by the policy nor held: {missing}")
+    pose = np.concatenate([np.asarray(contract.default_pose, float), [h.target for h in held]])
+    kp = np.concatenate([np.asarray(contract.kp, float), [h.kp for h in held]])
+    kd = np.concatenate([np.asarray(contract.kd, float), [h.kd for h in held]])
+    policy_slots = set(int(s) for s in contract.slots)
+    needs_29dof = bool(policy_slots & ({13, 14} | set(g1.WRIST_SLOTS)))
+    return Targets(
+        default_pose=g1.expand_to_29(pose, names), kp=g1.expand_to_29(kp, names), kd=g1.expand_to_29(kd, names),
+        required_slots=tuple(sorted(int(s) for s in g1.slots_of(names))), needs_29dof=needs_29dof,
+    )
+
+
 @dataclass
 class Decision:
     command: JointCommand
     mode: Mode
     fault: str | None
     clip: ClipReport
+
+
+def _ms(seconds: float) -> str:
+    return f"{1e3 * seconds:.1f} ms"
+
+
+def minimum_jerk(s: float) -> float:
+    """The minimum-jerk blend 10 s^3 - 15 s^4 + 6 s^5 for s in [0, 1]: zero speed and acceleration at both ends."""
+    s = min(1.0, max(0.0, s))
+    return s * s * s * (10.0 - 15.0 * s + 6.0 * s * s)
 
 
 class Supervisor:
@@ -103,16 +173,22 @@ class Supervisor:
         self.fault_time: float | None = None
         self.startup_error: str | None = None
         self.startup_checked = False
-        self.events: list[tuple[float, str]] = []  # (time, message), for logs and reports
+        self.events: list[tuple[float, str]] = []  # (time, message), the last _MAX_EVENTS
+        self.event_count = 0  # events ever recorded (``events`` keeps only the last ones)
+        self.clip_totals = ClipReport()  # slot-ticks clipped since start, per reason
+        self._events_taken = 0
         self._ramp_from: np.ndarray | None = None
         self._ramp_start = 0.0
         self._last_q: np.ndarray | None = None
         self._last_time: float | None = None
-        self._prev_buttons: frozenset = frozenset()
+        self._prev_buttons: frozenset | None = None
+        self._checked_state: RobotState | None = None  # the state the fall check last looked at
+        self._checked_fall: str | None = None
 
     # -- inputs -------------------------------------------------------------------------------
-    def startup_check(self, mode_machine: int, live_slots) -> str | None:
-        """Compare the robot with the contract once; a mismatch latches a permanent fault."""
+    def startup_check(self, mode_machine: int, live_slots, now: float | None = None) -> str | None:
+        """Compare the robot with the contract once; a mismatch latches a permanent fault.
+        Returns the error text, or None when the robot fits the contract."""
         live = set(int(s) for s in live_slots)
         problems = []
         if mode_machine in g1.MODE_MACHINE_23DOF and self.targets.needs_29dof:
@@ -128,64 +204,82 @@ class Supervisor:
         self.startup_checked = True
         if problems:
             self.startup_error = "start-up check failed: " + "; ".join(problems)
-            self._latch(self.startup_error, None)
+            self._latch(self.startup_error, now)
+        else:
+            self._event(now, f"start-up check passed: mode_machine {mode_machine}, "
+                             f"all {len(self.targets.required_slots)} slots the contract drives are live")
         return self.startup_error
 
-    def request(self, req: Request, now: float) -> str:
-        """Apply an operator request; returns a one-line outcome for logs/services."""
+    def request(self, req: Request | str, now: float) -> RequestOutcome:
+        """Apply an operator request; the outcome says whether it was carried out, and why not."""
         req = Request(req)
         if req is Request.ESTOP:
+            if self.fault == "e-stop":
+                return RequestOutcome(True, "e-stop: already latched")
             self._latch("e-stop", now)
-            return "e-stop: damping (latched; clear to continue)"
+            return RequestOutcome(True, "e-stop: damping (latched; clear to continue)")
         if req is Request.STOP:
             self._enter(Mode.DAMPING, now, "stop requested")
-            return "stopped: damping"
+            return RequestOutcome(True, "stopped: damping")
         if req is Request.CLEAR:
             if self.startup_error:
-                return f"cannot clear: {self.startup_error}"
+                return RequestOutcome(False, f"cannot clear: {self.startup_error}")
             if self.fault is None:
-                return "no fault to clear"
+                return RequestOutcome(False, "no fault to clear")
             cleared = self.fault
             self.fault = None
+            self.fault_time = None
             self._event(now, f"fault cleared: {cleared}")
-            return f"cleared: {cleared}"
+            return RequestOutcome(True, f"cleared: {cleared}")
         if self.fault is not None:
-            return f"refused {req.value}: fault latched ({self.fault})"
+            return RequestOutcome(False, f"refused {req.value}: fault latched ({self.fault})")
         if req is Request.START:
             if self.mode is Mode.ZERO_TORQUE:
-                self._enter(Mode.DAMPING, now, "start: damping")
-                return "damping"
+                self._enter(Mode.DAMPING, now, "start")
+                return RequestOutcome(True, "damping")
             if self.mode is Mode.DAMPING:
                 if not self.startup_checked:
-                    return "refused start: start-up check has not run (no robot state yet)"
-                self._ramp_from = None  # taken from the next state
-                self._ramp_start = now
-                self._enter(Mode.RAMP, now, f"ramp to default pose over {self.config.ramp_time_s:.1f} s")
-                return "ramping"
-            return f"start ignored in {self.mode.value}"
+                    return RequestOutcome(False, "refused start: start-up check has not run (no robot state yet)")
+                self._begin_ramp(now, f"start: ramp to the default pose over {self.config.ramp_time_s:.1f} s")
+                return RequestOutcome(True, "ramping")
+            return RequestOutcome(False, f"start ignored in {self.mode.value}")
         if req is Request.POLICY:
             if self.mode is Mode.HOLD:
                 self._enter(Mode.POLICY, now, "policy on")
-                return "policy"
-            return f"refused policy: only from hold (now {self.mode.value})"
+                return RequestOutcome(True, "policy")
+            return RequestOutcome(False, f"refused policy: only from hold (now {self.mode.value})")
         if req is Request.HOLD:
             if self.mode is Mode.POLICY:
-                self._enter(Mode.HOLD, now, "policy off: hold")
-                return "hold"
-            return f"hold ignored in {self.mode.value}"
+                self._begin_ramp(
+                    now, f"policy off: ramp to the default pose over {self.config.ramp_time_s:.1f} s, then hold")
+                return RequestOutcome(True, "ramping to hold")
+            return RequestOutcome(False, f"hold ignored in {self.mode.value}")
         raise AssertionError(req)
 
-    def buttons(self, pressed: frozenset, now: float) -> None:
-        """Feed the remote's pressed buttons; requests fire on the press edge (e-stop while held)."""
+    def buttons(self, pressed, now: float) -> list[RequestOutcome]:
+        """Feed the remote's pressed buttons (decoded names). A request fires on the press edge of
+        its combination; the e-stop fires whenever its combination is held. The first call only
+        records the buttons (a button already held when the link comes up is not a press)."""
         pressed = frozenset(pressed)
-        for req_name, combos in self.config.buttons.items():
+        previous, self._prev_buttons = self._prev_buttons, pressed
+        outcomes = []
+        # The e-stop last: a clear pressed while the e-stop is held is overruled at once.
+        by_name = sorted(self.config.buttons.items(), key=lambda item: item[0] == Request.ESTOP.value)
+        for req_name, combos in by_name:
             for combo in combos:
                 keys = frozenset(combo.split("+"))
-                if keys <= pressed and (req_name == "estop" or not keys <= self._prev_buttons):
-                    if req_name == "estop" and self.fault == "e-stop":
-                        continue
-                    self.request(Request(req_name), now)
-        self._prev_buttons = pressed
+                if not keys <= pressed:
+                    continue
+                is_estop = req_name == Request.ESTOP.value
+                if is_estop and self.fault == "e-stop":
+                    continue
+                if is_estop or (previous is not None and not keys <= previous):
+                    outcomes.append(self.request(Request(req_name), now))
+        return outcomes
+
+    def fault_now(self, reason: str, now: float) -> None:
+        """A fault found by the owner (e.g. an invalid target in policy mode, shutdown): damping, latched."""
+        self._latch(reason, now)
 
     # -- the per-tick decision ----------------------------------------------------------------
     def tick(self, now: float, state: RobotState | None, state_time: float | None,
@@ -193,12 +287,14 @@ class Supervisor:
         """The command to send now. ``state_time``/``target_time`` are receipt times on the same
         clock as ``now``. Never raises for bad inputs: they become faults."""
         clip = ClipReport()
-        state_ok = state is not None and state_time is not None and now - state_time <= self.config.state_timeout_s
+        cfg = self.config
+        state_ok = state is not None and state_time is not None and now - state_time <= cfg.state_timeout_s
         if state is not None and not state_ok and self.mode is not Mode.ZERO_TORQUE:
-            self._latch(f"robot state stale ({now - state_time:.3f} s > {self.config.state_timeout_s:.3f} s)", now)
-        if state_ok:
+            self._latch(
+                f"robot state stale ({_ms(now - state_time)} > {_ms(cfg.state_timeout_s)}): no rt/lowstate", now)
+        if state_ok and self.mode in ACTIVE_MODES:
             fall = self._fall_reason(state)
-            if fall and self.mode in (Mode.RAMP, Mode.HOLD, Mode.POLICY):
+            if fall:
                 self._latch(fall, now)
 
         cmd = None
@@ -206,9 +302,8 @@ class Supervisor:
             if self._ramp_from is None:
                 self._ramp_from = state.joint_pos.copy()
                 self._ramp_start = now
-            s = min(1.0, (now - self._ramp_start) / max(self.config.ramp_time_s, 1e-6))
-            blend = s * s * s * (10 - 15 * s + 6 * s * s)  # minimum jerk: zero velocity at both ends
-            q = self._ramp_from + (self.targets.default_pose - self._ramp_from) * blend
+            s = (now - self._ramp_start) / cfg.ramp_time_s if cfg.ramp_time_s > 0 else 1.0
+            q = self._ramp_from + (self.targets.default_pose - self._ramp_from) * minimum_jerk(s)
             cmd = self._pose_command(q)
             if s >= 1.0:
                 self._enter(Mode.HOLD, now, "ramp done: hold")
@@ -217,60 +312,109 @@ class Supervisor:
         elif self.mode is Mode.POLICY and state_ok:
             if target is None or target_time is None:
                 self._latch("no PD target from the policy", now)
-            elif now - target_time > self.config.target_timeout_s:
-                self._latch(f"PD target stale ({now - target_time:.3f} s > {self.config.target_timeout_s:.3f} s):"
+            elif now - target_time > cfg.target_timeout_s:
+                self._latch(f"PD target stale ({_ms(now - target_time)} > {_ms(cfg.target_timeout_s)}):"
                             " policy stopped or lagging", now)
             else:
                 cmd = target
         if cmd is not None:
             try:
-                cmd, clip = self.limits.apply(cmd, state, self._last_q, 0.0 if self._last_time is None else now - self._last_time)
+                dt = 0.0 if self._last_time is None else now - self._last_time
+                cmd, clip = self.limits.apply(cmd, state, self._last_q, dt)
             except CommandFault as exc:
-                self._latch(f"unsafe command from {self.mode.value}: {exc}", now)
+                self._latch(f"unsafe command in {self.mode.value}: {exc}", now)
                 cmd = None
         if cmd is None:
-            cmd = JointCommand.zero_torque() if self.mode is Mode.ZERO_TORQUE else JointCommand.damping(self.config.damping_kd)
+            cmd = JointCommand.zero_torque() if self.mode is Mode.ZERO_TORQUE else JointCommand.damping(cfg.damping_kd)
             self._last_q = None
         else:
             self._last_q = cmd.q.copy()
+            self.clip_totals.joint_limit += clip.joint_limit
+            self.clip_totals.velocity_limit += clip.velocity_limit
+            self.clip_totals.torque_limit += clip.torque_limit
         self._last_time = now
         return Decision(command=cmd, mode=self.mode, fault=self.fault, clip=clip)
 
+    # -- reporting ----------------------------------------------------------------------------
+    def new_events(self) -> list[tuple[float, str]]:
+        """Events recorded since the previous call (at most the last _MAX_EVENTS)."""
+        fresh = self.event_count - self._events_taken
+        self._events_taken = self.event_count
+        return list(self.events[-fresh:]) if fresh > 0 else []
+
+    def status(self) -> dict:
+        """A JSON-friendly snapshot: mode, fault, fault_time, startup_error, clip totals, last event."""
+        last = self.events[-1] if self.events else None
+        return {
+            "mode": self.mode.value,
+            "fault": self.fault,
+            "fault_time": self.fault_time,
+            "startup_checked": self.startup_checked,
+            "startup_error": self.startup_error,
+            "clip": asdict(self.clip_totals),
+            "event_count": self.event_count,
+            "last_event": None if last is None else {"time": last[0], "message": last[1]},
+        }
+
     # -- helpers ------------------------------------------------------------------------------
+    def _begin_ramp(self, now: float, why: str) -> None:
+        self._ramp_from = None  # taken from the next fresh state
+        self._ramp_start = now
+        self._enter(Mode.RAMP, now, why)
+
     def _pose_command(self, q: np.ndarray) -> JointCommand:
         n = g1.NUM_BODY_JOINTS
         return JointCommand(q=np.asarray(q, float).copy(), dq=np.zeros(n), kp=self.targets.kp.copy(),
                             kd=self.targets.kd.copy(), tau=np.zeros(n), enabled=np.ones(n, bool))
 
     def _fall_reason(self, state: RobotState) -> str | None:
-        """Why the robot must stop now (tilt, height estimate, joint overspeed), or None."""
-        roll, pitch, _ = rotations.to_rpy(state.imu_quat)
-        tilt = max(abs(roll), abs(pitch))
+        """Why the robot must stop now (tilt, joint overspeed, height estimate), or None.
+        Computed once per state object (the writer ticks as fast as states arrive or faster)."""
+        if state is self._checked_state:
+            return self._checked_fall
+        self._checked_state, self._checked_fall = state, self._compute_fall_reason(state)
+        return self._checked_fall
+
+    def _compute_fall_reason(self, state: RobotState) -> str | None:
+        w, x, y, z = (float(v) for v in state.imu_quat)
+        norm2 = w * w + x * x + y * y + z * z
+        if not (math.isfinite(norm2) and norm2 > 1e-12):
+            return f"IMU quaternion unusable: {[w, x, y, z]}"
+        # The pelvis z axis in the world is R[:, 2]; its vertical component is 1 - 2 (x^2 + y^2) / |q|^2.
+        tilt = math.acos(min(1.0, max(-1.0, 1.0 - 2.0 * (x * x + y * y) / norm2)))
         if tilt > self.config.fall_tilt_rad:
-            return f"fall detected: tilt {math.degrees(tilt):.0f} deg > {math.degrees(self.config.fall_tilt_rad):.0f} deg"
-        over = np.flatnonzero(np.abs(state.joint_vel) > self.config.overspeed_factor * g1.DQ_MAX)
-        if over.size:
-            s = over[0]
+            return (f"fall detected: tilt {math.degrees(tilt):.0f} deg > "
+                    f"{math.degrees(self.config.fall_tilt_rad):.0f} deg")
+        speed = np.abs(state.joint_vel)
+        limit = self.config.overspeed_factor * g1.DQ_MAX
+        if np.any(speed > limit) or not np.all(np.isfinite(speed)):
+            s = int(np.flatnonzero(~(speed <= limit))[0])
             return (f"joint overspeed: {g1.JOINT_NAMES[s]} at {state.joint_vel[s]:+.1f} rad/s"
-                    f" (limit {self.config.overspeed_factor * g1.DQ_MAX[s]:.1f})")
+                    f" (limit {limit[s]:.1f})")
         if self._fall_height is not None:
             h = float(self._fall_height(state))
-            if h < self.config.fall_height_m:
+            if not h >= self.config.fall_height_m:
                 return f"fall detected: pelvis height estimate {h:.2f} m < {self.config.fall_height_m:.2f} m"
         return None
 
     def _latch(self, reason: str, now: float | None) -> None:
+        """Latch ``reason`` (unless a fault is already latched) and damp: one event, with the cause."""
+        was = self.mode
         if self.fault is None:
             self.fault = reason
             self.fault_time = now
-            self._event(now, f"FAULT: {reason}")
-        self._enter(Mode.DAMPING, now, None)
+            self.mode = Mode.DAMPING
+            self._event(now, f"FAULT: {reason} -> damping (was {was.value})")
+        elif was is not Mode.DAMPING:
+            self.mode = Mode.DAMPING
+            self._event(now, f"{was.value} -> damping ({self.fault})")
 
-    def _enter(self, mode: Mode, now: float | None, why: str | None) -> None:
+    def _enter(self, mode: Mode, now: float | None, why: str) -> None:
         if mode is not self.mode:
-            self._event(now, f"{self.mode.value} -> {mode.value}" + (f": {why}" if why else f" ({self.fault})" if self.fault else ""))
+            self._event(now, f"{self.mode.value} -> {mode.value}: {why}")
             self.mode = mode
 
     def _event(self, now: float | None, message: str) -> None:
         self.events.append((now if now is not None else float("nan"), message))
-        del self.events[:-200]
+        self.event_count += 1
+        del self.events[:-_MAX_EVENTS]

@@ -1,24 +1,46 @@
 """gmt_bridge: ROS 2 <-> Unitree G1 low-level DDS (rt/lowstate in, rt/lowcmd out).
 
-Threads and rates:
+Every motor command is decided by the safety supervisor (``gmt_ros.core.supervisor``): zero
+torque -> damping -> ramp -> hold -> policy, faults latch into damping. docs/SAFETY.md is the
+operator's page (buttons, services, timeouts, start-up checks, dry run).
 
-- SDK listener thread, at the robot's rate (~500 Hz): rt/lowstate -> CRC check (bad ones are
-  dropped and counted) -> latest state; every ``state_publish_decimation``-th state is
-  republished on /joint_states, /imu (frame "pelvis"), /wireless_remote (raw 40 bytes) and
-  /wireless_remote/joy (axes lx, ly, rx, ry, L2; buttons in remote.BUTTON_NAMES order).
-- rclpy executor (main thread), at the policy's rate (~50 Hz): ``target_topic`` JointState ->
-  TargetMapper -> latest target, aged from its header.stamp.
-- writer thread, ``command_rate_hz`` (500 Hz) on absolute deadlines: CommandSource.decide ->
-  pack_lowcmd (mode_machine from the latest state) -> rt/lowcmd. dry_run: no rt/lowcmd writer
-  exists; /gmt/lowcmd_preview (+ _gains) at ``preview_rate_hz`` instead.
-- rclpy timer, 1 Hz: /diagnostics and /gmt/bridge_mode (the mode is also published on change).
-- signal thread: SIGINT/SIGTERM -> damping for ``shutdown_damping_s`` -> exit.
+=============================================  ====================  ==========================
+work                                           thread                rate
+=============================================  ====================  ==========================
+rt/lowstate -> CRC check -> latest state;      SDK listener          robot rate (≈ 500 Hz)
+remote buttons -> supervisor.buttons; the
+first ``startup_check_states`` states ->
+supervisor.startup_check; republished on
+/joint_states, /imu, /wireless_remote(/joy)
+supervisor.tick(state, target) ->              writer (own thread,   ``command_rate_hz`` (500),
+pack_lowcmd -> rt/lowcmd (dry_run: no          absolute deadlines)   preview ``preview_rate_hz``
+writer; /gmt/lowcmd_preview(_gains) instead)
+``target_topic`` JointState -> TargetMapper    executor (main)       policy rate (≈ 50 Hz)
+-> latest target, aged from header.stamp
+/gmt/supervisor/{start,policy,hold,stop,       executor              on request
+estop,clear} (std_srvs/Trigger),
+/gmt/supervisor/request (std_msgs/String)
+/gmt/supervisor/state (JSON, reliable,         executor              on every event + 10 Hz
+transient local) and one log line per event
+/diagnostics                                   executor              1 Hz
+SIGINT/SIGTERM -> latched damping for          signal thread         once
+``shutdown_damping_s`` -> exit
+=============================================  ====================  ==========================
+
+The supervisor is not thread-safe: one lock serialises it. The writer holds it only for
+``tick`` (≈ 0.1-0.2 ms); services, the request topic and the remote hold it only for
+``request``/``buttons`` (microseconds), so a service call never delays a command. Logging and
+publishing the state happen in the executor, woken by a guard condition when an event occurs,
+never in the writer.
 
 The SDK runs CycloneDDS 0.10.2 in this process, so ROS must use Fast DDS (rmw_cyclonedds_cpp is
 refused).
 """
 from __future__ import annotations
 
+import functools
+import json
+import math
 import os
 import signal
 import sys
@@ -26,45 +48,59 @@ import threading
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import Imu, JointState, Joy
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String, UInt8MultiArray
+from std_srvs.srv import Trigger
 from unitree_sdk2py.core.channel import ChannelPublisher, ChannelSubscriber
 
 from gmt_ros.core import dds, g1
 from gmt_ros.core.command import JointCommand
-from gmt_ros.core.command_source import BridgeMode, CommandSource, TargetMapper, Timeouts, gains_from_contract
+from gmt_ros.core.command_limits import CommandLimits
+from gmt_ros.core.command_source import TargetMapper, gains_from_contract
 from gmt_ros.core.contract import load_contract
-from gmt_ros.core.lowlevel import CrcMismatchError, FastLowCmd_, FastLowState_, new_lowcmd, pack_lowcmd, unpack_lowstate
+from gmt_ros.core.lowlevel import (
+    CrcMismatchError, FastLowCmd_, FastLowState_, live_motor_slots, new_lowcmd, pack_lowcmd, unpack_lowstate,
+)
 from gmt_ros.core.remote import BUTTON_NAMES, decode_remote
+from gmt_ros.core.supervisor import Mode, Request, RequestOutcome, Supervisor, SupervisorConfig, targets_from_contract
 
 NODE_NAME = "gmt_bridge"
-MODE_TOPIC = "/gmt/bridge_mode"
+SUPERVISOR_NS = "/gmt/supervisor"
+STATE_TOPIC = f"{SUPERVISOR_NS}/state"
+REQUEST_TOPIC = f"{SUPERVISOR_NS}/request"
 PREVIEW_TOPIC = "/gmt/lowcmd_preview"
 PREVIEW_GAINS_TOPIC = "/gmt/lowcmd_preview_gains"
-SHUTDOWN_DAMPING = "shutdown_damping"
 _MAX_CATCH_UP_PERIODS = 5  # later than this the writer re-anchors its schedule instead of catching up
 
 # name: (default, type, description)
 PARAMETERS = {
     "network_interface": ("lo", str, "interface of the robot's DDS network (robot: its wired NIC; simulator: lo)"),
     "dds_domain": (1, int, "DDS domain of rt/lowstate and rt/lowcmd (robot: 0; simulator: usually 1)"),
-    "contract": ("twist2_student", str, "policy contract name (models/<name>/contract.yaml) or path: kp/kd, held joints"),
+    "contract": ("twist2_student", str, "policy contract name (models/<name>/contract.yaml) or path: default pose, kp/kd, held joints"),
     "target_topic": ("/gmt/joint_targets", str, "sensor_msgs/JointState PD targets by joint name"),
     "command_rate_hz": (500.0, float, "rt/lowcmd rate"),
-    "target_timeout_s": (0.1, float, "a target older than this (since header.stamp) is stale"),
-    "stale_hold_s": (0.5, float, "hold a stale target this long, then damp"),
-    "state_timeout_s": (0.1, float, "no rt/lowstate for this long: damp"),
+    "target_timeout_s": (0.1, float, "policy mode: a PD target older than this (since header.stamp) is a fault -> damping"),
+    "state_timeout_s": (0.1, float, "no rt/lowstate for this long: fault -> damping"),
+    "ramp_time_s": (3.0, float, "minimum-jerk ramp from the measured pose to the default pose"),
+    "damping_kd": (g1.DAMPING_KD, float, "kd of the damping command (kp 0) on every motor"),
+    "fall_tilt_rad": (0.9, float, "pelvis inclination from vertical above this: fall -> damping"),
+    "fall_height_check": (True, bool, "also detect falls from a pelvis height estimate (IMU + leg kinematics, MuJoCo model)"),
+    "fall_height_m": (0.35, float, "pelvis height estimate below this: fall -> damping"),
+    "startup_check_states": (10, int, "rt/lowstate messages (after the first) whose live motor slots and mode_machine are checked against the contract"),
+    "release_motion_service": (False, bool, "at start, release the robot's built-in motion service with MotionSwitcherClient (CheckMode/ReleaseMode)"),
     "dry_run": (True, bool, "publish what would be sent on /gmt/lowcmd_preview and never write rt/lowcmd"),
     "state_publish_decimation": (1, int, "republish every n-th rt/lowstate on ROS"),
     "preview_rate_hz": (50.0, float, "dry_run preview rate"),
+    "status_rate_hz": (10.0, float, "/gmt/supervisor/state periodic rate (it is also published on every event)"),
     "link_timeout_s": (2.0, float, "warn when no rt/lowstate arrived this long after start"),
     "shutdown_damping_s": (0.5, float, "damping sent on shutdown before the writer stops"),
     "mode_pr": (0, int, "LowCmd_.mode_pr: 0 ankles as pitch/roll joints (policies), 1 parallel motors"),
@@ -98,48 +134,100 @@ class _Counters:
     overruns: int = 0
 
 
+def release_motion_service(logger, timeout_s: float = 3.0, attempts: int = 5) -> None:
+    """Release the robot's built-in motion service (locomotion) so low-level commands are obeyed:
+    MotionSwitcherClient CheckMode -> ReleaseMode until no mode is active, as Unitree's low-level
+    examples do. Needs the SDK channel factory initialised. Raises RuntimeError when the service
+    does not answer or a mode stays active. Not testable without a robot: kept this small."""
+    from unitree_sdk2py.comm.motion_switcher.motion_switcher_client import MotionSwitcherClient
+
+    client = MotionSwitcherClient()
+    client.SetTimeout(timeout_s)
+    client.Init()
+    for attempt in range(1, attempts + 1):
+        code, result = client.CheckMode()
+        if code != 0:
+            raise RuntimeError(
+                f"release_motion_service: MotionSwitcher CheckMode failed (code {code}): the robot's service did "
+                "not answer on this interface/domain; release it with the remote (L2+R2) or set release_motion_service false"
+            )
+        name = (result or {}).get("name", "")
+        if not name:
+            logger.info("release_motion_service: no built-in motion mode is active; low-level control is free")
+            return
+        logger.warning(f"release_motion_service: built-in motion mode {name!r} is active: ReleaseMode "
+                       f"(attempt {attempt}/{attempts})")
+        client.ReleaseMode()
+        time.sleep(1.0)
+    raise RuntimeError(f"release_motion_service: the built-in motion mode is still active after {attempts} ReleaseMode calls")
+
+
 class BridgeNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         p = self._read_parameters()
         self.params = p
-        if p["command_rate_hz"] <= 0 or p["preview_rate_hz"] <= 0:
-            raise BridgeConfigError("command_rate_hz and preview_rate_hz must be positive")
+        if p["command_rate_hz"] <= 0 or p["preview_rate_hz"] <= 0 or p["status_rate_hz"] <= 0:
+            raise BridgeConfigError("command_rate_hz, preview_rate_hz and status_rate_hz must be positive")
         if p["state_publish_decimation"] < 1:
             raise BridgeConfigError(f"state_publish_decimation must be >= 1, got {p['state_publish_decimation']}")
+        if p["startup_check_states"] < 1:
+            raise BridgeConfigError(f"startup_check_states must be >= 1, got {p['startup_check_states']}")
         if not 0 <= p["writer_priority"] <= 99:
             raise BridgeConfigError(f"writer_priority must be 0 (normal) or a SCHED_FIFO priority 1..99, got {p['writer_priority']}")
         if p["mode_pr"] not in (0, 1):
             raise BridgeConfigError(f"mode_pr must be 0 or 1, got {p['mode_pr']}")
         try:
-            timeouts = Timeouts(p["target_timeout_s"], p["stale_hold_s"], p["state_timeout_s"])
+            config = SupervisorConfig(
+                state_timeout_s=p["state_timeout_s"], target_timeout_s=p["target_timeout_s"],
+                ramp_time_s=p["ramp_time_s"], damping_kd=p["damping_kd"], fall_tilt_rad=p["fall_tilt_rad"],
+                fall_height_m=p["fall_height_m"],
+            )
         except ValueError as exc:
             raise BridgeConfigError(str(exc)) from None
         contract = load_contract(p["contract"])
         self._mapper = TargetMapper(gains_from_contract(contract))
-        self._source = CommandSource(timeouts)
-        self._shutdown_damping = JointCommand.damping()
+        fall_height = None
+        if p["fall_height_check"]:
+            from gmt_ros.core.height_estimate import PelvisHeightEstimator  # MuJoCo: only when used
+
+            t0 = time.monotonic()
+            fall_height = PelvisHeightEstimator()
+            self.get_logger().info(f"pelvis height estimator (MuJoCo G1 kinematics) built in {time.monotonic() - t0:.2f} s")
+        self._sup = Supervisor(targets_from_contract(contract), config, CommandLimits(), fall_height)
+        self._sup_lock = threading.Lock()
         dds.check_rmw_compatible(rclpy.get_rmw_implementation_identifier())
         dds.init_channel_factory(p["dds_domain"], p["network_interface"])
+        if p["release_motion_service"]:
+            self.get_logger().warning("release_motion_service is true: releasing the robot's built-in motion service")
+            release_motion_service(self.get_logger())
+        else:
+            self.get_logger().info(
+                "release_motion_service is false: the robot's built-in motion service is not touched; "
+                "release it before leaving dry run (remote L2+R2, or see docs/SAFETY.md)"
+            )
 
         self.counters = _Counters()
         self._timing = _WriterTiming()
         self._latest_state = None  # RobotState, replaced whole (atomic) by the SDK thread
         self._latest_target = None  # (JointCommand, computed_at on time.monotonic)
-        self._mode: str | None = None
-        self._mode_reason = ""
         self._start = time.monotonic()
+        self._epoch_offset = time.time() - self._start  # monotonic -> wall clock, for the state topic
         self._link_warned = False
         self._stop = threading.Event()
         self._shutdown_until: float | None = None
         self._diag_last = (self._start, 0, 0)
+        self._writer_events_seen = 0
+        self._startup_live = np.zeros(g1.NUM_MOTOR_SLOTS, bool)
+        self._startup_prev = None
+        self._startup_seen = 0
 
         self._pub_joint_states = self.create_publisher(JointState, "/joint_states", 10)
         self._pub_imu = self.create_publisher(Imu, "/imu", 10)
         self._pub_remote = self.create_publisher(UInt8MultiArray, "/wireless_remote", 10)
         self._pub_joy = self.create_publisher(Joy, "/wireless_remote/joy", 10)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._pub_mode = self.create_publisher(String, MODE_TOPIC, latched)
+        self._pub_state = self.create_publisher(String, STATE_TOPIC, latched)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._pub_preview = self._pub_preview_gains = None
         if p["dry_run"]:
@@ -147,6 +235,11 @@ class BridgeNode(Node):
             self._pub_preview_gains = self.create_publisher(Float64MultiArray, PREVIEW_GAINS_TOPIC, 10)
         # Best effort accepts both reliable and best-effort target publishers.
         self.create_subscription(JointState, p["target_topic"], self._on_target, qos_profile_sensor_data)
+        for req in Request:
+            self.create_service(Trigger, f"{SUPERVISOR_NS}/{req.value}", functools.partial(self._on_service, req))
+        self.create_subscription(String, REQUEST_TOPIC, self._on_request_topic, 10)
+        self._report_guard = self.create_guard_condition(self._report)
+        self.create_timer(1.0 / p["status_rate_hz"], self._report)
         self.create_timer(1.0, self._on_diagnostics_timer)
 
         self._lowcmd_pub = None
@@ -158,10 +251,12 @@ class BridgeNode(Node):
 
         self._writer = threading.Thread(target=self._writer_loop, name="lowcmd_writer", daemon=True)
         self._writer.start()
+        self._report()
         self.get_logger().info(
             f"bridge up: interface {p['network_interface']!r} domain {p['dds_domain']}, contract {contract.name} "
             f"({len(contract.joint_names)} policy joints, {len(contract.held_joints)} held), targets on "
-            f"{p['target_topic']}, lowcmd at {p['command_rate_hz']:.0f} Hz"
+            f"{p['target_topic']}, lowcmd at {p['command_rate_hz']:.0f} Hz, supervisor in zero_torque "
+            f"(services {SUPERVISOR_NS}/*, state on {STATE_TOPIC})"
             + (", DRY RUN: rt/lowcmd is never written" if p["dry_run"] else ", WRITING rt/lowcmd")
         )
 
@@ -187,6 +282,7 @@ class BridgeNode(Node):
         now = time.monotonic()
         try:
             state = unpack_lowstate(msg, now)
+            remote = decode_remote(msg.wireless_remote)
         except CrcMismatchError as exc:
             self.counters.bad_crc += 1
             self.get_logger().warning(f"dropped rt/lowstate: {exc}", throttle_duration_sec=1.0)
@@ -197,14 +293,41 @@ class BridgeNode(Node):
             return
         self._latest_state = state
         self.counters.lowstate += 1
+        try:
+            self._supervise_state(msg, state, remote, now)
+        except Exception as exc:
+            self.get_logger().error(f"supervisor input from rt/lowstate failed: {exc!r}", throttle_duration_sec=1.0)
         if self.counters.lowstate % self.params["state_publish_decimation"] == 0:
             try:
-                self._publish_state(state, msg.wireless_remote)
+                self._publish_state(state, msg.wireless_remote, remote)
             except Exception as exc:
                 if rclpy.ok(context=self.context):
                     self.get_logger().error(f"could not republish robot state: {exc!r}", throttle_duration_sec=1.0)
 
-    def _publish_state(self, state, wireless_remote) -> None:
+    def _supervise_state(self, msg, state, remote, now: float) -> None:
+        """Start-up check over the first states, then the remote's buttons (every state)."""
+        if self._shutdown_until is not None:
+            return
+        if not self._sup.startup_checked:
+            # A motor that happens to read all zeros once is not dead: OR over several states.
+            self._startup_live |= live_motor_slots(msg, self._startup_prev)
+            self._startup_prev = msg
+            self._startup_seen += 1
+            if self._startup_seen >= self.params["startup_check_states"]:
+                live = np.flatnonzero(self._startup_live[: g1.NUM_BODY_JOINTS])
+                with self._sup_lock:
+                    self._sup.startup_check(state.mode_machine, live, now)
+                self._startup_prev = None
+                self._trigger_report()
+        with self._sup_lock:
+            outcomes = self._sup.buttons(remote.buttons, now)
+        if outcomes:
+            pressed = "+".join(sorted(remote.buttons))
+            for outcome in outcomes:
+                self.get_logger().info(f"remote {pressed}: {outcome.message}")
+            self._trigger_report()
+
+    def _publish_state(self, state, wireless_remote, remote) -> None:
         stamp = self.get_clock().now().to_msg()
         js = JointState()
         js.header.stamp = stamp
@@ -223,9 +346,7 @@ class BridgeNode(Node):
         imu.linear_acceleration.x, imu.linear_acceleration.y, imu.linear_acceleration.z = state.imu_acc.tolist()
         self._pub_imu.publish(imu)
 
-        raw = bytes(wireless_remote)
-        self._pub_remote.publish(UInt8MultiArray(data=raw))
-        remote = decode_remote(raw)
+        self._pub_remote.publish(UInt8MultiArray(data=bytes(wireless_remote)))
         joy = Joy()
         joy.header.stamp = stamp
         joy.axes = [remote.lx, remote.ly, remote.rx, remote.ry, remote.l2_analog]
@@ -233,7 +354,7 @@ class BridgeNode(Node):
         self._pub_joy.publish(joy)
 
     # ---------------------------------------------------------------------------------------
-    # targets (executor)
+    # targets and operator requests (executor)
 
     def _on_target(self, msg: JointState) -> None:
         received = time.monotonic()
@@ -242,6 +363,10 @@ class BridgeNode(Node):
         except ValueError as exc:
             self.counters.rejected_targets += 1
             self.get_logger().warning(f"rejected target on {self.params['target_topic']}: {exc}", throttle_duration_sec=1.0)
+            with self._sup_lock:
+                if self._sup.mode is Mode.POLICY:  # the policy is broken: do not wait for the target to go stale
+                    self._sup.fault_now(f"invalid PD target on {self.params['target_topic']}: {exc}", received)
+            self._report()
             return
         age_at_arrival = 0.0
         stamp = Time.from_msg(msg.header.stamp)
@@ -254,6 +379,62 @@ class BridgeNode(Node):
                 )
         self._latest_target = (cmd, received - max(age_at_arrival, 0.0))
         self.counters.targets += 1
+
+    def apply_request(self, req: Request, source: str) -> RequestOutcome:
+        """An operator request from a service or the request topic; logged with its outcome."""
+        if self._shutdown_until is not None:
+            outcome = RequestOutcome(False, f"refused {req.value}: the bridge is shutting down")
+        else:
+            with self._sup_lock:
+                outcome = self._sup.request(req, time.monotonic())
+        self.get_logger().info(f"request {req.value} ({source}): {outcome.message}")
+        self._report()
+        return outcome
+
+    def _on_service(self, req: Request, _request, response):
+        outcome = self.apply_request(req, f"service {SUPERVISOR_NS}/{req.value}")
+        response.success = outcome.accepted
+        response.message = outcome.message
+        return response
+
+    def _on_request_topic(self, msg: String) -> None:
+        text = msg.data.strip().lower()
+        try:
+            req = Request(text)
+        except ValueError:
+            self.get_logger().warning(
+                f"unknown request {msg.data!r} on {REQUEST_TOPIC}; known: {', '.join(r.value for r in Request)}"
+            )
+            return
+        self.apply_request(req, f"topic {REQUEST_TOPIC}")
+
+    # ---------------------------------------------------------------------------------------
+    # supervisor state and events (executor)
+
+    def _report(self) -> None:
+        """Log new supervisor events (one line each) and publish the state snapshot."""
+        with self._sup_lock:
+            events = self._sup.new_events()
+            status = self._sup.status()
+        logger = self.get_logger()
+        for _t, text in events:
+            if text.startswith("FAULT"):
+                logger.error(text)
+            elif "-> damping" in text:
+                logger.warning(text)
+            else:
+                logger.info(text)
+        status["fault_time"] = self._wall(status["fault_time"])
+        if status["last_event"] is not None:
+            status["last_event"]["time"] = self._wall(status["last_event"]["time"])
+        state = self._latest_state
+        status["lowstate_age_s"] = None if state is None else round(time.monotonic() - state.stamp, 4)
+        status["dry_run"] = self.params["dry_run"]
+        status["stamp"] = time.time()
+        self._publish_ros(self._pub_state, String(data=json.dumps(status)))
+
+    def _wall(self, t: float | None) -> float | None:
+        return None if t is None or not math.isfinite(t) else t + self._epoch_offset
 
     # ---------------------------------------------------------------------------------------
     # rt/lowcmd (writer thread)
@@ -295,24 +476,23 @@ class BridgeNode(Node):
             # else: a short hiccup; the next ticks run at once until the schedule is met again
 
     def _tick(self, now: float, msg, preview: bool) -> bool:
-        """One writer tick; False when the shutdown damping is over."""
+        """One writer tick: the supervisor's command for now; False when the shutdown damping is over."""
+        if self._shutdown_until is not None and now >= self._shutdown_until:
+            return False
         state = self._latest_state
-        if self._shutdown_until is not None:
-            if now >= self._shutdown_until:
-                return False
-            mode, cmd, reason = SHUTDOWN_DAMPING, self._shutdown_damping, "shutting down: damping before stopping"
-            if state is None:
-                cmd, reason = None, "shutting down (no robot state was ever received: nothing to send)"
-        else:
-            target = self._latest_target
-            d = self._source.decide(
-                now, state.stamp if state else None, target[0] if target else None, target[1] if target else None
+        target = self._latest_target
+        with self._sup_lock:
+            decision = self._sup.tick(
+                now, state, state.stamp if state is not None else None,
+                target[0] if target is not None else None, target[1] if target is not None else None,
             )
-            mode, cmd, reason = d.mode.value, d.command, d.reason
-        if mode != self._mode:
-            self._set_mode(mode, reason)
-        if cmd is None:
+            events = self._sup.event_count
+        if events != self._writer_events_seen:
+            self._writer_events_seen = events
+            self._trigger_report()
+        if state is None:  # no mode_machine to address the robot with yet: send nothing
             return True
+        cmd = decision.command
         pack_lowcmd(cmd, state.mode_machine, self.params["mode_pr"], msg=msg)
         if self._lowcmd_pub is not None:
             if self._lowcmd_pub.Write(msg):
@@ -325,17 +505,11 @@ class BridgeNode(Node):
                 self._publish_preview(cmd, state.mode_machine)
         return True
 
-    def _set_mode(self, mode: str, reason: str) -> None:
-        previous = self._mode
-        self._mode, self._mode_reason = mode, reason
-        # Once the rclpy context is gone the node's logger can no longer reach /rosout.
-        logger = self.get_logger() if rclpy.ok(context=self.context) else rclpy.logging.get_logger(NODE_NAME)
-        line = f"mode {previous} -> {mode}: {reason}"
-        if mode in (BridgeMode.TRACKING.value, BridgeMode.NO_STATE.value):
-            logger.info(line)
-        else:
-            logger.warning(line)
-        self._publish_ros(self._pub_mode, String(data=mode))
+    def _trigger_report(self) -> None:
+        try:
+            self._report_guard.trigger()
+        except Exception:  # the context is gone during shutdown: nobody left to tell
+            pass
 
     def _publish_preview(self, cmd: JointCommand, mode_machine: int) -> None:
         js = JointState()
@@ -353,7 +527,7 @@ class BridgeNode(Node):
         self._publish_ros(self._pub_preview_gains, gains)
 
     def _publish_ros(self, publisher, msg) -> None:
-        """Publish from a non-executor thread; once the rclpy context is gone there is no one to tell."""
+        """Publish from any thread; once the rclpy context is gone there is no one to tell."""
         try:
             publisher.publish(msg)
         except Exception as exc:
@@ -371,23 +545,21 @@ class BridgeNode(Node):
         state_rate, cmd_rate = (c.lowstate - states0) / dt, (c.lowcmd - cmds0) / dt
         self._diag_last = (now, c.lowstate, c.lowcmd)
         p = self.params
-        message = f"mode {self._mode}: {self._mode_reason}"
+        with self._sup_lock:
+            mode, fault = self._sup.mode.value, self._sup.fault
+        message = f"supervisor {mode}" + (f", fault: {fault}" if fault else "")
+        level = DiagnosticStatus.ERROR if fault else DiagnosticStatus.OK
         if c.lowstate == 0 and now - self._start > p["link_timeout_s"]:
             link = dds.no_message_text(dds.LOWSTATE_TOPIC, now - self._start, p["dds_domain"], p["network_interface"])
-            message = link
+            message, level = link, DiagnosticStatus.ERROR
             if not self._link_warned:
                 self._link_warned = True
                 self.get_logger().warning(link)
-        if self._mode == BridgeMode.TRACKING.value:
-            level = DiagnosticStatus.OK
-        elif self._mode in (BridgeMode.NO_STATE.value, BridgeMode.DAMPING_STALE_STATE.value):
-            level = DiagnosticStatus.ERROR
-        else:
-            level = DiagnosticStatus.WARN
         state = self._latest_state
         timing, self._timing = self._timing, _WriterTiming()
         values = {
-            "mode": self._mode,
+            "mode": mode,
+            "fault": fault or "",
             "dry_run": p["dry_run"],
             "lowstate_rate_hz": f"{state_rate:.1f}",
             "lowcmd_rate_hz": f"{cmd_rate:.1f}",
@@ -414,16 +586,18 @@ class BridgeNode(Node):
         diag = DiagnosticArray(status=[status])
         diag.header.stamp = self.get_clock().now().to_msg()
         self._pub_diag.publish(diag)
-        if self._mode is not None:
-            self._pub_mode.publish(String(data=self._mode))
 
     # ---------------------------------------------------------------------------------------
 
     def begin_shutdown(self) -> None:
-        """From now on the writer sends damping (if any state was ever received) for
-        shutdown_damping_s, then stops. Safe to call from any thread, more than once."""
+        """From now on the supervisor is latched in damping (sent if any state was ever received)
+        for shutdown_damping_s, then the writer stops. Safe to call from any thread, more than once."""
         if self._shutdown_until is None:
-            self._shutdown_until = time.monotonic() + self.params["shutdown_damping_s"]
+            now = time.monotonic()
+            with self._sup_lock:
+                self._sup.fault_now("shutting down", now)
+            self._shutdown_until = now + self.params["shutdown_damping_s"]
+            self._trigger_report()
 
     def shutdown(self) -> None:
         """begin_shutdown, wait for the damping to end, close the DDS endpoints."""
@@ -434,6 +608,11 @@ class BridgeNode(Node):
         self._lowstate_sub.Close()
         if self._lowcmd_pub is not None:
             self._lowcmd_pub.Close()
+        with self._sup_lock:
+            events = self._sup.new_events()
+        logger = rclpy.logging.get_logger(NODE_NAME)  # the node's logger may no longer reach /rosout
+        for _t, text in events:
+            logger.warning(text)
 
 
 def main(argv=None) -> int:
