@@ -22,7 +22,7 @@ computes. QoS, chosen on purpose:
   Producers must publish reliable (the default QoS): a best-effort publisher does not match.
 - /gmt/joint_targets: reliable, depth 1, so both reliable and best-effort subscribers match.
 
-Each tick publishes nothing (the bridge then holds and damps) while the robot state is missing
+Each tick publishes nothing (the bridge's supervisor then damps on the stale target) while the robot state is missing
 or older than state_max_age_s, or no motion target has been accepted yet; the reason is logged,
 at most once per log_throttle_s per reason. Motion targets are checked when they arrive (decoded,
 not older than window_max_age_s, reaching the policy's look-ahead): a refused window is never
