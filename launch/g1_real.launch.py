@@ -1,0 +1,13 @@
+"""Drive the real G1: bridge (Unitree SDK on the robot's network), policy and motion player.
+
+    ros2 launch gmt_ros g1_real.launch.py interface:=enp2s0 [dry_run:=false] [policy:=twist2_student]
+
+DRY RUN BY DEFAULT: the bridge publishes what it would command on /gmt/lowcmd_preview and never
+writes rt/lowcmd until launched with dry_run:=false. DDS domain 0 (the robot's). Read
+docs/SAFETY.md first: release the built-in locomotion service, hoist the robot, keep the remote.
+"""
+from gmt_ros.launch_description import generate_graph_launch_description
+
+
+def generate_launch_description():
+    return generate_graph_launch_description("real")

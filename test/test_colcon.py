@@ -1,0 +1,65 @@
+"""The package builds with colcon (as on a ROS 2 host) and the installed console scripts run from
+the install space, finding their data (config, launch, models) under share/gmt_ros."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+COLCON = Path(sys.executable).parent / "colcon"
+
+
+@pytest.fixture(scope="module")
+def install_space(tmp_path_factory):
+    if not COLCON.exists():
+        pytest.fail(f"colcon is not installed in the venv ({COLCON}); run scripts/setup.sh")
+    ws = tmp_path_factory.mktemp("colcon_ws")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            dest = ws / "src" / "gmt_ros" / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest)
+    proc = subprocess.run([str(COLCON), "build", "--event-handlers", "console_direct-"], cwd=ws,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return ws / "install" / "gmt_ros"
+
+
+def installed_env(prefix):
+    site = next((prefix / "lib").glob("python3*/site-packages"))
+    env = dict(os.environ, PYTHONPATH=str(site), AMENT_PREFIX_PATH=str(prefix))
+    env.pop("GMT_ROS_SHARE", None)
+    return env
+
+
+def test_share_space_holds_launch_config_models_and_ament_marker(install_space):
+    share = install_space / "share" / "gmt_ros"
+    for rel in ("package.xml", "launch/sim2sim.launch.py", "launch/g1_real.launch.py", "config/bridge.yaml",
+                "config/sim2sim.yaml", "models/twist2_student/twist2_student.onnx",
+                "models/twist2_student/contract.yaml", "models/twist2_student/LICENSE",
+                "models/motions/gmt/walk_stand.npz", "models/motions/PROVENANCE.md"):
+        assert (share / rel).is_file(), rel
+    assert (install_space / "share" / "ament_index" / "resource_index" / "packages" / "gmt_ros").is_file()
+
+
+@pytest.mark.parametrize("script", ["gmt-ros", "gmt-ros-bridge", "gmt-ros-policy", "gmt-ros-player", "gmt-ros-sim"])
+def test_node_executables_installed_where_ros2_run_looks(install_space, script):
+    exe = install_space / "lib" / "gmt_ros" / script
+    assert exe.is_file() and os.access(exe, os.X_OK)
+
+
+def test_installed_cli_runs_from_the_install_space_and_finds_its_data(install_space):
+    env = installed_env(install_space)
+    exe = install_space / "lib" / "gmt_ros" / "gmt-ros"
+    where = subprocess.run([sys.executable, "-c", "import gmt_ros, gmt_ros.core.paths as p; print(gmt_ros.__file__); print(p.share_dir())"],
+                           env=env, cwd=install_space, capture_output=True, text=True, check=True).stdout.split()
+    assert str(install_space) in where[0], "the installed package, not the checkout, must be imported"
+    assert where[1] == str(install_space / "share" / "gmt_ros")
+    proc = subprocess.run([str(exe), "clips"], env=env, cwd=install_space, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "gmt/walk_stand" in proc.stdout and str(install_space) in proc.stdout
