@@ -1,24 +1,122 @@
 """Closed-loop evaluation in one process: tracking policy at 50 Hz, G1 physics at 1 kHz.
 
 Rates: physics 1000 Hz (``G1Sim``), policy ``contract.rate_hz`` (50 Hz: 20 physics steps per
-tick), metrics sampled once per policy tick. No ROS, no DDS: this is the fast, deterministic
-reference loop that ``gmt-ros eval`` runs; the node graph (``gmt-ros sim2sim``) is measured
-against the same metrics.
+tick), metrics (and the optional per-tick trace) sampled once per policy tick, an optional frame
+hook (video) at its own rate on the physics clock. No ROS, no DDS: this is the fast, deterministic
+reference loop that ``gmt-ros eval`` / ``gmt-ros evaluate`` run; the node graph
+(``gmt-ros sim2sim``) is measured against the same metrics.
+
+Metrics use the simulator's ground truth (true joint angles, root pose and velocity, body frames);
+the policy sees ``sim.state()``, which under domain randomisation is delayed and noisy.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from gmt_ros.core import rotations
+from gmt_ros.core import g1, rotations
 from gmt_ros.core.contract import PolicyContract
 from gmt_ros.core.motion import MotionClip, window_from_clip
 from gmt_ros.core.policy import TrackingPolicy
 from sim2sim import metrics
+from sim2sim.g1_model import g1_index
 from sim2sim.kinematics import KEY_BODIES, ReferenceKinematics
 from sim2sim.simulator import G1Sim
+
+# Called with (time in s, the simulator) at each frame time; used by the video renderer.
+FrameHook = Callable[[float, G1Sim], None]
+
+_TRACE_ERRORS = metrics.TickErrors._fields
+
+
+@dataclass
+class EpisodeTrace:
+    """Per-policy-tick record of one episode (50 Hz), for plots and offline analysis.
+
+    Row i is tick i, sampled just before the policy acts: ``time_s`` (N,); joint angles (N, 29,
+    slot order) of the robot (ground truth), of the reference, and the policy's target (the
+    command it then sent); pelvis height and roll/pitch (rad) of the robot and the reference;
+    the four tick errors of ``sim2sim.metrics``; ``joint_tau`` (N, 29) the torque the motors were
+    applying at that instant (the last 1 ms physics step's, after clipping). ``upright`` is False
+    only on the last row of a fallen episode (the tick the fall was detected: its errors are not
+    part of the episode's averages). ``joint_mask``: joints the policy tracks and the clip
+    supplies. ``tau_limit``: the motors' torque limits (29).
+    """
+
+    time_s: np.ndarray
+    joint_pos: np.ndarray
+    ref_joint_pos: np.ndarray
+    target_joint_pos: np.ndarray
+    joint_tau: np.ndarray
+    root_height_m: np.ndarray
+    ref_root_height_m: np.ndarray
+    roll_rad: np.ndarray
+    pitch_rad: np.ndarray
+    ref_roll_rad: np.ndarray
+    ref_pitch_rad: np.ndarray
+    e_mpjpe_rad: np.ndarray
+    e_mpkpe_mm: np.ndarray
+    e_vel_mps: np.ndarray
+    e_yaw_vel_radps: np.ndarray
+    upright: np.ndarray
+    joint_mask: np.ndarray
+    tau_limit: np.ndarray
+    joint_names: tuple[str, ...] = g1.JOINT_NAMES
+
+    def __len__(self) -> int:
+        return int(self.time_s.shape[0])
+
+    def save_npz(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: v for k, v in self.__dict__.items() if k != "joint_names"}
+        np.savez_compressed(path, joint_names=np.array(self.joint_names), **arrays)
+        return path
+
+    @classmethod
+    def load_npz(cls, path: str | Path) -> "EpisodeTrace":
+        with np.load(path, allow_pickle=False) as data:
+            fields = {k: data[k] for k in data.files if k != "joint_names"}
+            names = tuple(str(n) for n in data["joint_names"])
+        return cls(joint_names=names, **fields)
+
+
+class _TraceRecorder:
+    """Collects trace rows during the loop; ``finish()`` stacks them into an EpisodeTrace."""
+
+    def __init__(self, joint_mask: np.ndarray):
+        self.rows: dict[str, list] = {k: [] for k in (
+            "time_s", "joint_pos", "ref_joint_pos", "target_joint_pos", "joint_tau", "root_height_m",
+            "ref_root_height_m", "roll_rad", "pitch_rad", "ref_roll_rad", "ref_pitch_rad", "upright",
+            *_TRACE_ERRORS)}
+        self.joint_mask = joint_mask
+
+    def add(self, **values) -> None:
+        for key, value in values.items():
+            self.rows[key].append(value)
+
+    def set_target(self, q: np.ndarray) -> None:
+        self.rows["target_joint_pos"].append(np.asarray(q, dtype=np.float64).copy())
+
+    def finish(self) -> EpisodeTrace:
+        n = len(self.rows["time_s"])
+        targets = self.rows["target_joint_pos"]
+        while len(targets) < n:  # the fall tick sends no command
+            targets.append(np.full(g1.NUM_BODY_JOINTS, np.nan))
+        arrays = {}
+        for key, values in self.rows.items():
+            if key in ("joint_pos", "ref_joint_pos", "target_joint_pos", "joint_tau"):
+                arrays[key] = np.asarray(values, dtype=np.float64).reshape(n, g1.NUM_BODY_JOINTS)
+            elif key == "upright":
+                arrays[key] = np.asarray(values, dtype=bool).reshape(n)
+            else:
+                arrays[key] = np.asarray(values, dtype=np.float64).reshape(n)
+        return EpisodeTrace(joint_mask=self.joint_mask.copy(), tau_limit=g1.TAU_MAX.astype(np.float64).copy(),
+                            **arrays)
 
 
 @dataclass
@@ -34,8 +132,11 @@ class EpisodeResult:
     max_tilt_rad: float
     errors: dict
     policy_ticks: int
+    randomization: dict | None = None  # the drawn DR values (DrawnParameters.as_dict()), if any
+    trace: EpisodeTrace | None = field(default=None, repr=False)  # only with run_episode(trace=True)
 
     def as_dict(self) -> dict:
+        """The JSON report (the trace is not part of it: save it with ``trace.save_npz``)."""
         out = {
             "clip": self.clip,
             "policy": self.policy,
@@ -49,6 +150,8 @@ class EpisodeResult:
             "policy_ticks": self.policy_ticks,
         }
         out.update({k: (round(v, 5) if math.isfinite(v) else None) for k, v in self.errors.items()})
+        if self.randomization is not None:
+            out["randomization"] = self.randomization
         return out
 
     def summary_line(self) -> str:
@@ -61,6 +164,56 @@ class EpisodeResult:
         )
 
 
+def make_sim(seed: int = 0, dr=None) -> G1Sim:
+    """The simulator of one episode: plain, or with domain randomisation ``dr`` drawn from ``seed``.
+
+    ``dr``: None (plain), a preset name of config/randomization.yaml (``none``, ``gmt``, ``hard``),
+    a YAML file of one preset, or already drawn ``DrawnParameters``.
+    """
+    if dr is None:
+        return G1Sim(seed=seed)
+    from sim2sim.randomization import DrawnParameters
+
+    if isinstance(dr, DrawnParameters):
+        return G1Sim(seed=seed, randomization=dr)
+    return G1Sim.randomized(dr, seed)
+
+
+class _FrameClock:
+    """Physics-step indices of the frame times k / rate_hz that fall inside [0, end_step)."""
+
+    def __init__(self, rate_hz: float, physics_dt: float, end_step: int):
+        if not (math.isfinite(rate_hz) and rate_hz > 0):
+            raise ValueError(f"frame rate must be positive, got {rate_hz}")
+        self.rate_hz = float(rate_hz)
+        self.physics_dt = physics_dt
+        self.end_step = end_step
+        self.k = 0
+
+    def next_step(self) -> int | None:
+        step = round(self.k / self.rate_hz / self.physics_dt)
+        return step if step < self.end_step else None
+
+
+def _advance(sim: G1Sim, start_step: int, n: int, clock: _FrameClock | None, hook: FrameHook | None) -> None:
+    """``sim.step(n)``, stopping at each frame time on the way to call the hook (the split leaves
+    the physics unchanged: one step is one step)."""
+    if clock is None:
+        sim.step(n)
+        return
+    done = 0
+    while True:
+        frame_step = clock.next_step()
+        if frame_step is None or frame_step >= start_step + n:
+            break
+        if frame_step >= start_step + done:
+            sim.step(frame_step - start_step - done)
+            done = frame_step - start_step
+            hook(frame_step * clock.physics_dt, sim)
+        clock.k += 1
+    sim.step(n - done)
+
+
 def run_episode(
     contract: PolicyContract,
     clip: MotionClip,
@@ -69,22 +222,40 @@ def run_episode(
     start: str = "clip",
     sim: G1Sim | None = None,
     policy: TrackingPolicy | None = None,
+    *,
+    dr=None,
+    trace: bool = False,
+    frame_hook: FrameHook | None = None,
+    frame_rate_hz: float = 30.0,
+    after_fall_s: float = 0.0,
 ) -> EpisodeResult:
     """Track ``clip`` for ``seconds`` (default: the whole clip) and measure it.
 
     ``start="clip"`` starts the robot in the clip's first frame (pose and velocities);
     ``"default"`` starts in the policy's default standing pose.
+    ``dr``: domain randomisation (see :func:`make_sim`), drawn from ``seed``; its drawn values are
+    reported in ``result.randomization``. Give ``sim`` or ``dr``, not both (a given sim's own
+    randomisation, if any, is reported).
+    ``trace=True`` records an :class:`EpisodeTrace` in ``result.trace``.
+    ``frame_hook(t, sim)`` is called at t = k / ``frame_rate_hz`` (physics-step exact) from 0 to
+    the end of the episode; ``after_fall_s`` keeps simulating (policy still acting, no metrics)
+    this long after a fall, so a video shows it.
     """
     if start not in ("clip", "default"):
         raise ValueError(f"start must be 'clip' or 'default', got {start!r}")
     duration = clip.duration if seconds is None else float(seconds)
     if not duration > 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
-    sim = sim or G1Sim(seed=seed)
+    if not (math.isfinite(after_fall_s) and after_fall_s >= 0):
+        raise ValueError(f"after_fall_s must be >= 0, got {after_fall_s}")
+    if sim is not None and dr is not None:
+        raise ValueError("give either a simulator (sim=) or a randomisation (dr=), not both")
+    sim = sim or make_sim(seed, dr)
     control_dt = 1.0 / contract.rate_hz
-    substeps = int(round(control_dt / sim.model.opt.timestep))
-    if abs(substeps * sim.model.opt.timestep - control_dt) > 1e-9:
-        raise ValueError(f"policy period {control_dt} s is not a multiple of the physics step {sim.model.opt.timestep} s")
+    physics_dt = sim.model.opt.timestep
+    substeps = int(round(control_dt / physics_dt))
+    if abs(substeps * physics_dt - control_dt) > 1e-9:
+        raise ValueError(f"policy period {control_dt} s is not a multiple of the physics step {physics_dt} s")
 
     if start == "clip":
         f0 = clip.sample(0.0)
@@ -96,49 +267,78 @@ def run_episode(
     policy = policy or TrackingPolicy(contract)
     policy.reset(sim.state())
     ref_kin = ReferenceKinematics(sim.model, KEY_BODIES)
+    true_joint_qpos = g1_index(sim.model).joint_qpos  # ground truth: sim.state() may be disturbed
     policy_slots = np.asarray(contract.slots)
     joint_mask = np.zeros(len(clip.joint_mask), bool)
     joint_mask[policy_slots] = True
     joint_mask &= np.asarray(clip.joint_mask, bool)
 
     errors = metrics.TrackingErrors()
-    n_ticks = int(math.floor(duration / control_dt + 1e-9))
+    recorder = _TraceRecorder(joint_mask) if trace else None
+    n_ticks = math.floor(duration / control_dt + 1e-9)
+    extra_ticks = math.ceil(after_fall_s / control_dt - 1e-9)
+    clock = None
+    if frame_hook is not None:
+        clock = _FrameClock(frame_rate_hz, physics_dt, end_step=n_ticks * substeps)
     min_height = math.inf
     max_tilt = 0.0
     fall_time = None
     ticks = 0
-    for tick in range(n_ticks):
+    tick = 0
+    end_tick = n_ticks
+    while tick < end_tick:
         t = tick * control_dt
-        state = sim.state()
-        root_pos, root_quat = sim.root_pose()
-        roll, pitch, _ = rotations.to_rpy(root_quat)
-        min_height = min(min_height, float(root_pos[2]))
-        max_tilt = max(max_tilt, abs(float(roll)), abs(float(pitch)))
-        if metrics.has_fallen(float(root_pos[2]), float(roll), float(pitch)):
-            fall_time = t
-            break
-
-        ref = clip.sample(t)
-        lin_vel, ang_vel = sim.root_velocity()
-        body_pos = sim.body_positions(KEY_BODIES)
-        ref_body_pos = ref_kin.body_positions(ref.root_pos[0], ref.root_quat[0], ref.joint_pos[0])
-        errors.add(
-            joint_pos=state.joint_pos,
-            ref_joint_pos=ref.joint_pos[0],
-            joint_mask=joint_mask,
-            body_rel=metrics.heading_relative(body_pos, root_pos, root_quat),
-            ref_body_rel=metrics.heading_relative(ref_body_pos, ref.root_pos[0], ref.root_quat[0]),
-            root_vel_heading=metrics.in_heading_frame(lin_vel, root_quat),
-            ref_root_vel_heading=metrics.in_heading_frame(ref.root_lin_vel[0], ref.root_quat[0]),
-            yaw_rate=float(ang_vel[2]),
-            ref_yaw_rate=float(ref.root_ang_vel[0][2]),
-        )
+        state = sim.state()  # once per tick: under DR each read draws noise/delay
+        if fall_time is None:
+            root_pos, root_quat = sim.root_pose()
+            roll, pitch, _ = rotations.to_rpy(root_quat)
+            min_height = min(min_height, float(root_pos[2]))
+            max_tilt = max(max_tilt, abs(float(roll)), abs(float(pitch)))
+            fallen = metrics.has_fallen(float(root_pos[2]), float(roll), float(pitch))
+            ref = clip.sample(t)
+            lin_vel, ang_vel = sim.root_velocity()
+            body_pos = sim.body_positions(KEY_BODIES)
+            ref_body_pos = ref_kin.body_positions(ref.root_pos[0], ref.root_quat[0], ref.joint_pos[0])
+            true_q = sim.data.qpos[true_joint_qpos].copy()
+            tick_err = metrics.tick_errors(
+                joint_pos=true_q,
+                ref_joint_pos=ref.joint_pos[0],
+                joint_mask=joint_mask,
+                body_rel=metrics.heading_relative(body_pos, root_pos, root_quat),
+                ref_body_rel=metrics.heading_relative(ref_body_pos, ref.root_pos[0], ref.root_quat[0]),
+                root_vel_heading=metrics.in_heading_frame(lin_vel, root_quat),
+                ref_root_vel_heading=metrics.in_heading_frame(ref.root_lin_vel[0], ref.root_quat[0]),
+                yaw_rate=float(ang_vel[2]),
+                ref_yaw_rate=float(ref.root_ang_vel[0][2]),
+            )
+            if recorder is not None:
+                ref_roll, ref_pitch, _ = rotations.to_rpy(ref.root_quat[0])
+                recorder.add(time_s=t, joint_pos=true_q, ref_joint_pos=np.array(ref.joint_pos[0]),
+                             joint_tau=sim.applied_torque(), root_height_m=float(root_pos[2]),
+                             ref_root_height_m=float(ref.root_pos[0][2]), roll_rad=float(roll),
+                             pitch_rad=float(pitch), ref_roll_rad=float(ref_roll), ref_pitch_rad=float(ref_pitch),
+                             upright=not fallen, **tick_err._asdict())
+            if fallen:
+                fall_time = t
+                if extra_ticks == 0:
+                    break
+                end_tick = tick + extra_ticks  # keep going a little, for the video only
+                if clock is not None:
+                    clock.end_step = end_tick * substeps
+            else:
+                errors.add_tick(tick_err)
 
         window = window_from_clip(clip, clip_time=t, start_time=t)
-        sim.set_command(policy.step(state, window, now=t))
-        sim.step(substeps)
-        ticks += 1
+        command = policy.step(state, window, now=t)
+        sim.set_command(command)
+        if recorder is not None and fall_time is None:
+            recorder.set_target(command.q)
+        _advance(sim, tick * substeps, substeps, clock, frame_hook)
+        if fall_time is None:
+            ticks += 1
+        tick += 1
 
+    randomization = getattr(sim, "randomization", None)
     return EpisodeResult(
         clip=clip.name,
         policy=contract.name,
@@ -151,4 +351,6 @@ def run_episode(
         max_tilt_rad=max_tilt,
         errors=errors.summary(),
         policy_ticks=ticks,
+        randomization=randomization.as_dict() if randomization is not None else None,
+        trace=recorder.finish() if recorder is not None else None,
     )
