@@ -3,7 +3,7 @@
     python -m sim2sim.node [--config config/sim2sim.yaml] [--interface lo] [--domain 1]
         [--mode-machine 5] [--seconds S] [--report out/sim2sim_report.json]
         [--start-motion NAME_OR_PATH] [--hold-start-s S] [--remote-script "2.0:A,5.0:L1+B@1.0"]
-        [--allow-network]
+        [--allow-network] [--trace run_trace.npz] [--fault SPEC ...]
 
 It speaks only the robot's DDS protocol (rt/lowcmd in, rt/lowstate out; see sim2sim.sdk_robot for
 rates, the gantry and the remote script), on loopback unless --allow-network is given.
@@ -11,7 +11,11 @@ rates, the gantry and the remote script), on loopback unless --allow-network is 
 Settings, later ones winning: built-in defaults, the environment (GMT_ROS_DDS_DOMAIN,
 GMT_ROS_DDS_INTERFACE), the YAML file (keys = the long option names with '_'; null = not set),
 the command line. Runs until SIGINT/SIGTERM or --seconds of sim time, then prints one summary line
-and writes the JSON report. Exit status: 0 after a run, 2 for bad settings, 1 if the run failed.
+and writes the JSON report (with --trace also the 50 Hz trace of sim2sim.trace, as .npz).
+Exit status: 0 after a run, 2 for bad settings, 1 if the run failed.
+
+``--fault SPEC`` (repeatable; several specs may be joined by ';') injects faults for the fault-injection
+suite (``gmt-ros faults``, docs/FAULTS.md): see sim2sim.fault_injection for the specs.
 """
 from __future__ import annotations
 
@@ -41,6 +45,8 @@ DEFAULTS = {
     "max_catchup_s": _CONFIG.max_catchup_s,
     "log_level": "INFO",
     "allow_network": False,
+    "trace": None,
+    "fault": None,
 }
 
 
@@ -60,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hold-start-s", type=float, help="weld the pelvis in place for the first S seconds (gantry)")
     p.add_argument("--remote-script", help='timed remote presses "T:BUTTONS[@DUR],...", e.g. "2.0:A,5.0:L1+B@1.0"')
     p.add_argument("--seed", type=int)
+    p.add_argument("--trace", help="record the robot at 50 Hz with the wall clock (sim2sim.trace) and write it here (.npz) on exit")
+    p.add_argument("--fault", action="append",
+                   help="inject a fault (repeatable; see sim2sim.fault_injection), e.g. lowstate_stop@8.0, "
+                        "state_bad_crc@8.0, lowstate_delay@8.0:0.2±0.05, push@8.0:3.0, press@8.0:L1+R1, dead_slots:13,14")
     p.add_argument("--command-timeout-s", type=float, help="a silence longer than this counts as a command gap")
     p.add_argument("--max-catchup-s", type=float, help="drop a real-time backlog longer than this")
     p.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -118,9 +128,19 @@ def make_server(settings: dict) -> SimRobotServer:
         if seconds is not None and not float(seconds) > 0:
             raise ValueError(f"seconds must be positive, got {seconds}")
         start = start_pose_from_clip(settings["start_motion"]) if settings["start_motion"] else StartPose()
+        faults = None
+        if settings["fault"]:
+            from sim2sim.fault_injection import FaultInjector, parse_faults
+
+            faults = FaultInjector(parse_faults(settings["fault"]), seed=config.seed)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from None
-    return SimRobotServer(config, start)
+    trace = None
+    if settings["trace"]:
+        from sim2sim.trace import SimTraceRecorder
+
+        trace = SimTraceRecorder()
+    return SimRobotServer(config, start, trace=trace, faults=faults)
 
 
 def main(argv=None) -> int:
@@ -165,6 +185,8 @@ def main(argv=None) -> int:
         print(server.summary_line(report), flush=True)
         if settings["report"]:
             server.write_report(settings["report"], report)
+        if server.trace is not None:
+            server.trace.save(settings["trace"])
         server.close()
     return status
 

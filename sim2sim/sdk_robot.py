@@ -24,6 +24,16 @@ Start-up "gantry": with ``hold_start_s`` > 0 the pelvis is welded to the world a
 (a MuJoCo weld equality, soft like a hoist, so the IMU still reads gravity) for that much sim
 time, then released, so the robot does not fall before the stack starts commanding.
 
+Trace (optional, ``trace=SimTraceRecorder()``, the node's ``--trace PATH``): 50 Hz rows of the
+true robot state with the wall clock, and every change of command kind (zero torque / damping /
+PD) as it is accepted; see ``sim2sim.trace``.
+
+Fault injection (optional, ``faults=FaultInjector(...)``, the node's ``--fault SPEC``): stop, delay
+or corrupt rt/lowstate, push the robot, press remote buttons, report dead motor slots; see
+``sim2sim.fault_injection``. Every accepted command is also checked with
+``CommandLimits.violations`` (what the bridge must never send); ``lowcmd.out_of_limit`` counts
+those that reached the robot, with the first few reasons.
+
 Statistics (``report()``; the node writes it as JSON): lowcmd received/accepted/rate, bad CRC,
 mode_machine mismatches, unreadable commands, time of the last command, command gaps; for every
 accepted command the time since the latest lowstate write (a bounded buffer, reported as
@@ -54,6 +64,7 @@ import numpy as np
 
 from gmt_ros.core import lowlevel, remote
 from gmt_ros.core.command import JointCommand
+from gmt_ros.core.command_limits import CommandLimits
 from sim2sim import metrics
 from sim2sim.g1_model import DEFAULT_TIMESTEP, ROOT_BODY, build_g1_spec, compile_g1
 from sim2sim.kinematics import KEY_BODIES
@@ -358,6 +369,8 @@ class _Stats:
     max_tilt_rad: float = 0.0
     fell: bool = False
     fall_time_s: float | None = None
+    out_of_limit: int = 0  # accepted commands with something outside CommandLimits (should stay 0)
+    out_of_limit_reasons: list = field(default_factory=list)  # the first few, with the sim time
 
 
 def _roll_pitch(quat) -> tuple[float, float]:
@@ -402,8 +415,12 @@ class SimRobotServer:
 
     ``step_chunk()`` advances without pacing or DDS (for in-process use and tests)."""
 
-    def __init__(self, config: SimRobotConfig | None = None, start_pose: StartPose | None = None):
+    def __init__(self, config: SimRobotConfig | None = None, start_pose: StartPose | None = None,
+                 trace=None, faults=None):
         self.config = config or SimRobotConfig()
+        self.trace = trace  # sim2sim.trace.SimTraceRecorder or None
+        self.faults = faults  # sim2sim.fault_injection.FaultInjector or None
+        self._limits = CommandLimits()  # what the robot received is checked against the bridge's own limits
         self.config.validate()
         self.start_pose = start_pose or StartPose()
         self.sim = G1Sim(model=build_model_with_gantry(self.config.physics_dt),
@@ -513,6 +530,12 @@ class SimRobotServer:
             else:
                 st.first_cmd_wall = now
             st.lowcmd_accepted += 1
+            violations = self._limits.violations(cmd)
+            if violations:
+                st.out_of_limit += 1
+                if len(st.out_of_limit_reasons) < cfg.log_first_bad:
+                    st.out_of_limit_reasons.append(f"{self.sim_time:.3f} s: {'; '.join(violations)}")
+                    log.warning("accepted a LowCmd_ outside the command limits: %s", '; '.join(violations))
             st.last_cmd_wall = now
             st.last_cmd_unix = time.time()
             st.last_cmd_sim_time = self.sim_time
@@ -521,6 +544,8 @@ class SimRobotServer:
                 st.latency_s.append(now - self._last_state_pub)
         with self._cmd_lock:
             self._pending = cmd
+        if self.trace is not None:
+            self.trace.note_command(cmd.kp, cmd.kd, st.last_cmd_unix, st.last_cmd_sim_time)
 
     def _take_pending(self) -> JointCommand | None:
         if self._pending is None:
@@ -586,6 +611,10 @@ class SimRobotServer:
 
     def publish_state(self) -> None:
         msg = self.lowstate()
+        if self.faults is not None:
+            msg = self.faults.outgoing_state(msg, self.sim_time)
+            if msg is None:  # a fault withholds this state
+                return
         written = self._publisher.Write(msg)  # the SDK prints the DDS error and returns False
         self._last_state_pub = time.perf_counter()
         with self._stats_lock:
@@ -640,7 +669,11 @@ class SimRobotServer:
                         start += now - deadline  # give up on the backlog: restart the schedule
                 began = time.perf_counter()
                 self.step_chunk()
+                if self.faults is not None:
+                    self.faults.after_chunk(self)
                 self.publish_state()
+                if self.trace is not None:
+                    self.trace.after_chunk(self)
                 self._stats.work_s.append(time.perf_counter() - began)
                 self._check_command_gap()
         finally:
@@ -722,8 +755,11 @@ class SimRobotServer:
                 "gaps_over_timeout": st.command_gaps,
                 "max_gap_s": round(max(st.max_command_gap_s, last_gap or 0.0), 4),
                 "silent_at_end_s": _rounded(last_gap),
+                "out_of_limit": st.out_of_limit,
+                "out_of_limit_first": list(st.out_of_limit_reasons),
             },
             "state_to_command_latency_ms": _percentiles_ms(st.latency_s),
+            "fault_injection": self.faults.report() if self.faults is not None else None,
             "robot": {
                 "min_pelvis_height_m": _rounded(st.min_pelvis_height_m),
                 "min_pelvis_height_after_hold_m": _rounded(st.min_pelvis_height_after_hold_m),

@@ -316,10 +316,11 @@ class Ros:
                 return
             names, q, dq, effort = self.targets
             msg = self._JointState()
+            stamped = time.monotonic()  # the bridge ages a target from its stamp, taken right here
             msg.header.stamp = self.node.get_clock().now().to_msg()
             msg.name, msg.position, msg.velocity, msg.effort = list(names), list(q), list(dq), list(effort)
             self.pub.publish(msg)
-            self.last_target_publish = time.monotonic()
+            self.last_target_publish = stamped
             if self.first_target_publish is None:
                 self.first_target_publish = self.last_target_publish
 
@@ -683,7 +684,10 @@ def test_live_start_sequence_via_services(live, robot, ros):
     times, b = np.array(blends).T
     assert b[0] < 0.01 and b[-1] == pytest.approx(1.0, abs=1e-5), (b[0], b[-1])
     assert np.all(np.diff(b) > -1e-5), "the ramp went backwards"
-    assert np.max(np.diff(b)) < 0.05, "the ramp jumped"
+    # No jump: a reader on a loaded machine drops samples (a DDS queue overflow hands over the
+    # newest ones in a burst), so a missing stretch of up to ~10 writer ticks is tolerated; a
+    # pose jump would be a step of the whole remaining distance.
+    assert np.max(np.diff(b)) < 0.08, f"the ramp jumped by {np.max(np.diff(b)):.3f}"
     ramp_done = times[np.argmax(b >= 1.0 - 1e-5)]
     assert ramp_done - times[0] == pytest.approx(RAMP_S, abs=0.05)
     # Receipt times jitter on a loaded machine, so the ramp's start is fitted: each command's blend

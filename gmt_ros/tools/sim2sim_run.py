@@ -1,0 +1,1073 @@
+"""`gmt-ros sim2sim` and `gmt-ros sim2sim-all`: the launch file's node graph as separate processes
+(no ROS install), one clip played through it, measured like `gmt-ros eval`.
+
+    gmt-ros sim2sim --motion NAME [--policy NAME] [--seconds S] [--report OUT.json] [--domain N]
+                    [--interface lo] [--ros-domain N] [--ramp-time-s 1.5] [--keep-logs DIR]
+                    [--realtime] [--launch-settings]
+    gmt-ros sim2sim-all [same options but --motion/--seconds/--report] [--json OUT] [--markdown OUT]
+
+What a run does (``Sim2SimSession``), every step checked, every process stopped in a ``finally``:
+
+1. Environment of every node: ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, ``ROS_DOMAIN_ID`` (the
+   caller's, else a non-zero one picked here), the robot's DDS on ``--interface`` (loopback only)
+   in ``--domain`` (non-zero). This process joins the same ROS domain with its own node (the
+   observer): supervisor state, player status, motion-target windows, joint targets, diagnostics.
+2. bridge, policy and player start (``gmt_ros.tools.process_graph``) with the YAML the launch file
+   uses, plus ``ramp_time_s`` for the bridge and, unless ``--launch-settings``, the CPU-saving
+   settings of ``lighter_settings``; they are up when the supervisor state, a policy diagnostic
+   and the player status have been seen.
+3. The simulated robot starts on a gantry (``hold_s`` of sim time). Once the bridge has the
+   robot's state, its start-up check passed and ``WARMUP_S`` more have passed, the runner walks
+   the supervisor through zero torque -> damping -> ramp (``ramp_time_s``) -> hold -> policy with
+   its Trigger services (/gmt/supervisor/start, start, policy), each step only after the state
+   topic shows the previous one, the hand-over only while the policy is publishing. Services
+   rather than a scripted remote: the remote script runs on sim time, and a loaded machine runs
+   the sim slower than the wall clock by an unknown factor, so presses cannot be matched to the
+   supervisor's progress; the services are event-driven. The sim's trace then proves the
+   supervisor was in ``policy`` (and the motors on PD commands) before the release.
+4. The release is known from the bridge's /diagnostics ``lowstate_count``: the sim writes one
+   rt/lowstate per 2 ms of sim time, so the count is a lower bound of the sim clock (drops only
+   make the wait longer). ``SETTLE_S`` of sim time later, ``play NAME`` on /gmt/player/command;
+   the player's status is followed until the clip ends (or ``--seconds`` of it have played).
+   A supervisor fault before that ends the run early: the report says why (``aborted``).
+5. Stop: the sim first (it writes its report and trace), then player, policy, bridge (SIGINT, then
+   SIGTERM, then SIGKILL to the process group).
+
+Measurements (the report):
+
+- Tracking errors as ``gmt-ros eval`` computes them (``sim2sim.metrics``), over the clip's
+  playing time (not the blends): the reference is what the graph was asked to track, recorded
+  here from /gmt/motion_target: the first two frames of each window are the reference at the
+  window's stamp and 20 ms later (the player stamps with the system clock). The sim records the
+  true robot state at 50 Hz with time.time() (``sim2sim.trace``); each trace row is compared with
+  the reference interpolated to the row's wall time (``sim2sim.trace.tracking_errors``).
+- fell: the fall rule of ``sim2sim.metrics`` on the trace rows of the scored interval.
+- policy Hz: /gmt/joint_targets messages received here during the scored interval / its length
+  (and the policy's own /diagnostics).
+- rt/lowcmd Hz, bad CRC, mode_machine mismatches, state->command latency percentiles: the sim's
+  report (whole run, first to last command); ``sim_real_time``: whether the sim kept real time.
+- The supervisor's mode sequence and fault (until the stop begins), the worst second of each
+  node's own timing diagnostics, CPU per node, per-node exit codes, logs.
+
+Exit status: 0 when the run happened, whatever the robot did; 1 with the failing node named and
+its log tail (or the interface and domain tried when no robot state arrives); 2 for bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import shutil
+import signal
+import struct
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gmt_ros import graph
+from gmt_ros.cli import DEFAULT_POLICY, UsageError
+from gmt_ros.tools.process_graph import NodeFailedError, ProcessGraph, tail
+
+GRAPH = "sim2sim"
+DEFAULT_DOMAIN = int(graph.ARGUMENT_DEFAULTS[GRAPH]["dds_domain"])
+DEFAULT_INTERFACE = graph.ARGUMENT_DEFAULTS[GRAPH]["interface"]
+DEFAULT_RAMP_S = 1.5  # the robot is on the gantry: no need for the real robot's 3 s
+WARMUP_S = 1.0  # seconds of robot state at the bridge before engaging: the sim's first moments are its slowest
+ENGAGE_MARGIN_S = 4.0  # sim seconds on the gantry beyond warm-up + ramp (the service calls, a loaded machine)
+SETTLE_S = 1.0  # sim seconds standing under the policy before the clip starts
+LIGHT_WINDOW_RATE_HZ = 25.0  # lighter_settings: motion windows every 40 ms
+LOWSTATE_PERIOD_S = 0.002  # the sim's rt/lowstate period (sim2sim.sdk_robot: 2 physics steps of 1 ms)
+POLICY_FRESH_S = 0.04  # hand over to the policy only while its latest target is this fresh
+# --realtime: the sim stands in for physics, which never waits for a CPU; the bridge's 500 Hz writer
+# uses its own writer_priority setting (as on the robot); every node's scheduling group runs ahead
+# of other work (nice applies per autogroup, see process_graph).
+REALTIME = {"sim_fifo": 20, "bridge_writer_fifo": 10, "nice": -15}
+# Below this real-time factor (or with backlog dropped) the sim's physics ran slower than the wall
+# clock the policy, the player and the bridge run on: the closed loop is not the real one.
+MIN_REAL_TIME_FACTOR = 0.97
+NODES_UP_TIMEOUT_S = 90.0  # imports (rclpy, onnxruntime, MuJoCo) on a loaded 2-core machine
+LINK_TIMEOUT_S = 30.0  # sim start (MuJoCo model) + the first rt/lowstate at the bridge
+STOP_ORDER = ("sim", "player", "policy", "bridge")
+
+
+class Sim2SimError(RuntimeError):
+    """The graph could not run (a node died or never came up, no DDS link, ...)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Motion-target windows: frame 0 straight from the serialized message
+
+
+def _cdr_reader(raw: bytes):
+    """Little-endian plain CDR (what rmw_fastrtps sends): offsets are relative to the payload
+    after the 4-byte encapsulation header."""
+    if len(raw) < 4 or raw[:2] != b"\x00\x01":
+        raise ValueError(f"not little-endian plain CDR (encapsulation {raw[:2].hex()})")
+    buf = memoryview(raw)[4:]
+    pos = [0]
+
+    def align(n):
+        pos[0] = (pos[0] + n - 1) // n * n
+
+    def u32():
+        align(4)
+        (v,) = struct.unpack_from("<I", buf, pos[0])
+        pos[0] += 4
+        return v
+
+    def string():
+        n = u32()
+        s = bytes(buf[pos[0]:pos[0] + n - 1]).decode()
+        pos[0] += n
+        return s
+
+    def doubles():
+        n = u32()
+        if n == 0:
+            return np.zeros(0)
+        align(8)
+        out = np.frombuffer(buf, dtype="<f8", count=n, offset=pos[0]).copy()
+        pos[0] += 8 * n
+        return out
+
+    return u32, string, doubles
+
+
+def window_frames(raw: bytes, count: int = 2) -> list[tuple]:
+    """The first ``count`` points of a serialized trajectory_msgs/JointTrajectory window
+    (docs/MOTION_TARGET.md) as (wall time, root_pos, root_quat, root_lin_vel, root_ang_vel,
+    joint_pos (29), joint_mask (29)), without deserializing the points behind them. Raises
+    ValueError (or KeyError for a missing floating-base column) when it cannot."""
+    from gmt_ros.core import g1
+    from gmt_ros.nodes.window_codec import FLOATING_BASE_JOINTS
+
+    u32, string, doubles = _cdr_reader(raw)
+    sec, nanosec = u32(), u32()
+    stamp = (sec - (1 << 32) if sec >= 1 << 31 else sec) + nanosec * 1e-9
+    string()  # frame_id
+    names = [string() for _ in range(u32())]
+    col = {n: i for i, n in enumerate(names)}
+    base = [col[n] for n in FLOATING_BASE_JOINTS]
+    joints = [(i, g1.SLOT_OF[n]) for n, i in col.items() if n in g1.SLOT_OF]
+    cols = np.array([i for i, _ in joints], dtype=np.int64)
+    slots = np.array([slot for _, slot in joints], dtype=np.int64)
+    mask = np.zeros(g1.NUM_BODY_JOINTS, dtype=bool)
+    mask[slots] = True
+    out = []
+    for _ in range(min(count, u32())):
+        positions, velocities = doubles(), doubles()
+        doubles(), doubles()  # accelerations, effort
+        t_sec, t_nanosec = u32(), u32()
+        if len(positions) != len(names) or len(velocities) != len(names):
+            raise ValueError("window point without one position and one velocity per name")
+        joint_pos = np.zeros(g1.NUM_BODY_JOINTS)
+        joint_pos[slots] = positions[cols]
+        quat = positions[base[3:7]]
+        out.append((stamp + t_sec + t_nanosec * 1e-9, positions[base[:3]], quat / np.linalg.norm(quat),
+                    velocities[base[:3]], velocities[base[4:7]], joint_pos, mask.copy()))
+    if not out:
+        raise ValueError("window without points")
+    return out
+
+
+def _decoded_frames(raw: bytes, count: int = 2) -> list[tuple]:
+    """The same through the full decoder (the check on the fast path, and its fallback)."""
+    from rclpy.serialization import deserialize_message
+    from trajectory_msgs.msg import JointTrajectory
+
+    from gmt_ros.nodes.window_codec import decode_window
+
+    w = decode_window(deserialize_message(raw, JointTrajectory), dt=0.02)
+    f, mask = w.frames, np.asarray(w.joint_mask, dtype=bool)
+    return [(w.start_time + i * w.dt, f.root_pos[i], f.root_quat[i], f.root_lin_vel[i], f.root_ang_vel[i],
+             f.joint_pos[i], mask.copy()) for i in range(min(count, len(f)))]
+
+
+def _same_frames(a, b) -> bool:
+    return len(a) == len(b) and all(
+        abs(x[0] - y[0]) < 1e-6 and all(np.allclose(u, v, atol=1e-9) for u, v in zip(x[1:], y[1:])) for x, y in zip(a, b))
+
+
+# ------------------------------------------------------------------------------------------------
+# The runner's own ROS node
+
+
+class GraphObserver:
+    """An rclpy node in its own context, spun on a background thread; callbacks only append."""
+
+    CHECKED_WINDOWS = 3  # the fast window parser is checked against the full decoder on these
+    FRAMES_PER_WINDOW = 2  # reference samples every 20 ms with windows at 25 Hz (lighter_settings)
+
+    def __init__(self, ros_domain: int):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import String
+        from trajectory_msgs.msg import JointTrajectory
+
+        self._rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=ros_domain)
+        self.node = rclpy.create_node("gmt_sim2sim_runner", context=self.context)
+        self.lock = threading.Lock()
+        self.supervisor: list[tuple[float, dict]] = []  # (receipt time, state) on every mode/fault change
+        self.supervisor_latest: dict | None = None
+        self.player: list[tuple[float, dict]] = []
+        self.windows: list[tuple] = []  # window_frames tuples, the reference at known wall times
+        self._checked = 0
+        self.window_parser = "raw"
+        self.window_errors = 0
+        self.target_times: list[float] = []
+        self.diagnostics: dict[str, tuple[float, str, dict]] = {}  # node -> (time, message, values)
+        self.diagnostics_history: list[tuple[float, str, dict]] = []  # (time, node, values), 1 Hz per node
+
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        n = self.node
+        n.create_subscription(String, "/gmt/supervisor/state", self._on_supervisor, latched)
+        n.create_subscription(String, "/gmt/player/status", self._on_player, reliable)
+        n.create_subscription(JointTrajectory, "/gmt/motion_target", self._on_window, reliable, raw=True)
+        n.create_subscription(JointState, "/gmt/joint_targets", self._on_target, reliable, raw=True)  # counted only
+        n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
+        self.command_pub = n.create_publisher(String, "/gmt/player/command", reliable)
+        self._clients = {}
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name="sim2sim-observer", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # noqa: BLE001 - the context is shut down at close()
+            pass
+
+    # -- callbacks (executor thread) --------------------------------------------------------------
+
+    def _on_supervisor(self, msg) -> None:
+        now = time.time()
+        try:
+            state = json.loads(msg.data)
+        except ValueError:
+            return
+        with self.lock:
+            last = self.supervisor[-1][1] if self.supervisor else None
+            if last is None or (last["mode"], last["fault"]) != (state.get("mode"), state.get("fault")):
+                self.supervisor.append((now, state))
+            self.supervisor_latest = state
+
+    def _on_player(self, msg) -> None:
+        now = time.time()
+        try:
+            status = json.loads(msg.data)
+        except ValueError:
+            return
+        with self.lock:
+            self.player.append((now, status))
+
+    def _on_window(self, raw: bytes) -> None:
+        n = self.FRAMES_PER_WINDOW
+        try:
+            if self.window_parser == "raw":
+                frames = window_frames(raw, n)
+                if self._checked < self.CHECKED_WINDOWS:
+                    self._checked += 1
+                    if not _same_frames(frames, _decoded_frames(raw, n)):
+                        self.window_parser = "decoded"
+                        frames = _decoded_frames(raw, n)
+            else:
+                frames = _decoded_frames(raw, n)
+        except (ValueError, KeyError, IndexError, struct.error):
+            try:
+                frames = _decoded_frames(raw, n)
+                self.window_parser = "decoded"
+            except ValueError:
+                self.window_errors += 1
+                return
+        with self.lock:
+            self.windows.extend(frames)
+
+    def _on_target(self, _msg) -> None:
+        t = time.time()
+        with self.lock:
+            self.target_times.append(t)
+
+    def _on_diagnostics(self, msg) -> None:
+        now = time.time()
+        with self.lock:
+            for status in msg.status:
+                node = status.name.split(":", 1)[0]
+                values = {kv.key: kv.value for kv in status.values}
+                self.diagnostics[node] = (now, status.message, values)
+                self.diagnostics_history.append((now, node, values))
+
+    # -- main thread ------------------------------------------------------------------------------
+
+    def snapshot(self, what: str):
+        with self.lock:
+            value = getattr(self, what)
+            return list(value) if isinstance(value, list) else (dict(value) if isinstance(value, dict) else value)
+
+    def publish_command(self, text: str, match_timeout_s: float = 10.0) -> None:
+        from std_msgs.msg import String
+
+        deadline = time.monotonic() + match_timeout_s
+        while self.command_pub.get_subscription_count() < 1:
+            if time.monotonic() > deadline:
+                raise Sim2SimError(f"nobody subscribes to /gmt/player/command after {match_timeout_s:.0f} s")
+            time.sleep(0.05)
+        self.command_pub.publish(String(data=text))
+
+    def call_trigger(self, service: str, timeout_s: float = 5.0):
+        """(success, message) of a std_srvs/Trigger call."""
+        from std_srvs.srv import Trigger
+
+        client = self._clients.get(service)
+        if client is None:
+            client = self._clients[service] = self.node.create_client(Trigger, service)
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise Sim2SimError(f"service {service} not available after {timeout_s:.0f} s")
+        done = threading.Event()
+        future = client.call_async(Trigger.Request())
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout_s):
+            raise Sim2SimError(f"service {service} did not answer within {timeout_s:.0f} s")
+        result = future.result()
+        return result.success, result.message
+
+    def close(self) -> None:
+        try:
+            self.executor.shutdown(timeout_sec=1.0)
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            self.node.destroy_node()
+        except Exception:  # noqa: BLE001
+            pass
+        self._rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=2.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# One run
+
+
+@dataclass
+class Sim2SimOptions:
+    motion: str
+    policy: str = DEFAULT_POLICY
+    seconds: float | None = None  # scored clip time (default: the whole clip)
+    domain: int = DEFAULT_DOMAIN  # the robot's DDS domain (unitree SDK)
+    interface: str = DEFAULT_INTERFACE
+    ros_domain: int | None = None  # None: $ROS_DOMAIN_ID, else picked
+    log_dir: Path | None = None  # None: a temporary directory, removed after a successful run
+    ramp_time_s: float = DEFAULT_RAMP_S
+    node_settings: dict[str, dict[str, str]] = field(default_factory=dict)  # more settings by node key
+    launch_settings: bool = False  # True: exactly the launch file's settings (no lighter_settings)
+    realtime: bool = False  # REALTIME scheduling (needs root or CAP_SYS_NICE; reported in "machine")
+    nice: int = 0  # without realtime: the nodes' nice value (negative needs root or CAP_SYS_NICE)
+
+
+def _ros_parameters(spec: graph.NodeSpec) -> dict:
+    import yaml
+
+    return yaml.safe_load(graph.config_path(spec).read_text())[spec.node_name]["ros__parameters"]
+
+
+def lighter_settings(contract) -> dict[str, dict[str, str]]:
+    """Settings that cut the graph's CPU without changing what the policy uses. Measured on the
+    2-vCPU development VM, idle otherwise: at the launch file's settings the nodes want ~2.4 cores
+    (sim 0.8, bridge 0.6, policy 0.6, player 0.3, plus this runner), with these ~2.1 (policy 0.4,
+    player 0.2); neither fits 2 cores, which is why ``--realtime`` exists:
+
+    - player ``window_s``: the launch file's 2.4 s serve GMT's 1.9 s look-ahead; a window only
+      needs the policy's look-ahead + ``window_max_age_s`` + two window periods (TWIST2: 0.6 s).
+      Never longer than the launch file's. Encoding and decoding 2.4 s windows at 50 Hz costs the
+      player and the policy ~0.75 of a core together.
+    - player ``rate_hz`` 25: the policy samples every window by time (frame i is at stamp + i dt),
+      so which window a tick reads from does not change the reference it gets; windows every
+      40 ms instead of 20 ms halve the cost of the window pipeline again.
+    - bridge ``state_publish_decimation`` 5: /joint_states and /imu at 100 Hz instead of 500 Hz.
+      At 500 Hz the policy takes ~1000 rclpy callbacks a second and the player ~500; on a starved
+      machine they delay the policy's tick past the bridge's target timeout. The policy reads
+      the state at 50 Hz; it is now up to 10 ms old (5 ms on average) instead of 2 ms: a small
+      extra control delay, the one real difference from the launch file.
+    """
+    player, policy = _ros_parameters(graph.PLAYER), _ros_parameters(graph.POLICY)
+    rate = LIGHT_WINDOW_RATE_HZ
+    lookahead = max(contract.future_offsets, default=0) * contract.control_dt
+    needed = lookahead + float(policy["window_max_age_s"]) + 2.0 / rate
+    window = min(float(player["window_s"]), math.ceil(needed * 10.0 - 1e-9) / 10.0)
+    return {"bridge": {"state_publish_decimation": "5"},
+            "player": {"window_s": f"{window:g}", "rate_hz": f"{rate:g}"}}
+
+
+def other_node_processes(own_pids=()) -> list[str]:
+    """Node processes of this package not started by us (another graph competing for the CPU)."""
+    names = {spec.executable for spec in graph.GRAPHS[GRAPH]} | {spec.module for spec in graph.GRAPHS[GRAPH]}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in own_pids or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv[:4]]
+        if any(Path(w).name in names or w in names for w in words):
+            found.append(f"{entry.name}: {' '.join(words)[:80]}")
+    return found
+
+
+def pick_ros_domain(environ=os.environ) -> int:
+    """The caller's ROS_DOMAIN_ID if set, else a non-zero one from our pid (1..100)."""
+    value = environ.get("ROS_DOMAIN_ID", "")
+    if value.strip():
+        try:
+            return int(value)
+        except ValueError:
+            raise UsageError(f"ROS_DOMAIN_ID must be an integer, got {value!r}") from None
+    return 1 + os.getpid() % 100
+
+
+def check_options(opt: Sim2SimOptions):
+    """Validate the input before anything starts; returns (clip library name, clip duration,
+    contract, player clip_dirs). Raises UsageError naming the problem."""
+    from gmt_ros.core import dds
+    from gmt_ros.core.clip_library import list_clips, resolve_clip
+    from gmt_ros.core.contract import load_contract
+    from gmt_ros.core.motion import load_clip
+
+    if opt.seconds is not None and not (math.isfinite(opt.seconds) and opt.seconds > 0):
+        raise UsageError(f"--seconds must be positive, got {opt.seconds}")
+    if not (math.isfinite(opt.ramp_time_s) and opt.ramp_time_s > 0):
+        raise UsageError(f"--ramp-time-s must be positive, got {opt.ramp_time_s}")
+    if not -20 <= opt.nice <= 19:
+        raise UsageError(f"nice must be in -20..19, got {opt.nice}")
+    if not 1 <= opt.domain <= dds.MAX_DOMAIN_ID:
+        raise UsageError(f"--domain must be a non-zero DDS domain (1..{dds.MAX_DOMAIN_ID}); 0 is the real robot's, got {opt.domain}")
+    if opt.ros_domain is not None and not 0 <= opt.ros_domain <= 232:
+        raise UsageError(f"--ros-domain must be in 0..232, got {opt.ros_domain}")
+    try:
+        dds.check_interface(opt.interface)
+    except ValueError as exc:
+        raise UsageError(f"{exc} (tried for the robot's DDS, domain {opt.domain})") from None
+    if opt.interface != "lo":
+        raise UsageError(f"interface {opt.interface!r} is not loopback: the simulated robot and its bridge stay on 'lo' "
+                         f"(a simulated robot on a real network would mix with a real robot's rt/lowstate)")
+    try:
+        contract = load_contract(opt.policy)
+        path = resolve_clip(opt.motion)
+        clip = load_clip(path)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+    library = {p.resolve(): n for n, p in list_clips().items()}
+    if path.resolve() in library:
+        return library[path.resolve()], clip.duration, contract, []
+    # A clip file outside the library: the player gets its directory; its name there is the stem.
+    extra = {p.resolve(): n for n, p in list_clips([str(path.parent)]).items()}
+    name = extra[path.resolve()]
+    if name in {n for n in list_clips()}:
+        raise UsageError(f"clip file {path} has the same name ({name!r}) as a shipped clip; rename it")
+    return name, clip.duration, contract, [str(path.parent.resolve())]
+
+
+class Sim2SimSession:
+    """One graph run: ``start()`` (nodes, sim, policy engaged, gantry released), ``play()``,
+    then ``finish()`` for the report. Use as a context manager: leaving it stops every process.
+    ``kill(key)`` and ``wait_supervisor()`` are there for fault injection."""
+
+    def __init__(self, options: Sim2SimOptions):
+        self.opt = options
+        self.clip_name, self.clip_duration, self.contract, clip_dirs = check_options(options)
+        self.ros_domain = options.ros_domain if options.ros_domain is not None else pick_ros_domain()
+        self._temp_logs = options.log_dir is None
+        self.log_dir = Path(tempfile.mkdtemp(prefix="gmt_sim2sim_")) if self._temp_logs else Path(options.log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.report_path = self.log_dir / "sim_report.json"
+        self.trace_path = self.log_dir / "sim_trace.npz"
+        self.t0 = time.time()
+        self.load_at_start = round(os.getloadavg()[0], 2)
+        env = dict(os.environ)
+        env.update(ROS_DOMAIN_ID=str(self.ros_domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+                   GMT_ROS_DDS_DOMAIN=str(options.domain), GMT_ROS_DDS_INTERFACE=options.interface,
+                   PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="1")
+        extra = {"bridge": {"ramp_time_s": str(options.ramp_time_s)}}
+        if options.realtime:
+            extra["bridge"]["writer_priority"] = str(REALTIME["bridge_writer_fifo"])
+        if clip_dirs:
+            extra["player"] = {"clip_dirs": "[" + ",".join(f"'{d}'" for d in clip_dirs) + "]"}
+        self.overrides = {} if options.launch_settings else lighter_settings(self.contract)
+        for key, settings in list(self.overrides.items()) + list(options.node_settings.items()):
+            extra[key] = extra.get(key, {}) | {k: str(v) for k, v in settings.items()}
+        self.graph = ProcessGraph(GRAPH, self.log_dir, arguments={
+            "interface": options.interface, "dds_domain": str(options.domain), "policy": options.policy,
+            "dry_run": "false"}, extra=extra, env=env, nice=REALTIME["nice"] if options.realtime else options.nice,
+            fifo={"sim": REALTIME["sim_fifo"]} if options.realtime else {})
+        self.hold_s = WARMUP_S + options.ramp_time_s + ENGAGE_MARGIN_S  # gantry, sim seconds
+        self.observer: GraphObserver | None = None
+        self.policy_time: float | None = None
+        self.play_start: float | None = None
+        self.play_end: float | None = None
+        self.stop_time: float | None = None
+        self.exit_codes: dict | None = None
+        self.notes: list[str] = []
+        self.aborted: str | None = None  # why the clip was not played (a supervisor fault before it)
+        self.cpu_during_clip: dict | None = None
+        self.link_time: float | None = None
+        self._restore_priority: tuple | None = None
+        self.timing: dict = {}
+        self._failed = False
+
+    # -- context -------------------------------------------------------------------------------
+
+    def __enter__(self) -> Sim2SimSession:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._failed = self._failed or exc_type is not None
+        self.close()
+
+    def close(self) -> None:
+        """Stop every process and the observer (idempotent). Temporary logs of a good run are removed."""
+        if self.exit_codes is None:
+            self.exit_codes = self.graph.stop_all(order=STOP_ORDER)
+        if self.observer is not None:
+            self.observer.close()
+            self.observer = None
+        self._lower_self()
+        if self._temp_logs and not self._failed:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _fail(self, message: str) -> Sim2SimError:
+        self._failed = True
+        return Sim2SimError(message)
+
+    def _check_nodes(self) -> None:
+        try:
+            self.graph.check_alive()
+        except NodeFailedError as exc:
+            raise self._fail(f"{exc}\n(interface {self.opt.interface!r}, DDS domain {self.opt.domain}, "
+                             f"ROS domain {self.ros_domain}, logs in {self.log_dir})") from None
+
+    def _wait(self, predicate, timeout_s: float, what: str, poll_s: float = 0.05):
+        """Poll ``predicate()`` until truthy (returned); checks the nodes are alive; raises on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = predicate()
+            if value:
+                return value
+            self._check_nodes()
+            if time.monotonic() > deadline:
+                raise self._fail(f"{what} (waited {timeout_s:.0f} s; logs in {self.log_dir})")
+            time.sleep(poll_s)
+
+    def supervisor_state(self) -> dict | None:
+        return self.observer.snapshot("supervisor_latest") if self.observer else None
+
+    def wait_supervisor(self, predicate, timeout_s: float, what: str = "supervisor state") -> dict:
+        def check():
+            state = self.supervisor_state()
+            return state if state is not None and predicate(state) else None
+        return self._wait(check, timeout_s, f"the supervisor never reached {what}")
+
+    def _mode_time(self, mode: str, after: float = 0.0) -> float | None:
+        """Wall time the supervisor entered ``mode`` (its own event time when it has one)."""
+        for t, state in self.observer.snapshot("supervisor"):
+            if state.get("mode") == mode and t >= after:
+                event = state.get("last_event") or {}
+                if event.get("time") and f"-> {mode}" in event.get("message", ""):
+                    return float(event["time"])
+                return t
+        return None
+
+    def kill(self, key: str, sig: int = signal.SIGKILL) -> float:
+        """Send ``sig`` to a node now; returns time.time() just before."""
+        return self.graph.kill(key, sig)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Nodes up, sim on its gantry, supervisor in policy, gantry released, robot settled."""
+        others = other_node_processes()
+        if others:
+            self.notes.append(f"{len(others)} other gmt_ros node process(es) were running at the start (another graph "
+                              f"competes for the CPU): {'; '.join(others[:4])}")
+        if self.opt.realtime:
+            self._prioritise_self()
+        self.observer = GraphObserver(self.ros_domain)
+        for key in ("bridge", "policy", "player"):
+            self.graph.start(key)
+        obs = self.observer
+        self._wait(lambda: obs.snapshot("supervisor_latest") is not None, NODES_UP_TIMEOUT_S,
+                   "no /gmt/supervisor/state from the bridge")
+        self._wait(lambda: "gmt_policy" in obs.snapshot("diagnostics"), NODES_UP_TIMEOUT_S,
+                   "no /diagnostics from the policy node")
+        self._wait(lambda: obs.snapshot("player"), NODES_UP_TIMEOUT_S, "no /gmt/player/status from the player")
+        self.graph.start("sim", ["--hold-start-s", f"{self.hold_s:g}", "--report", str(self.report_path),
+                                 "--trace", str(self.trace_path)])
+        self._wait_link()
+        time.sleep(WARMUP_S)
+        if not self._engage():
+            return
+        self._wait(lambda: self.sim_time_lower_bound() >= self.hold_s + SETTLE_S, 60.0,
+                   "the bridge's lowstate count never showed the gantry release plus the settling time",
+                   poll_s=0.1)
+        state = self.supervisor_state()
+        if state["mode"] != "policy":
+            self._abort(f"after the gantry release the supervisor is in {state['mode']} (fault: {state.get('fault')})")
+
+    def _target_age(self) -> float:
+        times = self.observer.snapshot("target_times")
+        return time.time() - times[-1] if times else math.inf
+
+    def _prioritise_self(self) -> None:
+        """--realtime: this process drives the supervisor through the engagement against the
+        gantry's clock; starved behind the nodes it would engage too late. Before the observer's
+        thread exists (threads inherit the nice value); our session's autogroup too."""
+        nice = REALTIME["nice"]
+        group = Path("/proc/self/autogroup")
+        try:
+            self._restore_priority = (os.getpriority(os.PRIO_PROCESS, 0),
+                                      int(group.read_text().split()[-1]) if group.is_file() else None)
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+            if group.is_file():
+                group.write_text(f"{nice}\n")
+        except (OSError, ValueError) as exc:
+            self.notes.append(f"--realtime: could not raise the runner's priority ({exc})")
+
+    def _lower_self(self) -> None:
+        """Undo _prioritise_self (the caller, e.g. a test session, goes on at its own priority)."""
+        if self._restore_priority is None:
+            return
+        nice, group_nice = self._restore_priority
+        self._restore_priority = None
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+            if group_nice is not None:
+                Path("/proc/self/autogroup").write_text(f"{group_nice}\n")
+        except OSError:
+            pass
+
+    def _note_cpu(self, start) -> None:
+        """Each node's CPU use (% of one core) from ``start`` (monotonic time, cpu_seconds()) to now."""
+        t0, cpu0 = start
+        dt, cpu1 = time.monotonic() - t0, self.graph.cpu_seconds()
+        self.cpu_during_clip = {k: round((cpu1[k] - cpu0[k]) / dt * 100.0, 1) for k in cpu1
+                                if cpu0.get(k) is not None and cpu1.get(k) is not None}
+
+    def _abort(self, why: str) -> None:
+        """The supervisor left the sequence (a fault): the graph ran, the clip will not be played."""
+        self.aborted = why
+        self.notes.append(f"clip not played: {why}")
+
+    def sim_time_lower_bound(self) -> float:
+        """Sim seconds at least elapsed: rt/lowstate messages counted by the bridge (1 Hz diagnostics)."""
+        diag = self.observer.snapshot("diagnostics").get("gmt_bridge")
+        try:
+            return int(diag[2]["lowstate_count"]) * LOWSTATE_PERIOD_S if diag else 0.0
+        except (KeyError, ValueError):
+            return 0.0
+
+    def _wait_link(self) -> None:
+        def linked():
+            state = self.supervisor_state()
+            return state is not None and state.get("lowstate_age_s") is not None and state.get("startup_checked")
+
+        deadline = time.monotonic() + LINK_TIMEOUT_S
+        while not linked():
+            self._check_nodes()
+            if time.monotonic() > deadline:
+                bridge = tail(self.graph.processes["bridge"].log_path, 8)
+                sim = tail(self.graph.processes["sim"].log_path, 8)
+                raise self._fail(
+                    f"no rt/lowstate reached the bridge within {LINK_TIMEOUT_S:.0f} s on interface "
+                    f"{self.opt.interface!r} DDS domain {self.opt.domain} (ROS domain {self.ros_domain}); "
+                    f"bridge log:\n{bridge}\nsim log:\n{sim}")
+            time.sleep(0.02)
+        self.link_time = time.time()
+        state = self.supervisor_state()
+        if state.get("startup_error"):
+            raise self._fail(f"the bridge's start-up check failed: {state['startup_error']}")
+
+    def _engage(self) -> bool:
+        """zero_torque -> damping -> ramp -> hold -> policy with the Trigger services, each step
+        after the state topic confirms the previous one. False (aborted) on a supervisor fault."""
+        obs = self.observer
+        steps = (("/gmt/supervisor/start", "zero_torque", "damping", 5.0),
+                 ("/gmt/supervisor/start", "damping", "ramp", 5.0),
+                 (None, "ramp", "hold", self.opt.ramp_time_s + 5.0),
+                 ("/gmt/supervisor/policy", "hold", "policy", 5.0))
+        for service, before, after, timeout_s in steps:
+            state = self.supervisor_state()
+            if state.get("fault"):
+                self._abort(f"supervisor fault while engaging ({before}): {state['fault']}")
+                return False
+            if state["mode"] != before:
+                raise self._fail(f"the supervisor is in {state['mode']}, expected {before} (fault: {state.get('fault')})")
+            if after == "policy":  # as an operator would: hand over only while the policy is publishing
+                self._wait(lambda: self._target_age() < POLICY_FRESH_S, 5.0,
+                           f"the policy published no joint target for {POLICY_FRESH_S * 1000:.0f} ms in 5 s")
+            if service is not None:
+                ok, message = obs.call_trigger(service)
+                if not ok:
+                    raise self._fail(f"{service} refused in {before}: {message}")
+            self.wait_supervisor(lambda s, m=after: s["mode"] == m or s.get("fault"), timeout_s, after)
+        state = self.supervisor_state()
+        if state.get("fault") or state["mode"] != "policy":
+            self._abort(f"supervisor fault while engaging: {state.get('fault')}")
+            return False
+        self.policy_time = self._mode_time("policy")
+        return True
+
+    def play(self, timeout_s: float | None = None) -> None:
+        """``play NAME`` on /gmt/player/command; returns once the scored part has played
+        (the clip, or ``seconds`` of it), or early on a supervisor fault."""
+        if self.aborted:
+            return
+        obs = self.observer
+        seconds = self.opt.seconds if self.opt.seconds is not None else self.clip_duration
+        scored = min(seconds, self.clip_duration)
+        timeout_s = timeout_s or scored + 30.0
+        sent = time.time()
+        cpu_start = (time.monotonic(), self.graph.cpu_seconds())
+        obs.publish_command(f"play {self.clip_name}")
+
+        def started():
+            return any(t >= sent and s.get("clip") == self.clip_name and s.get("state") in ("blending_in", "playing")
+                       for t, s in obs.snapshot("player"))
+        self._wait(started, 10.0, f"the player did not take 'play {self.clip_name}'")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._check_nodes()
+            statuses = [(t, s) for t, s in obs.snapshot("player") if t >= sent]
+            starts = [t - s["clip_time"] for t, s in statuses if s.get("state") == "playing" and s.get("clip") == self.clip_name]
+            if starts:
+                self.play_start = min(starts)
+                self.play_end = self.play_start + scored
+                if time.time() >= self.play_end + 0.1:
+                    self._note_cpu(cpu_start)
+                    return
+            state = self.supervisor_state()
+            if state.get("fault"):
+                self.notes.append(f"supervisor fault during the clip: {state['fault']}")
+                self.play_end = min(self.play_end or time.time(), time.time())
+                return
+            if time.monotonic() > deadline:
+                raise self._fail(f"the clip {self.clip_name} did not finish within {timeout_s:.0f} s")
+            time.sleep(0.05)
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def finish(self) -> dict:
+        """Stop every process (sim first) and build the report."""
+        obs = self.observer
+        self.stop_time = time.time()
+        supervisor = obs.snapshot("supervisor")
+        final_state = obs.snapshot("supervisor_latest")
+        targets = np.asarray(obs.snapshot("target_times"))
+        windows = obs.snapshot("windows")
+        player = obs.snapshot("player")
+        diagnostics = obs.snapshot("diagnostics")
+        self.timing = _timing_summary(obs.snapshot("diagnostics_history"), self.link_time or self.t0, self.stop_time)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.cpu = {"node_cpu_s": self.graph.cpu_seconds() | {"runner": round(usage.ru_utime + usage.ru_stime, 2)},
+                    "node_cpu_percent_during_clip": self.cpu_during_clip,
+                    "node_scheduling": self.graph.niceness(),
+                    "load_average_1min": round(os.getloadavg()[0], 2),
+                    "cpus": os.cpu_count(), "load_average_at_start": self.load_at_start,
+                    "other_node_processes": other_node_processes({p.pid for p in self.graph.processes.values()})}
+        self.exit_codes = self.graph.stop_all(order=STOP_ORDER)
+        return self._report(supervisor, final_state, targets, windows, player, diagnostics)
+
+    def _report(self, supervisor, final_state, targets, windows, player, diagnostics) -> dict:
+        from sim2sim.trace import ReferenceSamples, SimTrace, tracking_errors
+
+        rel = self._rel
+        sim = json.loads(self.report_path.read_text()) if self.report_path.is_file() else None
+        trace = SimTrace.load(self.trace_path) if self.trace_path.is_file() else None
+        if sim is None or trace is None:
+            raise self._fail(f"the sim wrote no {'report' if sim is None else 'trace'}; its log:\n"
+                             f"{tail(self.graph.processes['sim'].log_path)}")
+        release = trace.release_unix_time()
+        out: dict = {"clip": self.clip_name, "policy": self.contract.name, "graph": GRAPH}
+        t0, t1 = self.play_start, self.play_end
+        if t0 is not None and t1 is not None and windows:
+            reference = ReferenceSamples.from_samples(windows)
+            policy_mask = np.zeros(29, dtype=bool)
+            policy_mask[np.asarray(self.contract.slots)] = True
+            err = tracking_errors(trace, reference, policy_mask, t0, t1)
+            if self.opt.log_dir is not None:
+                reference.save(self.log_dir / "reference.npz")
+            fall_time = err["fall_unix_time"]
+            duration = (fall_time if fall_time is not None else t1) - t0
+            n_targets = int(np.count_nonzero((targets >= t0) & (targets <= t1)))
+            out.update({
+                "fell": err["fell"], "fall_time_s": None if fall_time is None else round(fall_time - t0, 3),
+                "duration_s": round(duration, 3), "requested_s": round(t1 - t0, 3),
+                "e_mpjpe_rad": _r(err["e_mpjpe_rad"], 5), "e_mpkpe_mm": _r(err["e_mpkpe_mm"], 3),
+                "e_vel_mps": _r(err["e_vel_mps"], 5), "e_yaw_vel_radps": _r(err["e_yaw_vel_radps"], 5),
+                "min_pelvis_height_m": _r(err["min_pelvis_height_m"], 4), "max_tilt_rad": _r(err["max_tilt_rad"], 4),
+                "scored_rows": err["ticks"], "unmatched_rows": err["unmatched"],
+                "policy_hz": round(n_targets / (t1 - t0), 2) if t1 > t0 else None,
+            })
+        else:
+            out.update({"fell": None, "duration_s": 0.0, "policy_hz": None})
+        rtf, skipped = sim["real_time_factor"] or 0.0, sim["pacing"]["skipped_s"]
+        out["sim_real_time"] = rtf >= MIN_REAL_TIME_FACTOR and skipped < 0.05
+        if not out["sim_real_time"]:
+            self.notes.append(f"the sim ran at {rtf:.2f}x real time and dropped {skipped:.2f} s of backlog (CPU "
+                              f"overloaded): the closed loop was slower than the real one; tracking results are "
+                              f"not representative")
+        policy_diag = diagnostics.get("gmt_policy")
+        lowcmd = sim["lowcmd"]
+        modes = [{"t": rel(t), "mode": s.get("mode"), "fault": s.get("fault")} for t, s in supervisor
+                 if self.stop_time is None or t <= self.stop_time]
+        out.update({
+            "lowcmd_hz": lowcmd["rate_hz"], "lowcmd_received": lowcmd["received"], "lowcmd_accepted": lowcmd["accepted"],
+            "bad_crc": lowcmd["bad_crc"], "mode_machine_mismatch": lowcmd["mode_machine_mismatch"],
+            "invalid_lowcmd": lowcmd["invalid"], "lowcmd_max_gap_s": lowcmd["max_gap_s"],
+            "latency_ms": sim["state_to_command_latency_ms"],
+            "sim": {"real_time_factor": sim["real_time_factor"], "overruns": sim["pacing"]["overruns"],
+                    "max_lag_ms": sim["pacing"]["max_lag_ms"], "skipped_s": sim["pacing"]["skipped_s"],
+                    "lowstate_hz": sim["lowstate"]["rate_hz"], "fell_any_time": sim["robot"]["fell"],
+                    "sim_time_s": sim["sim_time_s"]},
+            "node_timing": self.timing,
+            "policy_diagnostics": None if policy_diag is None else {
+                k: policy_diag[2].get(k) for k in ("ticks_per_s", "published_per_s", "period_ms_p99", "step_ms_p99",
+                                                   "rejected_windows")},
+            "supervisor": {
+                "modes": modes, "fault": final_state.get("fault") if final_state else None,
+                "policy_at_s": rel(self.policy_time), "aborted": self.aborted,
+                "gantry_release_at_s": rel(release),
+                "policy_before_release": (self.policy_time is not None and release is not None
+                                          and self.policy_time < release
+                                          and trace.kind_at(release) == 3),
+                "hold_start_s": self.hold_s, "ramp_time_s": self.opt.ramp_time_s,
+            },
+            "player": {"play_start_s": rel(self.play_start), "play_end_s": rel(self.play_end),
+                       "states": _state_changes(player, rel)},
+            "reference_samples": len(windows), "window_parser": self.observer.window_parser if self.observer else None,
+            "exit_codes": self.exit_codes,
+            "stopped_by": {k: p.stop_signal for k, p in self.graph.processes.items()},
+            "logs": {k: str(p.log_path) for k, p in self.graph.processes.items()},
+            "sim_report": str(self.report_path), "sim_trace": str(self.trace_path),
+            "settings_beyond_launch_file": self.graph.extra,
+            "ros_domain": self.ros_domain, "dds_domain": self.opt.domain, "interface": self.opt.interface,
+            "wall_time_s": round(time.time() - self.t0, 2), "machine": self.cpu, "notes": self.notes,
+        })
+        if self._temp_logs:  # removed at close(): do not point at them
+            out["logs"] = out["sim_report"] = out["sim_trace"] = None
+        return out
+
+    def _rel(self, t: float | None) -> float | None:
+        return None if t is None else round(t - self.t0, 3)
+
+
+# Worst value per second reported in the nodes' /diagnostics between the link and the stop:
+# (node, key, "max" or "min").
+_TIMING_KEYS = (("gmt_policy", "period_ms_max", "max"), ("gmt_policy", "step_ms_max", "max"),
+                ("gmt_policy", "ticks_per_s", "min"), ("gmt_policy", "published_per_s", "min"),
+                ("gmt_bridge", "writer_late_max_ms", "max"), ("gmt_bridge", "writer_work_max_ms", "max"),
+                ("gmt_bridge", "lowstate_rate_hz", "min"), ("gmt_bridge", "lowcmd_rate_hz", "min"))
+
+
+def _timing_summary(history, t0: float, t1: float | None) -> dict:
+    """The worst 1 s windows of the nodes' own timing diagnostics over [t0, t1]."""
+    out: dict = {}
+    for node, key, worst in _TIMING_KEYS:
+        values = []
+        for t, name, v in history:
+            if name == node and t >= t0 and (t1 is None or t <= t1):
+                try:
+                    values.append(float(v[key]))
+                except (KeyError, ValueError):
+                    pass
+        values = [x for x in values if math.isfinite(x)]
+        if values:
+            out.setdefault(node, {})[f"{worst}_{key}"] = round(max(values) if worst == "max" else min(values), 2)
+    return out
+
+
+def _r(x, digits):
+    return None if x is None or not math.isfinite(x) else round(float(x), digits)
+
+
+def _state_changes(player, rel) -> list:
+    out, last = [], None
+    for t, s in player:
+        key = (s.get("state"), s.get("clip"))
+        if key != last:
+            out.append({"t": rel(t), "state": s.get("state"), "clip": s.get("clip")})
+            last = key
+    return out
+
+
+def summary_line(r: dict) -> str:
+    if r["supervisor"].get("aborted"):
+        status = "NOT PLAYED (supervisor fault before the clip)"
+    elif r.get("fell") is None:
+        status = "not scored"
+    else:
+        status = f"FELL at {r['fall_time_s']:.2f} s" if r["fell"] else "upright"
+    lat = r.get("latency_ms") or {}
+    modes = ">".join(m["mode"] for m in r["supervisor"]["modes"])
+    errors = (f" | E_mpjpe {r['e_mpjpe_rad']:.3f} rad | E_mpkpe {r['e_mpkpe_mm']:.1f} mm | E_vel {r['e_vel_mps']:.3f} m/s"
+              f" | E_yaw_vel {r['e_yaw_vel_radps']:.3f} rad/s") if r.get("e_mpjpe_rad") is not None else ""
+    return (f"sim2sim {r['clip']}: {status} over {r['duration_s']:.2f} s{errors} | policy {r['policy_hz']} Hz"
+            f" | lowcmd {r['lowcmd_hz']} Hz, {r['bad_crc']} bad CRC | latency p50 {lat.get('p50')} p99 {lat.get('p99')} ms"
+            f" | sim {r['sim']['real_time_factor']}x real time | {modes}"
+            + (f" | FAULT: {r['supervisor']['fault']}" if r["supervisor"].get("fault") else "")
+            + ("" if r.get("sim_real_time", True) else " | NOT REAL TIME (machine overloaded)"))
+
+
+def run_sim2sim(options: Sim2SimOptions) -> dict:
+    """One complete run (start, play, stop); the report dict. Raises Sim2SimError / UsageError,
+    also when the sim's trace shows the gantry released before the policy was engaged."""
+    with Sim2SimSession(options) as session:
+        session.start()
+        session.play()
+        report = session.finish()
+        if not session.aborted and not report["supervisor"]["policy_before_release"]:
+            raise session._fail(f"the gantry released (at {report['supervisor']['gantry_release_at_s']} s) before the "
+                                f"policy was engaged (at {report['supervisor']['policy_at_s']} s): the run is not valid; "
+                                f"logs in {session.log_dir}")
+        return report
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+
+
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _raise_on_sigterm():
+    """SIGTERM to the runner unwinds like Ctrl-C, so the finally blocks stop the nodes."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _options(args, motion: str, log_dir) -> Sim2SimOptions:
+    return Sim2SimOptions(motion=motion, policy=args.policy, seconds=getattr(args, "seconds", None),
+                          domain=args.domain, interface=args.interface, ros_domain=args.ros_domain,
+                          log_dir=log_dir, ramp_time_s=args.ramp_time_s, launch_settings=args.launch_settings,
+                          realtime=args.realtime)
+
+
+def _write(path, text: str) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+
+
+def cmd_sim2sim(args) -> int:
+    _raise_on_sigterm()
+    options = _options(args, args.motion, args.keep_logs)
+    try:
+        report = run_sim2sim(options)
+    except Sim2SimError as exc:
+        print(f"gmt-ros sim2sim: error: {exc}", file=sys.stderr)
+        return 1
+    print(summary_line(report), flush=True)
+    _write(args.report, json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def sim2sim_table_markdown(rows) -> str:
+    """The `gmt-ros eval-all` columns plus the graph's rates, the sim's real-time factor and any
+    supervisor fault."""
+    head = ("| clip | s | fell | E_mpjpe rad | E_mpkpe mm | E_vel m/s | E_yaw_vel rad/s | min pelvis m "
+            "| lowcmd Hz | policy Hz | latency p50 / p99 ms | sim × real time | fault |\n")
+    head += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+
+    def f(x, spec):
+        return "–" if x is None else format(x, spec)
+
+    lines = []
+    for r in rows:
+        if r.get("error"):
+            lines.append(f"| {r['clip']} | – | did not run: {r['error'].splitlines()[0]} |" + " |" * 10)
+            continue
+        lat = r.get("latency_ms") or {}
+        fell = "–" if r.get("fell") is None else ("yes" if r["fell"] else "no")
+        fault = (r["supervisor"].get("fault") or "").replace("|", "/")
+        lines.append(
+            f"| {r['clip']} | {r['duration_s']:.1f} | {fell} | {f(r.get('e_mpjpe_rad'), '.3f')} |"
+            f" {f(r.get('e_mpkpe_mm'), '.1f')} | {f(r.get('e_vel_mps'), '.3f')} | {f(r.get('e_yaw_vel_radps'), '.3f')} |"
+            f" {f(r.get('min_pelvis_height_m'), '.2f')} | {f(r.get('lowcmd_hz'), '.1f')} | {f(r.get('policy_hz'), '.1f')} |"
+            f" {f(lat.get('p50'), '.2f')} / {f(lat.get('p99'), '.2f')} | {f(r['sim'].get('real_time_factor'), '.2f')} |"
+            f" {fault[:60]} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def cmd_sim2sim_all(args) -> int:
+    from gmt_ros.core.clip_library import list_clips
+
+    _raise_on_sigterm()
+    rows = []
+    started = time.time()
+    for name in list_clips():
+        log_dir = Path(args.keep_logs) / name.replace("/", "_") if args.keep_logs else None
+        try:
+            report = run_sim2sim(_options(args, name, log_dir))
+        except Sim2SimError as exc:
+            print(f"sim2sim {name}: did not run: {exc}", file=sys.stderr, flush=True)
+            rows.append({"clip": name, "error": str(exc)})
+            continue
+        print(summary_line(report), flush=True)
+        rows.append(report)
+    table = sim2sim_table_markdown(rows)
+    print(table, end="")
+    _write(args.json, json.dumps(rows, indent=2) + "\n")
+    _write(args.markdown, table)
+    ran = [r for r in rows if not r.get("error")]
+    fell = sum(bool(r.get("fell")) for r in ran)
+    print(f"{len(rows)} clips, {len(ran)} ran, {fell} fell, {time.time() - started:.0f} s wall")
+    return 0 if len(ran) == len(rows) else 1
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", default=DEFAULT_POLICY, help="policy name under models/ or a contract.yaml path")
+    p.add_argument("--domain", type=int, default=DEFAULT_DOMAIN, help=f"the robot's DDS domain, non-zero (default {DEFAULT_DOMAIN})")
+    p.add_argument("--interface", default=DEFAULT_INTERFACE, help="the robot's DDS interface (loopback only)")
+    p.add_argument("--ros-domain", type=int, default=None, help="ROS_DOMAIN_ID of the graph (default: $ROS_DOMAIN_ID, else picked, non-zero)")
+    p.add_argument("--ramp-time-s", type=float, default=DEFAULT_RAMP_S, help="the bridge's ramp to the default pose (on the gantry)")
+    p.add_argument("--realtime", action="store_true",
+                   help="schedule like a real-time deployment (needs root or CAP_SYS_NICE): the sim's threads "
+                        f"SCHED_FIFO {REALTIME['sim_fifo']} (physics does not wait for a CPU), the bridge's writer "
+                        f"SCHED_FIFO {REALTIME['bridge_writer_fifo']} (its writer_priority), every node at nice "
+                        f"{REALTIME['nice']}; keeps the graph real-time while other work loads the machine")
+    p.add_argument("--launch-settings", action="store_true",
+                   help="run the nodes with exactly the launch file's settings (default: shorter motion windows at "
+                        "25 Hz, which the policy cannot tell apart, and /joint_states at 100 Hz, to save CPU; see "
+                        "lighter_settings)")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("sim2sim", help="run the node graph (sim, bridge, policy, player) as processes and play one clip")
+    p.add_argument("--motion", required=True, help="clip library name (e.g. walk_stand) or a clip file")
+    p.add_argument("--seconds", type=float, default=None, help="score this much of the clip (default: all of it)")
+    p.add_argument("--report", help="write the JSON report here")
+    p.add_argument("--keep-logs", help="keep the nodes' logs, the sim's report and trace in this directory")
+    _common(p)
+    p.set_defaults(func=cmd_sim2sim)
+
+    p = subparsers.add_parser("sim2sim-all", help="every shipped clip through the node graph; prints the README table")
+    p.add_argument("--json", help="write all reports here")
+    p.add_argument("--markdown", help="write the markdown table here")
+    p.add_argument("--keep-logs", help="keep each run's logs under DIR/<clip>/")
+    _common(p)
+    p.set_defaults(func=cmd_sim2sim_all)
