@@ -17,7 +17,7 @@ from pathlib import Path
 
 DEFAULT_POLICY = "twist2_student"
 # Subcommand modules under gmt_ros/tools/, each with register(subparsers).
-TOOL_MODULES: tuple[str, ...] = ("evaluate", "sim2sim_run", "recording")
+TOOL_MODULES: tuple[str, ...] = ("evaluate", "sim2sim_run", "recording", "bench", "faults")
 
 
 class UsageError(Exception):

@@ -14,11 +14,17 @@ Conventions: the robot's orientation is the pelvis IMU quaternion; reference vel
 the world frame (``MotionFrames``) and are expressed in the reference root's own frame, i.e. rotated
 by the inverse of the full root quaternion (roll and pitch included, not the heading-only frame):
 both authors' motion servers use ``quat_rotate_inverse(root_rot, v)``.
+
+Cost: ``build`` runs inside the 50 Hz control tick, on arrays of a few dozen values, where each
+numpy call costs about a microsecond whatever its size. So the layout (every term's place in the
+vector) is resolved once at construction, terms write straight into the output vector, quantities
+several terms share (the reference roots' rotation matrices) are computed once per step
+(``ObsInputs.reference_rotation``), and the history is one preallocated array shifted in
+place rather than a deque concatenated on every step.
 """
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import numpy as np
@@ -38,6 +44,32 @@ class ObsInputs:
     state: RobotState
     reference: MotionFrames | None  # one frame per contract future offset; None without reference terms
     last_action: np.ndarray  # raw policy output of the previous step (before clipping)
+    _shared: dict = field(default_factory=dict, repr=False, compare=False)  # per-step values several terms use
+
+    def reference_rotation(self) -> np.ndarray:
+        """Rotation matrices (N, 3, 3) world ← reference root, computed once per step whichever
+        terms ask (roll/pitch and the root-frame velocities all read them)."""
+        rotation = self._shared.get("rotation")
+        if rotation is None:
+            rotation = self._shared["rotation"] = rotations.to_matrix(self.reference.root_quat)
+        return rotation
+
+    def reference_in_root_frame(self) -> tuple[np.ndarray, np.ndarray]:
+        """Reference root linear and angular velocity (N, 3 each) in the reference root's own frame."""
+        cached = self._shared.get("root_frame_vel")
+        if cached is None:
+            ref = self.reference
+            vel = np.stack([ref.root_lin_vel, ref.root_ang_vel], axis=-1)  # (N, 3, 2): columns lin, ang
+            rotated = self.reference_rotation().swapaxes(-1, -2) @ vel  # Rᵀ v: world → root
+            cached = self._shared["root_frame_vel"] = (rotated[..., 0], rotated[..., 1])
+        return cached
+
+
+def slot_index(slots: np.ndarray) -> slice | np.ndarray:
+    """A slice when the slots are consecutive (a view instead of a fancy-index copy)."""
+    if slots.size and np.array_equal(slots, np.arange(slots[0], slots[0] + slots.size)):
+        return slice(int(slots[0]), int(slots[0]) + slots.size)
+    return slots
 
 
 class Term:
@@ -103,6 +135,7 @@ class BaseRollPitch(Term):
 class _PolicyJointsTerm(Term):
     def _size(self, contract):
         self.slots = g1.slots_of(contract.joint_names)
+        self._index = slot_index(self.slots)
         return len(self.slots)
 
 
@@ -116,7 +149,7 @@ class JointPosRel(_PolicyJointsTerm):
         return super()._size(contract)
 
     def _value(self, inputs):
-        return np.asarray(inputs.state.joint_pos, dtype=np.float64)[self.slots] - self.default
+        return np.asarray(inputs.state.joint_pos, dtype=np.float64)[self._index] - self.default
 
 
 class JointVel(_PolicyJointsTerm):
@@ -138,7 +171,7 @@ class JointVel(_PolicyJointsTerm):
         self.keep[[list(contract.joint_names).index(n) for n in zero]] = 0.0
 
     def _value(self, inputs):
-        return np.asarray(inputs.state.joint_vel, dtype=np.float64)[self.slots] * self.keep
+        return np.asarray(inputs.state.joint_vel, dtype=np.float64)[self._index] * self.keep
 
 
 class LastAction(Term):
@@ -181,7 +214,13 @@ class RefRootRollPitch(_ReferenceTerm):
         return 2
 
     def _value(self, inputs):
-        return rotations.to_rpy(inputs.reference.root_quat)[:, :2]
+        # rotations.to_rpy's roll and pitch, read from the shared matrices (bit-identical: R[2, 1] =
+        # 2 (yz + wx), R[2, 2] = 1 - 2 (x² + y²), -R[2, 0] = 2 (wy - xz))
+        r = inputs.reference_rotation()
+        out = np.empty((r.shape[0], 2))
+        out[:, 0] = np.arctan2(r[:, 2, 1], r[:, 2, 2])
+        out[:, 1] = np.arcsin(np.minimum(np.maximum(-r[:, 2, 0], -1.0), 1.0))
+        return out
 
 
 class RefRootLinVel(_ReferenceTerm):
@@ -193,8 +232,7 @@ class RefRootLinVel(_ReferenceTerm):
         return 3
 
     def _value(self, inputs):
-        ref = inputs.reference
-        return rotations.rotate_inverse(ref.root_quat, ref.root_lin_vel)
+        return inputs.reference_in_root_frame()[0]
 
 
 class RefRootLinVelXY(_ReferenceTerm):
@@ -206,8 +244,7 @@ class RefRootLinVelXY(_ReferenceTerm):
         return 2
 
     def _value(self, inputs):
-        ref = inputs.reference
-        return rotations.rotate_inverse(ref.root_quat, ref.root_lin_vel)[:, :2]
+        return inputs.reference_in_root_frame()[0][:, :2]
 
 
 class RefRootYawRate(_ReferenceTerm):
@@ -219,8 +256,7 @@ class RefRootYawRate(_ReferenceTerm):
         return 1
 
     def _value(self, inputs):
-        ref = inputs.reference
-        return rotations.rotate_inverse(ref.root_quat, ref.root_ang_vel)[:, 2:3]
+        return inputs.reference_in_root_frame()[1][:, 2:3]
 
 
 class RefJointPos(_ReferenceTerm, _PolicyJointsTerm):
@@ -229,7 +265,7 @@ class RefJointPos(_ReferenceTerm, _PolicyJointsTerm):
     name = "ref_joint_pos"
 
     def _value(self, inputs):
-        return inputs.reference.joint_pos[:, self.slots]
+        return inputs.reference.joint_pos[:, self._index]
 
 
 TERMS: dict[str, type[Term]] = {
@@ -292,11 +328,22 @@ class _TermsBlock:
             raise ValueError(f"observation block {block.name!r} has reference terms but future_offsets is empty")
         self.row = sum(t.size for t in self.terms)
         self.size = self.row * self.frames
+        # (term, first column, last column) within a row: frame-major [frame 0 terms | frame 1 terms | ...]
+        self._columns = []
+        col = 0
+        for t in self.terms:
+            self._columns.append((t, col, col + t.size))
+            col += t.size
 
-    def compute(self, inputs: ObsInputs) -> np.ndarray:
-        if self.per_frame:  # frame-major: [frame 0 terms | frame 1 terms | ...]
-            return np.concatenate([t.compute(inputs).reshape(self.frames, t.size) for t in self.terms], axis=1).ravel()
-        return np.concatenate([t.compute(inputs).reshape(t.size) for t in self.terms])
+    def write(self, inputs: ObsInputs, out: np.ndarray) -> None:
+        """Compute every term into ``out`` (this block's slice of the observation vector)."""
+        if self.per_frame:
+            rows = out.reshape(self.frames, self.row)  # a view: writes land in ``out``
+            for t, a, b in self._columns:
+                rows[:, a:b] = t.compute(inputs).reshape(self.frames, b - a)
+        else:
+            for t, a, b in self._columns:
+                out[a:b] = t.compute(inputs)
 
     def segments(self, start: int) -> list[Segment]:
         if self.per_frame:
@@ -343,19 +390,31 @@ class ObservationBuilder:
         self._needs_reference = any(b.per_frame for b in self._terms_blocks.values())
 
         self.segments: list[Segment] = []
+        span: dict[str, tuple[int, int]] = {}  # block name -> (start, stop) in the vector
         start = 0
         for kind, name in self._order:
+            size = self._block_size(kind, name)
             if kind == "terms":
                 segs = self._terms_blocks[name].segments(start)
             elif kind == "history":
                 label = f"history({','.join(self._history_of[name])})"
-                segs = [Segment(name, label, start, start + self._block_size(kind, name))]
+                segs = [Segment(name, label, start, start + size)]
             else:
-                segs = [Segment(name, f"copy({self._copy_of[name]})", start, start + self._block_size(kind, name))]
+                segs = [Segment(name, f"copy({self._copy_of[name]})", start, start + size)]
             self.segments.extend(segs)
-            start = segs[-1].stop if segs else start
+            span[name] = (start, start + size)
+            start += size
         self.size = start
-        self._history: dict[str, deque] = {}
+
+        # What build() does, resolved once: (block, slice) to compute, (history name, slice) to fill,
+        # (destination, source) slices to copy, and per history block the slices of its sources.
+        self._compute = [(self._terms_blocks[n], slice(*span[n])) for k, n in self._order if k == "terms"]
+        self._fill = [(n, slice(*span[n])) for k, n in self._order if k == "history"]
+        self._copies = [(slice(*span[n]), slice(*span[self._copy_of[n]])) for k, n in self._order if k == "copy"]
+        self._history_sources = {n: [slice(*span[s]) for s in srcs] for n, srcs in self._history_of.items()}
+        self._history: dict[str, np.ndarray] = {  # oldest first, one group after the other
+            name: np.zeros(contract.history_length * self._group_size(name)) for name in self._history_of
+        }
         self._pending: dict[str, np.ndarray] | None = None
         self.reset()
 
@@ -370,10 +429,8 @@ class ObservationBuilder:
         return self._terms_blocks[self._copy_of[name]].size
 
     def reset(self) -> None:
-        n = self.contract.history_length
-        self._history = {
-            name: deque([np.zeros(self._group_size(name)) for _ in range(n)], maxlen=n) for name in self._history_of
-        }
+        for history in self._history.values():
+            history.fill(0.0)
         self._pending = None
 
     def reference_times(self, now: float) -> np.ndarray:
@@ -391,22 +448,16 @@ class ObservationBuilder:
                 raise ValueError(f"policy {self.contract.name!r} observes the reference motion but no window was given")
             reference = window.sample(self.reference_times(now))
         inputs = ObsInputs(state=state, reference=reference, last_action=last_action)
-        current = {name: block.compute(inputs) for name, block in self._terms_blocks.items()}
-        parts = []
-        for kind, name in self._order:
-            if kind == "terms":
-                parts.append(current[name])
-            elif kind == "history":
-                parts.extend(self._history[name])
-            else:
-                parts.append(current[self._copy_of[name]])
-        obs = np.concatenate(parts) if parts else np.zeros(0)
-        if obs.shape != (self.contract.obs_dim,):  # the layout was checked at load; this guards the code
-            raise AssertionError(
-                f"assembled observation has width {obs.shape[0]}, contract obs_dim {self.contract.obs_dim}"
-            )
+        obs = np.empty(self.size)
+        for block, where in self._compute:
+            block.write(inputs, obs[where])
+        for name, where in self._fill:
+            obs[where] = self._history[name]
+        for dest, src in self._copies:
+            obs[dest] = obs[src]
         self._pending = {
-            name: np.concatenate([current[s] for s in sources]) for name, sources in self._history_of.items()
+            name: (obs[srcs[0]].copy() if len(srcs) == 1 else np.concatenate([obs[s] for s in srcs]))
+            for name, srcs in self._history_sources.items()
         }
         return obs
 
@@ -415,7 +466,10 @@ class ObservationBuilder:
         if self._pending is None:
             raise RuntimeError("commit() without a build() since the last reset/commit")
         for name, group in self._pending.items():
-            self._history[name].append(group)
+            history, g = self._history[name], group.size
+            if history.size:  # history_length 0: nothing to keep
+                history[:-g] = history[g:]  # numpy copies overlapping ranges correctly
+                history[-g:] = group
         self._pending = None
 
     def describe(self, index: int) -> str:
