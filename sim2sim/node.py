@@ -41,6 +41,7 @@ DEFAULTS = {
     "hold_start_s": _CONFIG.hold_start_s,
     "remote_script": None,
     "seed": _CONFIG.seed,
+    "dr": _CONFIG.dr,
     "command_timeout_s": _CONFIG.command_timeout_s,
     "max_catchup_s": _CONFIG.max_catchup_s,
     "log_level": "INFO",
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hold-start-s", type=float, help="weld the pelvis in place for the first S seconds (gantry)")
     p.add_argument("--remote-script", help='timed remote presses "T:BUTTONS[@DUR],...", e.g. "2.0:A,5.0:L1+B@1.0"')
     p.add_argument("--seed", type=int)
+    p.add_argument("--dr", help="domain-randomization preset (none, gmt, hard) or YAML file; drawn with --seed")
     p.add_argument("--trace", help="record the robot at 50 Hz with the wall clock (sim2sim.trace) and write it here (.npz) on exit")
     p.add_argument("--fault", action="append",
                    help="inject a fault (repeatable; see sim2sim.fault_injection), e.g. lowstate_stop@8.0, "
@@ -122,6 +124,7 @@ def make_server(settings: dict) -> SimRobotServer:
             command_timeout_s=float(settings["command_timeout_s"]),
             max_catchup_s=float(settings["max_catchup_s"]),
             seed=settings["seed"],
+            dr=str(settings["dr"]),
         )
         config.validate()
         seconds = settings["seconds"]

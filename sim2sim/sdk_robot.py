@@ -242,9 +242,14 @@ def start_pose_from_clip(name_or_path) -> StartPose:
     return StartPose(root_pos, np.array(f0.root_quat[0]), np.array(f0.joint_pos[0]), f"clip {clip.name} frame 0 ({path})")
 
 
-def build_model_with_gantry(physics_dt: float = DEFAULT_TIMESTEP) -> mujoco.MjModel:
-    """The G1 model plus an inactive weld equality (world -> pelvis) named ``GANTRY_EQUALITY``."""
+def build_model_with_gantry(physics_dt: float = DEFAULT_TIMESTEP, randomization=None) -> mujoco.MjModel:
+    """The G1 model plus an inactive weld equality (world -> pelvis) named ``GANTRY_EQUALITY``,
+    with the model-level effects of a domain-randomization draw (``DrawnParameters``) if given."""
+    from sim2sim.randomization import randomize_compiled, randomize_spec
+
     spec = build_g1_spec(physics_dt)
+    if randomization is not None:
+        randomize_spec(spec, randomization)
     eq = spec.add_equality()
     eq.name = GANTRY_EQUALITY
     eq.type = mujoco.mjtEq.mjEQ_WELD
@@ -257,7 +262,8 @@ def build_model_with_gantry(physics_dt: float = DEFAULT_TIMESTEP) -> mujoco.MjMo
     data[10] = 1.0
     eq.data = data
     eq.solref = np.array(_GANTRY_SOLREF)
-    return compile_g1(spec)
+    model = compile_g1(spec)
+    return model if randomization is None else randomize_compiled(model, randomization)
 
 
 class Gantry:
@@ -305,6 +311,7 @@ class SimRobotConfig:
     latency_buffer: int = 20000
     log_first_bad: int = 5
     seed: int = 0
+    dr: str = "none"  # domain-randomization preset (config/randomization.yaml) or a preset file; drawn with seed
 
     def validate(self) -> None:
         def positive(name):
@@ -423,8 +430,12 @@ class SimRobotServer:
         self._limits = CommandLimits()  # what the robot received is checked against the bridge's own limits
         self.config.validate()
         self.start_pose = start_pose or StartPose()
-        self.sim = G1Sim(model=build_model_with_gantry(self.config.physics_dt),
-                         physics_dt=self.config.physics_dt, seed=self.config.seed)
+        from sim2sim.randomization import DomainRandomization
+
+        self.randomization = DomainRandomization.from_preset(self.config.dr, self.config.seed)
+        self.sim = G1Sim(model=build_model_with_gantry(self.config.physics_dt, self.randomization),
+                         physics_dt=self.config.physics_dt, seed=self.config.seed,
+                         randomization=self.randomization)
         self.gantry = Gantry(self.sim)
         self.remote = ScriptedRemote(self.config.remote_script)
         self._sim_lock = threading.Lock()  # the loop's physics vs snapshot() readers
@@ -760,6 +771,7 @@ class SimRobotServer:
             },
             "state_to_command_latency_ms": _percentiles_ms(st.latency_s),
             "fault_injection": self.faults.report() if self.faults is not None else None,
+            "randomization": {"preset": self.config.dr, "seed": self.config.seed, **self.randomization.as_dict()},
             "robot": {
                 "min_pelvis_height_m": _rounded(st.min_pelvis_height_m),
                 "min_pelvis_height_after_hold_m": _rounded(st.min_pelvis_height_after_hold_m),

@@ -457,3 +457,21 @@ def test_node_settings_yaml_env_and_cli(tmp_path, capsys):
     # A fake robot stays off real networks unless asked (checked before any DDS participant exists).
     assert node.main(["--interface", "eth0", "--domain", str(DOMAIN)]) == 2
     assert "not loopback" in capsys.readouterr().err
+
+
+def test_domain_randomization_reaches_the_dds_sim_and_its_report():
+    """The sim node draws the same randomization as `gmt-ros eval` for a preset and seed."""
+    from sim2sim.randomization import DomainRandomization
+    from sim2sim.sdk_robot import SimRobotConfig, SimRobotServer
+
+    server = SimRobotServer(SimRobotConfig(dr="gmt", seed=3))
+    drawn = DomainRandomization.from_preset("gmt", 3)
+    assert server.randomization.as_dict() == drawn.as_dict()
+    feet = [g for g in range(server.sim.model.ngeom) if server.sim.model.geom_bodyid[g] in
+            {server.sim.model.body("left_ankle_roll_link").id, server.sim.model.body("right_ankle_roll_link").id}
+            and server.sim.model.geom_type[g] == 2]
+    assert feet and all(abs(server.sim.model.geom_friction[g][0] - drawn.as_dict()["friction"]) < 1e-9 for g in feet)
+    report = server.report()
+    assert report["randomization"]["preset"] == "gmt" and report["randomization"]["seed"] == 3
+    with pytest.raises(ValueError, match="no_such_preset"):
+        SimRobotServer(SimRobotConfig(dr="no_such_preset"))
