@@ -2,7 +2,7 @@
 """Time one policy step (observation + ONNX + command) of the shipped TWIST2 student, and the GMT
 observation builder alone (no GMT weights exist), on a synthetic walking reference.
 
-    .venv/bin/python scripts/bench_policy_step.py [--steps 3000] [--paced-steps 500] [--loaded]
+    .venv/bin/python scripts/bench_policy_step.py [--steps 3000] [--loaded]
 
 A quick look at the in-process part of ``gmt-ros bench`` (same code: gmt_ros.tools.bench), which
 also measures the node graph and writes the README's figures. Prints p50 / p99 / max in
@@ -16,32 +16,25 @@ import contextlib
 from gmt_ros.tools.bench import busy_load, measure_policy_step
 
 LABELS = {
-    "step_ms": "step (checks+obs+ONNX+cmd)",
+    "step_ms": "twist2_student step (checks+obs+ONNX+cmd)",
     "observation_ms": "  observation build",
     "onnx_ms": "  ONNX run (1 thread, CPU)",
     "command_ms": "  action -> command",
     "checks_ms": "  input checks (state, window, obs NaN)",
+    "gmt_observation_ms": "gmt_student observation build (2154)",
 }
-
-
-def show(label: str, p: dict) -> None:
-    print(f"{label:<48} p50 {p['p50']:6.3f} ms   p99 {p['p99']:6.3f} ms   max {p['max']:6.3f} ms   (n={p['n']})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=3000, help="steps back to back")
-    parser.add_argument("--paced-steps", type=int, default=500, help="steps at 50 Hz (0: none)")
+    parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--loaded", action="store_true", help="with a busy loop pinned to the last CPU")
     args = parser.parse_args()
     with busy_load() if args.loaded else contextlib.nullcontext():
-        result = measure_policy_step(args.steps, args.paced_steps)
-    for mode in ("back_to_back", "paced"):
-        if mode in result:
-            print(f"twist2_student, {mode.replace('_', ' ')}:")
-            for key, label in LABELS.items():
-                show(label, result[mode][key])
-    show("gmt_student observation build (2154), back to back", result["gmt_observation_back_to_back_ms"])
+        result = measure_policy_step(args.steps)
+    for key, label in LABELS.items():
+        p = result[key]
+        print(f"{label:<44} p50 {p['p50']:6.3f} ms   p99 {p['p99']:6.3f} ms   max {p['max']:6.3f} ms   (n={p['n']})")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def synthetic_records():
         "tick_t": start, "tick_s": np.full(N_TICKS, 0.0006), "step_s": np.full(N_TICKS, 0.0004),
         "published": np.ones(N_TICKS), "target_stamp": target_stamp,
         "js_stamp": np.where(i == 0, 0, np.round((pub[js] + 0.0006 + WALL) * 1e9).astype(np.int64)),
-        "js_t": pub[js] + 0.0008, "obs_s": np.full(N_TICKS, 0.0001), "onnx_s": np.full(N_TICKS, 0.0002),
+        "js_t": pub[js] + 0.0008,
     }
     write_t = 10.0013 + 0.002 * np.arange(10 * N_TICKS + 20)
     received = start + 0.0009
@@ -119,8 +119,7 @@ def test_busy_load_runs_pinned_and_is_stopped():
 
 def test_bench_report_structure(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code = cli.main(["bench", "--sections", "policy,rtf", "--steps", "20", "--paced-steps", "5", "--rtf-seconds", "0.2",
-                     "--no-load",
+    code = cli.main(["bench", "--sections", "policy,rtf", "--steps", "20", "--rtf-seconds", "0.2", "--no-load",
                      "--json", str(out)])
     assert code == 0
     report = json.loads(out.read_text())
@@ -128,28 +127,25 @@ def test_bench_report_structure(tmp_path, capsys):
     assert report["machine"]["nproc"] == os.cpu_count() and len(report["machine"]["load_average_start"]) == 3
     assert report["settings"]["sections"] == ["policy", "rtf"] and report["settings"]["load"] is False
     assert set(report["policy"]) == {"idle"} and "graph" not in report
-    policy = report["policy"]["idle"]
-    for mode, n in (("back_to_back", 20), ("paced", 5)):
-        step = policy[mode]
-        for key in ("step_ms", "observation_ms", "onnx_ms", "command_ms", "checks_ms"):
-            p = step[key]
-            assert p["n"] == n and 0 < p["p50"] <= p["p99"] <= p["max"], (mode, key)
-        # The parts are timed inside the same steps: together they cannot exceed the whole.
-        assert step["observation_ms"]["p50"] + step["onnx_ms"]["p50"] < step["step_ms"]["max"] + 1e-9
-    assert policy["paced"]["period_ms"] == 20.0 and policy["gmt_observation_back_to_back_ms"]["n"] == 20
+    step = report["policy"]["idle"]
+    for key in ("step_ms", "observation_ms", "onnx_ms", "command_ms", "checks_ms", "gmt_observation_ms"):
+        p = step[key]
+        assert p["n"] == 20 and 0 < p["p50"] <= p["p99"] <= p["max"], key
+    # The parts are timed inside the same steps: together they cannot exceed the whole.
+    assert step["observation_ms"]["p50"] + step["onnx_ms"]["p50"] < step["step_ms"]["max"] + 1e-9
     rtf = report["rtf"]["idle"]
     assert rtf["dr"] == "hard" and rtf["motion"] == "walk_stand"
     assert rtf["sim_s"] == pytest.approx(0.2) and rtf["real_time_factor"] == pytest.approx(0.2 / rtf["wall_s"], rel=0.01)
     names = [t["name"] for t in report["targets"]]
-    assert "policy step p99 (idle, in-process, paced)" in names and "sim2sim real-time factor, DR hard (idle)" in names
+    assert "policy step p99 (idle, in-process)" in names and "sim2sim real-time factor, DR hard (idle)" in names
     assert all(t["met"] in (True, False) for t in report["targets"])
     printed = capsys.readouterr().out
-    assert "[policy/idle/paced] step" in printed and report["git"]["commit"] in printed
+    assert "[policy/idle] step" in printed and report["git"]["commit"] in printed
 
 
 def test_unknown_section_is_refused(capsys):
     assert cli.main(["bench", "--sections", "policy,gpu"]) == 2
-    assert "--sections: unknown ['gpu']; choose from policy, node, graph, rtf" in capsys.readouterr().err
+    assert "--sections: unknown ['gpu']; choose from policy, graph, rtf" in capsys.readouterr().err
 
 
 def test_non_positive_durations_are_refused(capsys):

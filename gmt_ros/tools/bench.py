@@ -1,12 +1,9 @@
 """`gmt-ros bench`: the performance figures of the README table, measured in one run.
 
-    gmt-ros bench [--json OUT] [--sections policy,node,graph,rtf] [--no-load] [--no-load-pin]
-                  [--steps 3000] [--paced-steps 500] [--graph-seconds 20] [--state-hz 500]
-                  [--window-hz 50] [--rtf-seconds 20] [--rtf-motion NAME] [--dr hard]
+    gmt-ros bench [--json OUT] [--sections policy,graph,rtf] [--steps 3000] [--graph-seconds 30]
+                  [--rtf-seconds 20] [--rtf-motion NAME] [--dr hard] [--no-load] [--no-load-pin]
                   [--launch-settings] [--node-param NODE.NAME=VALUE ...] [--nice N]
                   [--policy-executor multi|single] [--keep-logs DIR]
-
-docs/PERFORMANCE.md explains the figures and holds a measured run.
 
 Every section is measured twice: *idle* (nothing but the measurement; other users of the machine
 are not stopped, hence the load average in the report) and *loaded*: one busy-loop process
@@ -15,27 +12,15 @@ are not stopped, hence the load average in the report) and *loaded*: one busy-lo
 ``policy`` - one ``TrackingPolicy.step`` of the shipped TWIST2 student in this process (no ROS):
     observation build, ONNX run, action -> command, each timed inside the same step; a synthetic
     walking reference (a new window object every step, so its checks run every step, as with the
-    launch file's 50 Hz windows) and noisy standing states. Twice: ``--steps`` back to back (the
-    code's own cost, caches warm), then ``--paced-steps`` at 50 Hz as the node runs it (between
-    two ticks other processes evict the network's ≈ 3 MB of weights and the code from the CPU
-    caches; on this VM that doubles the step). Also the GMT observation builder alone (2154
+    launch file's 50 Hz windows) and noisy standing states. Also the GMT observation builder alone (2154
     values, 20 reference frames; no GMT weights exist).
-
-``node`` - the policy node alone (the shipped node with the recording layer below, started with
-    ``gmt_ros.tools.process_graph``), fed from this process by a light publisher: /joint_states
-    and /imu at ``--state-hz`` (default 500, the bridge's launch setting) and a standing motion
-    window re-stamped at ``--window-hz``. The node's whole tick (as in ``graph``), the step part,
-    |period - 20 ms| and the age of the state each tick used. This is the tick as it is on a
-    machine with a core for the node (the robot's computer); ``graph`` shows it next to the
-    simulator on this 2-core machine.
 
 ``graph`` - the sim2sim node graph as separate processes (``gmt_ros.tools.sim2sim_run``: sim,
     bridge, policy, motion player; supervisor walked to ``policy`` mode, robot standing on the
     player's idle windows), with ``gmt-ros sim2sim``'s node settings: its lighter ones by default
-    (``sim2sim_run.lighter_settings``: shorter, less frequent motion windows and decimated
-    /joint_states; at the launch file's settings the graph needs more than this machine's 2 cores;
-    the report lists them), ``--launch-settings`` for the launch file's, ``--node-param`` for
-    experiments. The sim, bridge and policy processes are the shipped nodes
+    (motion windows shorter and at 25 Hz, /joint_states at 250 Hz; at the launch file's settings
+    the graph needs more than this machine's 2 cores), ``--launch-settings`` for the launch file's,
+    ``--node-param`` for experiments. The sim, bridge and policy processes are the shipped nodes
     with a thin recording layer (``probe`` below: a timestamp per callback, no other change), so
     every figure is taken where it happens, on CLOCK_MONOTONIC, which all processes share:
 
@@ -51,9 +36,8 @@ are not stopped, hence the load average in the report) and *loaded*: one busy-lo
       states a tick actually used count (one in ten at 500/50 Hz). The chain is exact: the policy
       records the header stamp of the /joint_states it used and the stamp of the target it
       published; the bridge republishes each lowstate on /joint_states within the lowstate's own
-      callback, and records which target each write carried. Its parts: ``sdk_state`` (sim
-      publish -> the bridge's callback), ``transport_in`` (sim publish -> policy has the
-      /joint_states: SDK, bridge, ROS), ``sample_wait`` (-> the next
+      callback, and records which target each write carried. Its parts: ``transport_in`` (sim
+      publish -> policy has the /joint_states: SDK, bridge, ROS), ``sample_wait`` (-> the next
       tick starts: 0-20 ms by design, the 50 Hz policy sampling a 500 Hz stream), ``pipeline``
       (tick start -> the write carrying its target: compute, publish, ROS, bridge, writer wait),
       and ``processing`` = end to end minus the sample wait (what the software adds).
@@ -82,17 +66,15 @@ import json
 import math
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-SECTIONS = ("policy", "node", "graph", "rtf")
+SECTIONS = ("policy", "graph", "rtf")
 TARGET_TICK_P99_MS = 1.0
 TARGET_LATENCY_P99_MS = 2.0
 TARGET_RTF = 2.0
@@ -239,42 +221,8 @@ def noisy_states(count: int = 64, seed: int = 0):
             for _ in range(count)]
 
 
-def _step_rows(policy, window, states, steps: int, period_s: float | None) -> np.ndarray:
-    """(steps, 4): total, observation, ONNX, command seconds of each step after a warm-up.
-    ``period_s`` None: back to back; else one step per period on absolute deadlines (the node's
-    timer), sleeping in between."""
-    originals = policy.observations.build, policy.network, policy.action_to_command
-    build = policy.observations.build = _Timed(policy.observations.build)
-    network = policy.network = _Timed(policy.network)
-    command = policy.action_to_command = _Timed(policy.action_to_command)
-    ticks = int(round(window.end_time / policy.contract.control_dt)) - 2
-    rows = np.empty((steps, 4))
-    deadline = time.monotonic()
-    try:
-        for i in range(-WARMUP_STEPS, steps):
-            if period_s is not None and i >= 0:
-                deadline += period_s
-                delay = deadline - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            state, now = states[i % len(states)], (i % ticks) * policy.contract.control_dt
-            window = dataclasses.replace(window)  # a new window object every tick, as at 50 Hz windows
-            t0 = time.perf_counter()
-            policy.step(state, window, now)
-            total = time.perf_counter() - t0
-            if i >= 0:
-                rows[i] = total, build.last, network.last, command.last
-            elif period_s is not None:
-                deadline = time.monotonic()
-    finally:
-        policy.observations.build, policy.network, policy.action_to_command = originals
-    return rows
-
-
-def measure_policy_step(steps: int, paced_steps: int = 0, contract: str = "twist2_student") -> dict:
-    """``steps`` policy steps back to back, then ``paced_steps`` at the policy's rate; each
-    step's total and its parts. Back to back, the step finds the network's weights (≈ 3 MB) and
-    its code in the CPU caches; at 50 Hz, as in the node, it mostly does not."""
+def measure_policy_step(steps: int, contract: str = "twist2_student") -> dict:
+    """``steps`` policy steps (after a warm-up); each step's total and its parts."""
     from gmt_ros.core.contract import load_contract
     from gmt_ros.core.observation import ObservationBuilder
     from gmt_ros.core.policy import TrackingPolicy
@@ -282,28 +230,33 @@ def measure_policy_step(steps: int, paced_steps: int = 0, contract: str = "twist
     policy = TrackingPolicy(contract)
     window = walking_window()
     states = noisy_states()
-
-    def figures(rows):
-        return {"step_ms": percentiles_ms(rows[:, 0]), "observation_ms": percentiles_ms(rows[:, 1]),
-                "onnx_ms": percentiles_ms(rows[:, 2]), "command_ms": percentiles_ms(rows[:, 3]),
-                "checks_ms": percentiles_ms(rows[:, 0] - rows[:, 1:].sum(axis=1))}
-
-    out = {"back_to_back": figures(_step_rows(policy, window, states, steps, None))}
-    if paced_steps:
-        out["paced"] = figures(_step_rows(policy, window, states, paced_steps, policy.contract.control_dt))
-        out["paced"]["period_ms"] = round(policy.contract.control_dt * 1e3, 3)
+    build = policy.observations.build = _Timed(policy.observations.build)
+    network = policy.network = _Timed(policy.network)
+    command = policy.action_to_command = _Timed(policy.action_to_command)
+    ticks = int(round(window.end_time / policy.contract.control_dt)) - 2
+    rows = np.empty((steps, 4))
+    for i in range(-WARMUP_STEPS, steps):
+        state, now = states[i % len(states)], (i % ticks) * policy.contract.control_dt
+        window = dataclasses.replace(window)  # a new window object every tick, as at 50 Hz windows
+        t0 = time.perf_counter()
+        policy.step(state, window, now)
+        total = time.perf_counter() - t0
+        if i >= 0:
+            rows[i] = total, build.last, network.last, command.last
+    out = {"step_ms": percentiles_ms(rows[:, 0]), "observation_ms": percentiles_ms(rows[:, 1]),
+           "onnx_ms": percentiles_ms(rows[:, 2]), "command_ms": percentiles_ms(rows[:, 3]),
+           "checks_ms": percentiles_ms(rows[:, 0] - rows[:, 1:].sum(axis=1))}
 
     gmt = ObservationBuilder(load_contract("gmt_student"))
     zeros = np.zeros(gmt.contract.action_dim)
-    frames = int(round(window.end_time / 0.02)) - 100  # GMT reads 1.9 s ahead
     gmt_s = np.empty(steps)
     for i in range(-WARMUP_STEPS, steps):
         t0 = time.perf_counter()
-        gmt.build(states[i % len(states)], window, (i % frames) * 0.02, zeros)
+        gmt.build(states[i % len(states)], window, (i % (ticks - 100)) * 0.02, zeros)
         gmt.commit()
         if i >= 0:
             gmt_s[i] = time.perf_counter() - t0
-    out["gmt_observation_back_to_back_ms"] = percentiles_ms(gmt_s)
+    out["gmt_observation_ms"] = percentiles_ms(gmt_s)
     return out
 
 
@@ -347,27 +300,6 @@ def _in(t: np.ndarray, span) -> np.ndarray:
     return (t >= span[0]) & (t < span[1])
 
 
-def analyze_ticks(policy: dict, span: tuple[float, float], dt: float) -> dict:
-    """The policy node's ticks starting inside ``span``: whole-callback and step durations of the
-    ticks that published, |period - dt| between consecutive ticks, and the age of the
-    /joint_states each tick used (receipt -> tick start; record columns: see analyze_graph)."""
-    tick_t = np.asarray(policy["tick_t"])
-    in_phase = _in(tick_t, span)
-    published = in_phase & np.asarray(policy["published"], bool)
-    periods = np.diff(tick_t[in_phase])
-    return {
-        "policy_tick_ms": percentiles_ms(np.asarray(policy["tick_s"])[published]),
-        "policy_step_ms": percentiles_ms(np.asarray(policy["step_s"])[published]),
-        "policy_observation_ms": percentiles_ms(np.asarray(policy["obs_s"])[published]),
-        "policy_onnx_ms": percentiles_ms(np.asarray(policy["onnx_s"])[published]),
-        "tick_period_ms": percentiles_ms(periods),
-        "tick_period_deviation_ms": percentiles_ms(np.abs(periods - dt)),
-        "state_age_at_tick_ms": percentiles_ms((tick_t - np.asarray(policy["js_t"]))[published]),
-        "ticks": int(in_phase.sum()),
-        "ticks_published": int(published.sum()),
-    }
-
-
 def analyze_graph(sim: dict, bridge: dict, policy: dict, span: tuple[float, float], dt: float) -> dict:
     """Latency and tick figures over one measurement phase ``span`` (CLOCK_MONOTONIC seconds).
 
@@ -380,9 +312,18 @@ def analyze_graph(sim: dict, bridge: dict, policy: dict, span: tuple[float, floa
     ``target_stamp``, ``js_stamp``, ``js_t`` (tick start, its duration, the step's, whether a
     target was published and its stamp, the stamp and receipt time of the /joint_states used).
     """
-    out = analyze_ticks(policy, span, dt)
+    out: dict = {}
     tick_t = np.asarray(policy["tick_t"])
-    published = _in(tick_t, span) & np.asarray(policy["published"], bool)
+    in_phase = _in(tick_t, span)
+    published = in_phase & np.asarray(policy["published"], bool)
+    out["policy_tick_ms"] = percentiles_ms(np.asarray(policy["tick_s"])[published])
+    out["policy_step_ms"] = percentiles_ms(np.asarray(policy["step_s"])[published])
+    ticks = tick_t[in_phase]
+    periods = np.diff(ticks)
+    out["tick_period_ms"] = percentiles_ms(periods)
+    out["tick_period_deviation_ms"] = percentiles_ms(np.abs(periods - dt))
+    out["ticks"] = int(in_phase.sum())
+    out["ticks_published"] = int(published.sum())
 
     # (a) lowstate arrival in the bridge -> the next lowcmd write
     write_t = np.asarray(bridge["write_t"])
@@ -531,8 +472,6 @@ def _probe_policy(records: _Records, argv: list[str]) -> int:
             self._bench_tick: dict = {}
             super().__init__(**kwargs)
             self.policy.step = self._bench_step = _Timed(self.policy.step)
-            self.policy.observations.build = self._bench_obs = _Timed(self.policy.observations.build)
-            self.policy.network = self._bench_onnx = _Timed(self.policy.network)
 
         def _on_joint_states(self, msg):
             received = time.monotonic()
@@ -555,14 +494,13 @@ def _probe_policy(records: _Records, argv: list[str]) -> int:
 
         def _on_tick(self):
             self._bench_tick = {}
-            self._bench_step.last = self._bench_obs.last = self._bench_onnx.last = math.nan
+            self._bench_step.last = math.nan
             t0 = time.monotonic()
             super()._on_tick()
             t1 = time.monotonic()
             js_stamp, js_t = self._bench_tick.get("js", (0, math.nan))
             target = self._bench_tick.get("target", 0)
-            ticks.append((t0, t1 - t0, self._bench_step.last, target > 0, target, js_stamp, js_t,
-                          self._bench_obs.last, self._bench_onnx.last))
+            ticks.append((t0, t1 - t0, self._bench_step.last, target > 0, target, js_stamp, js_t))
 
     policy_node.PolicyNode = RecordingPolicyNode
     if os.environ.get(POLICY_EXECUTOR_ENV) == "single":  # experiment: no second thread to share the GIL with
@@ -577,7 +515,7 @@ _PROBES = {
     "bridge": (_probe_bridge, {"state": ("state_t", "state_wall", "state_tick"),
                                "write": ("write_t", "write_stamp", "write_policy", "write_ok")}),
     "policy": (_probe_policy, {"tick": ("tick_t", "tick_s", "step_s", "published", "target_stamp", "js_stamp",
-                                        "js_t", "obs_s", "onnx_s")}),
+                                        "js_t")}),
 }
 
 
@@ -699,156 +637,6 @@ def measure_graph(seconds: float, load: bool, pin: bool, work_dir: Path, motion:
     return info
 
 
-class _PolicyFeeder:
-    """What the policy node subscribes to, published from this process at the graph's rates with
-    little CPU: /joint_states and /imu at ``state_hz`` (one message object each, re-stamped, a
-    small joint sine), and one standing motion window encoded once and re-stamped at
-    ``window_hz``. A plain thread with absolute deadlines publishes; an executor thread counts the
-    policy's /gmt/joint_targets."""
-
-    def __init__(self, ros_domain: int, state_hz: float, window_hz: float, window_s: float):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from sensor_msgs.msg import Imu, JointState
-        from trajectory_msgs.msg import JointTrajectory
-
-        from gmt_ros.core import g1
-        from gmt_ros.core.frames import MotionFrames, MotionWindow
-        from gmt_ros.nodes.window_codec import encode_window
-
-        self._rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=ros_domain)
-        self.node = rclpy.create_node("gmt_bench_feeder", context=self.context)
-        self.pub_js = self.node.create_publisher(JointState, "/joint_states", 10)
-        self.pub_imu = self.node.create_publisher(Imu, "/imu", 10)
-        self.pub_window = self.node.create_publisher(JointTrajectory, "/gmt/motion_target", 10)
-        self.targets = 0
-        self.node.create_subscription(JointState, "/gmt/joint_targets", self._on_target, 10)
-        self.js = JointState()
-        self.js.name = list(g1.JOINT_NAMES)
-        self.js.velocity = [0.0] * g1.NUM_BODY_JOINTS
-        self.js.effort = [0.0] * g1.NUM_BODY_JOINTS
-        self.imu = Imu()
-        self.imu.orientation.w = 1.0
-        self.imu.linear_acceleration.z = 9.81
-        n = max(2, int(round(window_s / 0.02)) + 1)
-        frames = MotionFrames(root_pos=np.tile([0.0, 0.0, 0.78], (n, 1)), root_quat=np.tile([1.0, 0, 0, 0], (n, 1)),
-                              root_lin_vel=np.zeros((n, 3)), root_ang_vel=np.zeros((n, 3)),
-                              joint_pos=np.tile(g1.DEFAULT_POSE, (n, 1)), joint_vel=np.zeros((n, g1.NUM_BODY_JOINTS)))
-        self.window = encode_window(MotionWindow(start_time=time.time(), dt=0.02, frames=frames,
-                                                 joint_mask=np.ones(g1.NUM_BODY_JOINTS, bool)))
-        self._default = g1.DEFAULT_POSE
-        self.state_hz, self.window_every = state_hz, max(1, int(round(state_hz / window_hz)))
-        self._stop = False
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._threads = [threading.Thread(target=self._spin, daemon=True),
-                         threading.Thread(target=self._publish_loop, daemon=True)]
-        for t in self._threads:
-            t.start()
-
-    def _on_target(self, _msg) -> None:
-        self.targets += 1
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - the context is shut down at close()
-            pass
-
-    def _publish_loop(self) -> None:
-        from gmt_ros.nodes.window_codec import seconds_to_time
-
-        period, k = 1.0 / self.state_hz, 0
-        deadline = time.monotonic()
-        while not self._stop:
-            now = time.time()
-            stamp = seconds_to_time(now)
-            self.js.header.stamp = self.imu.header.stamp = stamp
-            self.js.position = (self._default + 0.05 * math.sin(2.0 * math.pi * now)).tolist()
-            try:
-                self.pub_js.publish(self.js)
-                self.pub_imu.publish(self.imu)
-                if k % self.window_every == 0:
-                    self.window.header.stamp = stamp
-                    self.pub_window.publish(self.window)
-            except Exception:  # noqa: BLE001 - shutting down
-                return
-            k += 1
-            deadline += period
-            delay = deadline - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            elif delay < -0.1:
-                deadline = time.monotonic()
-
-    def close(self) -> None:
-        self._stop = True
-        self._threads[1].join(timeout=2.0)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
-        self._threads[0].join(timeout=2.0)
-
-
-def measure_policy_node(seconds: float, load: bool, pin: bool, work_dir: Path, state_hz: float = 500.0,
-                        window_hz: float = 50.0, window_s: float = 0.6, policy_executor: str = "multi") -> dict:
-    """The policy node alone (probed, started with process_graph) fed by ``_PolicyFeeder``: its
-    tick as it is when the node has a core to itself, then with the other core busy."""
-    from gmt_ros.core.contract import load_contract
-    from gmt_ros.tools.process_graph import ProcessGraph
-    from gmt_ros.tools.sim2sim_run import other_node_processes
-
-    record_dir = work_dir / "records"
-    record_dir.mkdir(parents=True, exist_ok=True)
-    _write_wrappers(work_dir / "bin", record_dir)
-    dt = load_contract("twist2_student").control_dt
-    ros_domain = 101 + os.getpid() % 100
-    env = dict(os.environ, ROS_DOMAIN_ID=str(ros_domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               PYTHONUNBUFFERED="1", **{POLICY_EXECUTOR_ENV: policy_executor})
-    nodes = ProcessGraph("real", work_dir / "logs", env=env, bin_dir=work_dir / "bin")
-    info: dict = {"ros_domain": ros_domain, "state_hz": state_hz, "window_hz": window_hz, "window_s": window_s,
-                  "policy_executor": policy_executor, "other_graphs_at_start": other_node_processes(), "phases": {}}
-    spans: dict[str, tuple[float, float]] = {}
-    feeder = _PolicyFeeder(ros_domain, state_hz, window_hz, window_s)
-    try:
-        t_start = time.monotonic()
-        proc = nodes.start("policy")
-        while feeder.targets < 50:  # one second of targets: the node is up and tracking
-            nodes.check_alive()
-            if time.monotonic() - t_start > 90.0:
-                raise RuntimeError(f"the policy node published no joint targets within 90 s; log: {proc.log_path}")
-            time.sleep(0.1)
-        info["start_up_s"] = round(time.monotonic() - t_start, 1)
-        for name in ("idle", "loaded") if load else ("idle",):
-            with (busy_load(pin) if name == "loaded" else contextlib.nullcontext(None)) as busy:
-                if busy is not None:
-                    time.sleep(SETTLE_AFTER_LOAD_S)
-                cpu0 = nodes.cpu_seconds()["policy"]
-                t0 = time.monotonic()
-                while time.monotonic() - t0 < seconds:
-                    time.sleep(0.2)
-                    nodes.check_alive()
-                t1 = time.monotonic()
-                cpu1 = nodes.cpu_seconds()["policy"]
-                spans[name] = (t0, t1)
-                info["phases"][name] = {
-                    "seconds": round(t1 - t0, 2), "busy_load": busy, "load_average_1min": round(os.getloadavg()[0], 2),
-                    "other_graphs": other_node_processes({proc.pid} | ({busy["pid"]} if busy else set())),
-                    "rss_mb": {"policy": rss_mb(proc.pid)},
-                    "cpu_percent": {"policy": round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
-                                    if cpu0 is not None and cpu1 is not None else None},
-                }
-    finally:
-        info["exit_codes"] = nodes.stop_all()
-        feeder.close()
-    records = _load_records(record_dir / "policy.npz")
-    for name, span in spans.items():
-        info["phases"][name].update(analyze_ticks(records, span, dt))
-    return info
-
-
 # ------------------------------------------------------------------------------------------------
 # the command
 
@@ -859,18 +647,11 @@ def _targets(report: dict) -> list[dict]:
     def add(name, target, value, ok):
         out.append({"name": name, "target": target, "value": value, "met": None if value is None else ok})
 
-    for phase, fig in report.get("policy", {}).items():
-        for mode in ("back_to_back", "paced"):
-            if mode in fig:
-                p99 = fig[mode]["step_ms"]["p99"]
-                add(f"policy step p99 ({phase}, in-process, {mode.replace('_', ' ')})", f"<= {TARGET_TICK_P99_MS} ms",
-                    p99, p99 is not None and p99 <= TARGET_TICK_P99_MS)
-    for where in ("node", "graph"):  # phases absent when that part could not run
-        for phase, fig in report.get(where, {}).get("phases", {}).items():
-            p99 = fig["policy_tick_ms"]["p99"]
-            add(f"policy tick p99 ({phase}, {'policy node alone' if where == 'node' else 'node graph'})",
-                f"<= {TARGET_TICK_P99_MS} ms", p99, p99 is not None and p99 <= TARGET_TICK_P99_MS)
-    for phase, fig in report.get("graph", {}).get("phases", {}).items():
+    graph = report.get("graph", {}).get("phases", {})  # absent when the graph could not run
+    for phase, fig in graph.items():
+        p99 = fig["policy_tick_ms"]["p99"]
+        add(f"policy tick p99 ({phase}, node)", f"<= {TARGET_TICK_P99_MS} ms", p99,
+            p99 is not None and p99 <= TARGET_TICK_P99_MS)
         for key, label in (("bridge_state_to_write_ms", "lowstate arrival -> lowcmd write p99 (a) bridge"),
                            ("e2e_state_to_write_ms", "lowstate publish -> lowcmd write p99 (b) end to end")):
             p99 = fig[key]["p99"]
@@ -879,6 +660,10 @@ def _targets(report: dict) -> list[dict]:
         p99 = fig["e2e_parts_ms"]["processing"]["p99"]
         add(f"(b) minus the 50 Hz sample wait p99 ({phase})", f"<= {TARGET_LATENCY_P99_MS} ms", p99,
             p99 is not None and p99 <= TARGET_LATENCY_P99_MS)
+    for phase, fig in report.get("policy", {}).items():
+        p99 = fig["step_ms"]["p99"]
+        add(f"policy step p99 ({phase}, in-process)", f"<= {TARGET_TICK_P99_MS} ms", p99,
+            p99 is not None and p99 <= TARGET_TICK_P99_MS)
     for phase, fig in report.get("rtf", {}).items():
         rtf = fig["real_time_factor"]
         add(f"sim2sim real-time factor, DR {fig['dr']} ({phase})", f">= {TARGET_RTF}x", rtf,
@@ -894,20 +679,9 @@ def _fmt(p: dict) -> str:
 
 def _print_summary(report: dict) -> None:
     for phase, fig in report.get("policy", {}).items():
-        for mode in ("back_to_back", "paced"):
-            if mode in fig:
-                print(f"[policy/{phase}/{mode}] step          {_fmt(fig[mode]['step_ms'])}")
-                for key in ("observation_ms", "onnx_ms", "command_ms", "checks_ms"):
-                    print(f"[policy/{phase}/{mode}]   {key[:-3]:<12}{_fmt(fig[mode][key])}")
-        print(f"[policy/{phase}] gmt observation (back to back) {_fmt(fig['gmt_observation_back_to_back_ms'])}")
-    for phase, fig in report.get("node", {}).get("phases", {}).items():
-        print(f"[node/{phase}] policy tick  {_fmt(fig['policy_tick_ms'])}")
-        print(f"[node/{phase}]   step       {_fmt(fig['policy_step_ms'])}")
-        print(f"[node/{phase}]     obs      {_fmt(fig['policy_observation_ms'])}")
-        print(f"[node/{phase}]     onnx     {_fmt(fig['policy_onnx_ms'])}")
-        print(f"[node/{phase}] |period-20ms| {_fmt(fig['tick_period_deviation_ms'])}")
-        print(f"[node/{phase}] state age    {_fmt(fig['state_age_at_tick_ms'])}")
-        print(f"[node/{phase}] RSS MB {fig['rss_mb']}  CPU % {fig['cpu_percent']}")
+        print(f"[policy/{phase}] step        {_fmt(fig['step_ms'])}")
+        for key in ("observation_ms", "onnx_ms", "command_ms", "checks_ms", "gmt_observation_ms"):
+            print(f"[policy/{phase}]   {key[:-3]:<10}{_fmt(fig[key])}")
     for phase, fig in report.get("graph", {}).get("phases", {}).items():
         print(f"[graph/{phase}] policy tick  {_fmt(fig['policy_tick_ms'])}")
         print(f"[graph/{phase}]   step       {_fmt(fig['policy_step_ms'])}")
@@ -933,9 +707,10 @@ def run_bench(args) -> dict:
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown or not sections:
         raise UsageError(f"--sections: unknown {unknown or 'empty'}; choose from {', '.join(SECTIONS)}")
-    if args.steps < 1 or args.paced_steps < 0:
-        raise UsageError(f"--steps must be >= 1 and --paced-steps >= 0, got {args.steps} and {args.paced_steps}")
-    for name in ("graph_seconds", "rtf_seconds", "state_hz", "window_hz"):
+    for name in ("steps",):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    for name in ("graph_seconds", "rtf_seconds"):
         value = getattr(args, name)
         if not (math.isfinite(value) and value > 0):
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -950,10 +725,8 @@ def run_bench(args) -> dict:
     started = time.time()
     report: dict = {
         "schema": 1, "started_unix": round(started, 3), "git": git_info(), "machine": machine_info(),
-        "settings": {"sections": sections, "steps": args.steps, "paced_steps": args.paced_steps,
-                     "graph_seconds": args.graph_seconds,
+        "settings": {"sections": sections, "steps": args.steps, "graph_seconds": args.graph_seconds,
                      "rtf_seconds": args.rtf_seconds, "rtf_motion": args.rtf_motion, "dr": args.dr,
-                     "state_hz": args.state_hz, "window_hz": args.window_hz, "policy_executor": args.policy_executor,
                      "load": not args.no_load, "load_pinned": not args.no_load_pin},
     }
     phases = ("idle", "loaded") if not args.no_load else ("idle",)
@@ -968,29 +741,14 @@ def run_bench(args) -> dict:
         return out
 
     if "policy" in sections:
-        print(f"policy step: {args.steps} steps back to back and {args.paced_steps} at 50 Hz per phase "
-              f"({', '.join(phases)})", flush=True)
-        report["policy"] = phased(lambda: measure_policy_step(args.steps, args.paced_steps))
+        print(f"policy step: {args.steps} steps per phase ({', '.join(phases)})", flush=True)
+        report["policy"] = phased(lambda: measure_policy_step(args.steps))
     if "rtf" in sections:
         print(f"sim2sim real-time factor: {args.rtf_seconds} s of {args.rtf_motion}, DR {args.dr}", flush=True)
         report["rtf"] = phased(lambda: measure_rtf(args.rtf_seconds, args.rtf_motion, args.dr))
-    if "node" in sections:
-        print(f"policy node alone: start-up, then {args.graph_seconds} s per phase ({', '.join(phases)}); "
-              f"state {args.state_hz:g} Hz, windows {args.window_hz:g} Hz", flush=True)
-        work = Path(args.keep_logs) / "node" if args.keep_logs else Path(tempfile.mkdtemp(prefix="gmt_bench_"))
-        try:
-            report["node"] = measure_policy_node(args.graph_seconds, not args.no_load, not args.no_load_pin, work,
-                                                 state_hz=args.state_hz, window_hz=args.window_hz,
-                                                 policy_executor=args.policy_executor)
-        except (RuntimeError, OSError) as exc:
-            report["node"] = {"error": f"{type(exc).__name__}: {exc}"}
-            print(f"policy node: not measured: {report['node']['error']}", file=sys.stderr)
-        finally:
-            if not args.keep_logs:
-                shutil.rmtree(work, ignore_errors=True)
     if "graph" in sections:
         print(f"node graph: start-up, then {args.graph_seconds} s per phase ({', '.join(phases)})", flush=True)
-        work = Path(args.keep_logs) / "graph" if args.keep_logs else Path(tempfile.mkdtemp(prefix="gmt_bench_"))
+        work = Path(args.keep_logs) if args.keep_logs else Path(tempfile.mkdtemp(prefix="gmt_bench_"))
         try:
             report["graph"] = measure_graph(args.graph_seconds, not args.no_load, not args.no_load_pin, work,
                                             node_settings=node_settings, launch_settings=args.launch_settings,
@@ -1000,6 +758,8 @@ def run_bench(args) -> dict:
             print(f"node graph: not measured: {report['graph']['error']}", file=sys.stderr)
         finally:
             if not args.keep_logs:
+                import shutil
+
                 shutil.rmtree(work, ignore_errors=True)
     report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     report["duration_s"] = round(time.time() - started, 1)
@@ -1024,15 +784,8 @@ def register(subparsers) -> None:
                                             "sim2sim real-time factor")
     p.add_argument("--json", help="write the report here")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
-    p.add_argument("--steps", type=int, default=3000, help="policy steps back to back per phase (default 3000)")
-    p.add_argument("--paced-steps", type=int, default=500,
-                   help="policy steps at 50 Hz per phase (default 500 = 10 s; 0: none)")
-    p.add_argument("--graph-seconds", type=float, default=20.0,
-                   help="node and graph measurement per phase (default 20 s)")
-    p.add_argument("--state-hz", type=float, default=500.0,
-                   help="node section: /joint_states and /imu rate fed to the policy (default 500, the bridge's "
-                        "launch setting)")
-    p.add_argument("--window-hz", type=float, default=50.0, help="node section: motion window rate (default 50)")
+    p.add_argument("--steps", type=int, default=3000, help="policy steps per phase (default 3000)")
+    p.add_argument("--graph-seconds", type=float, default=30.0, help="graph measurement per phase (default 30 s)")
     p.add_argument("--rtf-seconds", type=float, default=20.0, help="simulated seconds per phase (default 20)")
     p.add_argument("--rtf-motion", default="gmt/walk_stand", help="clip of the real-time-factor run")
     p.add_argument("--dr", default="hard", help="randomisation preset of the real-time-factor run (default hard)")
