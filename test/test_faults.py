@@ -353,3 +353,75 @@ def test_cli_refuses_bad_input_before_starting_anything(capsys, tmp_path):
         assert cli.main(["faults", "--json", out, *argv]) == 2, argv
         assert message in capsys.readouterr().err, argv
     assert not (tmp_path / "f.json").exists()
+
+
+# ------------------------------------------------------------------------------------ verdicts
+
+
+def _trace(path, events):
+    """A saved sim trace with three rows and the given (unix time, command kind) events."""
+    from sim2sim.kinematics import KEY_BODIES
+    from sim2sim.trace import SimTrace
+
+    n, k = 3, len(KEY_BODIES)
+    t = np.array([e[0] for e in events], dtype=float)
+    SimTrace(unix_time=np.linspace(t[0], t[-1], n), sim_time=np.arange(n) * 0.02, root_pos=np.tile([0, 0, 0.78], (n, 1)),
+             root_quat=np.tile([1.0, 0, 0, 0], (n, 1)), root_lin_vel=np.zeros((n, 3)), root_ang_vel=np.zeros((n, 3)),
+             joint_pos=np.tile(g1.DEFAULT_POSE, (n, 1)), body_pos=np.zeros((n, k, 3)), gantry=np.zeros(n, bool),
+             command_kind=np.full(n, 3, np.int8), event_unix_time=t, event_sim_time=t - t[0],
+             event_kind=np.array([e[1] for e in events], np.int8)).save(path)
+    return path
+
+
+def test_estop_verdict_measures_from_the_first_state_with_the_buttons(tmp_path):
+    from gmt_ros.tools.faults import BY_NAME, Injection, evaluate, node_settings
+    from sim2sim.trace import DAMPING, PD
+
+    t_press = 1000.000  # the first rt/lowstate carrying L1+R1
+    log = tmp_path / "bridge.log"
+    log.write_text(f"[ERROR] [{t_press + 0.004:.9f}] [gmt_bridge]: FAULT: e-stop -> damping (was policy)\n"
+                   f"[ERROR] [{t_press + 9:.9f}] [gmt_bridge]: FAULT: shutting down -> damping\n")
+    sim = {"lowcmd": {"out_of_limit": 0, "out_of_limit_first": [], "invalid": 0, "bad_crc": 0},
+           "fault_injection": {"faults": [{"kind": "press", "fired": True, "fired_unix_time": t_press - 0.001,
+                                           "first_state_after_unix_time": t_press}]}}
+    policy = {"mode": "policy", "fault": None, "last_event": {"time": t_press - 5.0}}
+    damped = {"mode": "damping", "fault": "e-stop", "fault_time": t_press + 0.004,
+              "last_event": {"time": t_press + 0.004}}
+    raw = {"sim": sim, "trace_path": _trace(tmp_path / "t.npz", [(t_press - 5, PD), (t_press + 0.0123, DAMPING)]),
+           "supervisor": [(t_press - 5, policy), (t_press + 0.005, damped)], "supervisor_latest": damped,
+           "targets": [], "logs": {"bridge": log}, "teardown_unix": t_press + 1.0}
+    r = evaluate(Injection(BY_NAME["estop"], reaction=damped), raw, node_settings())
+    assert (r["detection_ms"], r["damping_at_robot_ms"], r["bound_ms"]) == (4.0, 12.3, 40.0)
+    assert r["handled"] and all(r["checks"].values())
+    assert r["cause_log_line"].endswith("FAULT: e-stop -> damping (was policy)")  # not the shutdown's
+
+    late = _trace(tmp_path / "late.npz", [(t_press - 5, PD), (t_press + 0.0415, DAMPING)])
+    r = evaluate(Injection(BY_NAME["estop"], reaction=damped), raw | {"trace_path": late}, node_settings())
+    assert r["damping_at_robot_ms"] == 41.5 and not r["handled"] and r["within_bound"] is False
+    assert "1.5 ms over the 40.0 ms bound" in r["notes"][0]
+
+
+def test_a_fault_before_the_injection_makes_the_run_invalid_not_handled(tmp_path):
+    from gmt_ros.tools.faults import BY_NAME, FaultRunError, Injection, evaluate, node_settings
+    from sim2sim.trace import DAMPING, PD
+
+    t_stop = 2000.0  # last rt/lowstate the sim wrote
+    other = {"mode": "damping", "fault": "PD target stale (101.0 ms > 100.0 ms): policy stopped or lagging",
+             "fault_time": t_stop - 0.3, "last_event": {"time": t_stop - 0.3}}
+    sim = {"lowcmd": {"out_of_limit": 0, "invalid": 0}, "fault_injection": {"faults": [
+        {"kind": "lowstate_stop", "fired": True, "fired_unix_time": t_stop + 0.001, "last_state_before_unix_time": t_stop}]}}
+    raw = {"sim": sim, "trace_path": _trace(tmp_path / "t.npz", [(t_stop - 5, PD), (t_stop - 0.3, DAMPING)]),
+           "supervisor": [(t_stop - 0.3, other)], "supervisor_latest": other, "targets": [], "logs": {}}
+    with pytest.raises(FaultRunError, match="before the fault could be detected"):
+        evaluate(Injection(BY_NAME["lowstate_stop"], reaction=other), raw, node_settings())
+
+    stale = dict(other, fault="robot state stale (100.5 ms > 100.0 ms): no rt/lowstate", fault_time=t_stop + 0.1125,
+                 last_event={"time": t_stop + 0.1125})
+    log = tmp_path / "b.log"
+    log.write_text(f"[ERROR] [{t_stop + 0.1125:.9f}] [gmt_bridge]: FAULT: {stale['fault']} -> damping (was policy)\n")
+    policy = {"mode": "policy", "fault": None, "last_event": {"time": t_stop - 3}}
+    raw.update(trace_path=_trace(tmp_path / "u.npz", [(t_stop - 5, PD), (t_stop + 0.114, DAMPING)]),
+               supervisor=[(t_stop - 3, policy), (t_stop + 0.113, stale)], supervisor_latest=stale, logs={"bridge": log})
+    r = evaluate(Injection(BY_NAME["lowstate_stop"], reaction=stale), raw, node_settings())
+    assert r["handled"] and (r["detection_ms"], r["damping_at_robot_ms"], r["bound_ms"]) == (112.5, 114.0, 140.0)
+    assert r["bridge_state_take_delay_ms"] == 12.0  # 112.5 ms detection - the 100.5 ms age the bridge saw

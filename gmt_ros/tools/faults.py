@@ -99,7 +99,7 @@ FAULTS: tuple[Fault, ...] = (
     Fault(8, "malformed_windows", "malformed motion windows (unknown joint, wrong length, NaN) next to the valid stream",
           "motion target", "refusal", r"refused motion target", ""),
     Fault(9, "push_fall", f"robot pushed over ({PUSH_MPS:g} m/s)", "robot", "damping",
-          r"fall detected|joint overspeed", "detection"),
+          r"fall detected|joint overspeed|unsafe command in policy: q target", "detection"),
     Fault(10, "estop", "e-stop (remote L1+R1) during tracking", "robot", "damping", r"^e-stop$", "detection"),
     Fault(11, "wrong_mode_machine", "robot reports mode_machine 4 (23-DoF) to the 29-joint TWIST2 contract",
           "start-up", "refusal", r"start-up check failed: robot reports mode_machine 4", ""),
@@ -154,6 +154,14 @@ def node_settings() -> dict:
             "fall_height_m": float(bridge["fall_height_m"])}
 
 
+def player_window_s(overrides: dict) -> float:
+    """Seconds of motion in each of the player's windows: the runner's override, else config/motion_player.yaml."""
+    if "window_s" in overrides:
+        return float(overrides["window_s"])
+    data = yaml.safe_load(graph.config_path(graph.PLAYER).read_text())
+    return float(data[graph.PLAYER.node_name]["ros__parameters"]["window_s"])
+
+
 def bound_s(fault: Fault, settings: dict) -> float | None:
     """The time allowed from the reference to the first damping command at the robot."""
     return {
@@ -170,7 +178,8 @@ def bound_s(fault: Fault, settings: dict) -> float | None:
 
 class Probe:
     """Subscriptions and clients on the session observer's node: PD targets with their stamps
-    (corrupted ones flagged), the policy's parameter service, a motion-target publisher."""
+    (corrupted ones flagged; finite ones beyond a joint limit by more than the supervisor's gross
+    margin listed apart), the policy's parameter service, a motion-target publisher."""
 
     def __init__(self, observer):
         from rcl_interfaces.srv import SetParameters
@@ -181,6 +190,8 @@ class Probe:
         self.observer = observer
         self.lock = threading.Lock()
         self.targets: list[tuple[float, float, bool]] = []  # (receipt, header stamp, corrupted)
+        self.gross: list[tuple[float, float, str]] = []  # (receipt, stamp, joint) of targets the limits refuse
+        self._slots: tuple[tuple, np.ndarray] | None = None
         node = observer.node
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         node.create_subscription(JointState, "/gmt/joint_targets", self._on_target, reliable)
@@ -192,12 +203,34 @@ class Probe:
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         q = np.asarray(msg.position, dtype=np.float64)
         corrupted = bool(q.size and (not np.all(np.isfinite(q)) or np.max(np.abs(q)) > 100.0))
+        gross = None if corrupted else self._gross_joint(tuple(msg.name), q)
         with self.lock:
             self.targets.append((now, stamp, corrupted))
+            if gross:
+                self.gross.append((now, stamp, gross))
+
+    def _gross_joint(self, names: tuple, q: np.ndarray) -> str | None:
+        """The first joint whose target is beyond its limit by more than CommandLimits' gross margin."""
+        from gmt_ros.core import g1
+        from gmt_ros.core.command_limits import CommandLimits
+
+        if self._slots is None or self._slots[0] != names:
+            if any(n not in g1.SLOT_OF for n in names) or len(names) != q.size:
+                return None
+            self._slots = (names, np.array([g1.SLOT_OF[n] for n in names]))
+            self._margin = CommandLimits().gross_margin_rad
+        slots = self._slots[1]
+        excess = np.maximum(g1.Q_MIN[slots] - q, q - g1.Q_MAX[slots])
+        i = int(np.argmax(excess))
+        return names[i] if excess[i] > self._margin else None
 
     def snapshot(self) -> list[tuple[float, float, bool]]:
         with self.lock:
             return list(self.targets)
+
+    def gross_targets(self) -> list[tuple[float, float, str]]:
+        with self.lock:
+            return list(self.gross)
 
     def set_policy_parameter(self, name: str, value: str, timeout_s: float = 10.0) -> None:
         from rcl_interfaces.srv import SetParameters
@@ -277,6 +310,7 @@ class FaultRun:
         self.session: s2s.Sim2SimSession | None = None
         self.probe: Probe | None = None
         self.injections: list[Injection] = []
+        self.aborted: dict[str, str] = {}  # a chained fault that could not be injected: why
         self.started = time.time()
 
     # -- set-up ------------------------------------------------------------------------------
@@ -327,16 +361,22 @@ class FaultRun:
         session.start()  # nodes, gantry, damping -> ramp -> hold -> policy, release, settle
         self.probe = Probe(session.observer)
         session.observer.publish_command(f"play {session.clip_name}")
-        for fault in self.faults:
+        for i, fault in enumerate(self.faults):
             inj = Injection(fault)
+            try:
+                if fault.name in SIM_SIDE:
+                    inj.sim_time_s = self.fault_sim_time
+                    self._await_reaction(inj, due=lambda: session.sim_time_lower_bound() >= self.fault_sim_time - 0.5)
+                else:
+                    self._wait_tracking(self.track_s)
+                    self._check_policy_mode(fault)
+                    getattr(self, f"_inject_{fault.name}")(inj)
+            except (FaultRunError, s2s.Sim2SimError) as exc:
+                if i == 0:
+                    raise
+                self.aborted[fault.name] = str(exc)  # the faults before it were tested: keep them
+                break
             self.injections.append(inj)
-            if fault.name in SIM_SIDE:
-                inj.sim_time_s = self.fault_sim_time
-                self._await_reaction(inj, due=lambda: session.sim_time_lower_bound() >= self.fault_sim_time - 0.5)
-                continue
-            self._wait_tracking(self.track_s)
-            self._check_policy_mode(fault)
-            getattr(self, f"_inject_{fault.name}")(inj)
 
     def _startup_run(self) -> None:
         session = self.session
@@ -416,6 +456,7 @@ class FaultRun:
         self._await_reaction(inj)
 
     def _inject_player_stop(self, inj: Injection) -> None:
+        inj.extra["window_s"] = player_window_s(self.session.graph.extra.get("player", {}))
         inj.start_unix = self.session.kill("player", signal.SIGSTOP)
         self._await_reaction(inj, wait_s=PLAYER_STALE_WAIT_S)
 
@@ -460,6 +501,7 @@ class FaultRun:
 
     def _stop_and_collect(self) -> dict:
         session = self.session
+        teardown = time.time()  # log lines after this are the shutdown's (e.g. state stale once the sim stops)
         obs = session.observer
         supervisor = obs.snapshot("supervisor") if obs else []
         latest = obs.snapshot("supervisor_latest") if obs else None
@@ -467,10 +509,13 @@ class FaultRun:
         if player is not None and player.killed_at is not None and player.running():
             session.graph.kill("player", signal.SIGKILL)  # a SIGSTOPped process ignores SIGINT/SIGTERM
         targets = self.probe.snapshot() if self.probe else []
+        gross = self.probe.gross_targets() if self.probe else []
         session.exit_codes = session.graph.stop_all(order=s2s.STOP_ORDER)
         logs = {k: p.log_path for k, p in session.graph.processes.items()}
         sim = json.loads(session.report_path.read_text()) if session.report_path.is_file() else None
         return {"supervisor": supervisor, "supervisor_latest": latest, "targets": targets, "logs": logs,
+                "gross_targets": gross,
+                "teardown_unix": teardown,
                 "sim": sim, "trace_path": session.trace_path if session.trace_path.is_file() else None,
                 "exit_codes": session.exit_codes, "ros_domain": session.ros_domain,
                 "pids": [p.pid for p in session.graph.processes.values()],
@@ -486,13 +531,26 @@ def _ms(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else round(1e3 * x, 1)
 
 
-def _log_lines(path, pattern: str, limit: int = 5) -> list[str]:
+_ROS_LOG_TIME = re.compile(r"^\[\w+\] \[(\d+\.\d+)\]")  # "[ERROR] [1795317018.935876600] [node]: ..."
+
+
+def _log_lines(path, pattern: str, limit: int = 5, before: float | None = None) -> list[str]:
+    """Lines of a node's log matching ``pattern``; with ``before``, only ROS log lines stamped
+    before that wall time."""
     try:
         text = Path(path).read_text(errors="replace")
     except (OSError, TypeError):
         return []
     rx = re.compile(pattern)
-    return [line.strip() for line in text.splitlines() if rx.search(line)][:limit]
+    out = []
+    for line in text.splitlines():
+        if not rx.search(line):
+            continue
+        stamp = _ROS_LOG_TIME.match(line)
+        if before is not None and (stamp is None or float(stamp.group(1)) > before):
+            continue
+        out.append(line.strip())
+    return out[:limit]
 
 
 def _sim_fault(sim: dict | None, kind: str) -> dict | None:
@@ -565,9 +623,19 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
         row = _sim_fault(sim, "push")
         if row and row["fired"] and trace is not None:
             inj.start_unix = row["fired_unix_time"]
-            reference, criterion = _fall_crossing(trace, inj.start_unix, settings)
-            ref_what = f"the robot crossing the fall criterion ({criterion}), interpolated in the sim's 50 Hz trace"
-            out["push_to_fall_criterion_ms"] = _ms(reference - inj.start_unix) if reference else None
+            crossing, criterion = _fall_crossing(trace, inj.start_unix, settings)
+            out["push_to_fall_criterion_ms"] = _ms(crossing - inj.start_unix) if crossing else None
+            # The policy fights the push; its targets may go past the command limits' gross margin
+            # (a fault) before the robot tips over far enough for the fall detector.
+            gross = [(s, j) for _r, s, j in raw.get("gross_targets", []) if s >= inj.start_unix]
+            out["via_fall_detection"] = not ("unsafe command" in (reaction.get("fault") or "") and gross)
+            if out["via_fall_detection"]:
+                reference = crossing
+                ref_what = f"the robot crossing the fall criterion ({criterion}), interpolated in the sim's 50 Hz trace"
+            else:
+                reference = gross[0][0]
+                ref_what = (f"header.stamp of the policy's first target past a joint limit by more than the gross "
+                            f"margin after the push ({gross[0][1]})")
     elif fault.name == "policy_kill":
         stamps = [s for _r, s, _c in raw["targets"]]
         if stamps:
@@ -578,6 +646,13 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
             reference, ref_what = min(bad), "header.stamp of the first corrupted PD target"
     elif fault.name == "player_stop":
         reference, ref_what = inj.start_unix, "the SIGSTOP of the player (the policy may use a window up to window_max_age_s old)"
+        fault_time = reaction.get("fault_time")
+        window_s = inj.extra.get("window_s")
+        if (reaction.get("fault") and not re.search(fault.cause, reaction["fault"]) and fault_time and window_s
+                and fault_time < inj.start_unix + window_s):
+            # The last window still covered this moment: the frozen player cannot be the cause yet.
+            raise FaultRunError(f"player_stop: the supervisor latched another fault {_ms(fault_time - inj.start_unix)} ms "
+                                f"after the SIGSTOP, inside the last window ({window_s:g} s): {reaction['fault']}")
 
     out["injected_unix"] = inj.start_unix
     out["reference"] = ref_what or None
@@ -597,6 +672,11 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
             later = (trace.event_kind == PD) & (trace.event_unix_time > damping_at_robot)
             pd_after_damping = bool(np.any(later))
     out["detection_ms"] = _ms(fault_time - reference) if fault_time and reference else None
+    age = re.match(r"robot state stale \(([\d.]+) ms", fault_msg or "")
+    if age and out["detection_ms"] is not None:
+        # The bridge ages a state from when its listener took it: the rest of the detection time is
+        # how late that was after the sim wrote it (DDS + the bridge's listener thread).
+        out["bridge_state_take_delay_ms"] = round(out["detection_ms"] - float(age.group(1)), 1)
     out["damping_at_robot_ms"] = _ms(damping_at_robot - reference) if damping_at_robot and reference else None
     limit = bound_s(fault, settings)
     out["bound_ms"] = _ms(limit)
@@ -610,7 +690,7 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
     bridge_log, policy_log = raw["logs"].get("bridge"), raw["logs"].get("policy")
     checks = {"commands_within_limits": lowcmd.get("out_of_limit") == 0 and lowcmd.get("invalid") == 0}
     if fault.expected == "damping":
-        cause_lines = [line for line in _log_lines(bridge_log, r"FAULT: ") if "shutting down" not in line]
+        cause_lines = _log_lines(bridge_log, r"FAULT: ", before=raw.get("teardown_unix"))
         out["cause_log_line"] = cause_lines[0] if cause_lines else None
         if reference is None and fault_msg:
             raise FaultRunError(f"{fault.name} was never injected: the supervisor faulted first ({fault_msg})")
@@ -623,10 +703,12 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
         if fault_msg and not re.search(fault.cause, fault_msg) and fault.name != "player_stop":
             # Another fault won the race (on a starved machine the policy can lose the robot on its
             # own): this run says nothing about the injected fault. A frozen player is different:
-            # whatever ends its run is the observation.
+            # once its last window has run out, whatever ends the run is the observation.
+            gross = [j for _r, s, j in raw.get("gross_targets", []) if earliest and s >= earliest - 1.0]
             raise FaultRunError(f"{fault.name}: the supervisor latched another fault "
                                 f"{_ms(fault_time - earliest) if fault_time and earliest else '?'} ms after the "
-                                f"reference: {fault_msg}")
+                                f"reference: {fault_msg}" + (f" (the policy's targets went past the gross margin at "
+                                                             f"{gross[0]})" if gross else ""))
         valid_before = _policy_until(raw["supervisor"], earliest) if earliest else None
         if valid_before is False:
             raise FaultRunError(f"{fault.name}: the supervisor left policy mode before the fault could act "
@@ -646,6 +728,12 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
                          f"{_ms(damping_at_robot - reference - limit)} ms over the {_ms(limit)} ms bound")
         out["observed"] = "damping" if checks["supervisor_damping"] else (
             f"no damping (supervisor in {(raw['supervisor_latest'] or {}).get('mode')})")
+        if fault.name == "push_fall" and fault_msg:
+            out["observed"] += (" by the fall detector" if out.get("via_fall_detection") else
+                                " by the command limits (the policy's push-recovery targets), before the fall detector")
+        if fault.name == "player_stop" and fault_msg and not re.search(fault.cause, fault_msg):
+            notes.append("the policy kept tracking the last window's final pose after the player froze; the "
+                         "supervisor damped on another cause once the robot lost balance")
         if fault.name == "player_stop" and not fault_msg and inj.start_unix is not None:
             late = [r for r, _s, c in raw["targets"] if r > inj.start_unix + 3.0 and not c]
             out["targets_after_stop_plus_3s"] = len(late)
@@ -662,6 +750,10 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
         t0, t1 = inj.start_unix, inj.extra.get("end_unix", inj.start_unix)
         flowing = [r for r, _s, c in raw["targets"] if t0 <= r <= t1 + 0.5 and not c]
         fell = trace.fell_between(t0, t1 + 0.5)[0] if trace is not None else None
+        if inj.extra.get("fault_after") and before is not None and after is not None and after - before >= n_pub:
+            # Every malformed window was refused, so they cannot have caused it: a disturbed run.
+            raise FaultRunError(f"malformed_windows: the supervisor latched a fault while they were refused: "
+                                f"{inj.extra['fault_after']}")
         checks.update({
             "decoder_names_each_defect": inj.extra.get("decoder_reasons") == {k: k for k in MALFORMED_KINDS},
             "each_refusal_logged": all(named.values()),
@@ -694,6 +786,7 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
                    observed="start refused, damping" if checks["start_refused"] and checks["stays_damping"] else "see checks")
     out["checks"] = checks
     out["handled"] = all(checks.values()) and out.get("within_bound") is not False
+    out["supervisor_clip"] = (raw.get("supervisor_latest") or {}).get("clip")  # clipped joint-ticks, per reason
     out["sim"] = {"real_time_factor": sim.get("real_time_factor"), "overruns": (sim.get("pacing") or {}).get("overruns"),
                   "max_lag_ms": (sim.get("pacing") or {}).get("max_lag_ms"), "fell": (sim.get("robot") or {}).get("fell")}
     out["notes"] = notes
@@ -736,61 +829,100 @@ class SuiteOptions:
 
 
 def run_suite(opt: SuiteOptions, echo=print) -> dict:
+    """Every planned run in turn; the report (also written to ``opt.json_path`` after each run, with
+    ``complete`` false until the end, so an interrupted suite leaves what it measured)."""
     settings = node_settings()
     runs = plan_runs("short" if opt.short else "full", opt.only)
     base = Path(opt.keep_logs) if opt.keep_logs else Path(tempfile.mkdtemp(prefix="gmt_faults_"))
     base.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    results = []
-    failures = []  # runs that could not test their fault, with the machine's load at the time
+    results: list[dict] = []
+    failures: list[dict] = []  # runs that could not test their fault, with the machine's load at the time
+
+    def report(complete: bool) -> dict:
+        ordered = sorted(results, key=lambda r: r["number"])
+        out = {
+            "suite": "short" if opt.short else "full", "complete": complete, "motion": opt.motion, "policy": opt.policy,
+            "realtime": opt.realtime, "settings": settings, "detection_bound_ms": _ms(DETECTION_S),
+            "track_s": TRACK_S["short" if opt.short else "full"], "faults": ordered,
+            "handled": sum(r["handled"] for r in ordered), "total": len(ordered), "failed_runs": failures,
+            "out_of_limit_commands_total": sum(r.get("out_of_limit_commands") or 0 for r in ordered),
+            "wall_time_s": round(time.time() - started, 1), "cpus": os.cpu_count(), "logs": str(base),
+        }
+        out["summary"] = summary_line(out)
+        if opt.json_path:
+            Path(opt.json_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(opt.json_path).write_text(json.dumps(out, indent=2) + "\n")
+        return out
+
     for names in runs:
-        for attempt in range(1, opt.retries + 2):
-            log_dir = base / f"{'+'.join(names)}{'' if attempt == 1 else f'_attempt{attempt}'}"
-            run = FaultRun(names, opt, log_dir, settings)
-            t0 = time.time()
-            try:
-                raw = run.execute()
-                raw["t0"] = t0
-                verdicts = [evaluate(inj, raw, settings) for inj in run.injections]
-                missing = [n for n in names if n not in {v["name"] for v in verdicts}]
-                if missing:
-                    raise FaultRunError(f"the run ended before injecting {missing}")
-            except (FaultRunError, s2s.Sim2SimError) as exc:
-                others = s2s.other_node_processes()
-                load = round(os.getloadavg()[0], 2)
-                echo(f"  {'+'.join(names)}: run failed (attempt {attempt}): {str(exc).splitlines()[0]} "
-                     f"[load {load}, {len(others)} other node processes]")
-                failures.append({"run": "+".join(names), "attempt": attempt, "error": str(exc).splitlines()[0],
-                                 "load_average": load, "other_node_processes": others})
-                if attempt <= opt.retries:
-                    continue
-                verdicts = [{"number": BY_NAME[n].number, "name": n, "title": BY_NAME[n].title,
-                             "group": BY_NAME[n].group, "expected": BY_NAME[n].expected, "handled": False,
-                             "observed": "run failed", "error": str(exc), "logs": str(log_dir)} for n in names]
-                results += verdicts
-                break
-            for v in verdicts:
-                v.update(attempts=attempt, run_wall_s=round(time.time() - t0, 1), logs=str(log_dir), node_pids=raw["pids"],
-                         load_average=raw["load_average"], other_graphs=raw["other_graphs"])
-                echo("  " + fault_line(v))
-            results += verdicts
-            break
-    results.sort(key=lambda r: r["number"])
-    handled = sum(r["handled"] for r in results)
-    report = {
-        "suite": "short" if opt.short else "full", "motion": opt.motion, "policy": opt.policy, "realtime": opt.realtime,
-        "settings": settings, "detection_bound_ms": _ms(DETECTION_S), "track_s": TRACK_S["short" if opt.short else "full"],
-        "faults": results, "handled": handled, "total": len(results), "failed_runs": failures,
-        "out_of_limit_commands_total": sum(r.get("out_of_limit_commands") or 0 for r in results),
-        "wall_time_s": round(time.time() - started, 1), "cpus": os.cpu_count(), "logs": str(base),
-    }
-    report["summary"] = summary_line(report)
-    if not opt.keep_logs and handled == len(results):
+        results += _run_with_retries(names, opt, base, settings, failures, echo)
+        report(complete=False)
+    final = report(complete=True)
+    if not opt.keep_logs and final["handled"] == final["total"]:
         shutil.rmtree(base, ignore_errors=True)
-        report["logs"] = None
-        for r in results:
+        final["logs"] = None
+        for r in final["faults"]:
             r["logs"] = None
-    return report
+        if opt.json_path:
+            Path(opt.json_path).write_text(json.dumps(final, indent=2) + "\n")
+    return final
+
+
+def _run_with_retries(names, opt: SuiteOptions, base: Path, settings: dict, failures: list, echo) -> list[dict]:
+    """One run (a fresh graph per attempt) until every fault of ``names`` has a verdict; a fault whose
+    run could not test it is tried again in the next attempt (alone, or with its partners still
+    pending), and gets a "run failed" entry after the last one."""
+    pending = list(names)
+    verdicts: list[dict] = []
+    errors: dict[str, str] = {}
+    for attempt in range(1, opt.retries + 2):
+        label = "+".join(pending)
+        log_dir = base / f"{label}{'' if attempt == 1 else f'_attempt{attempt}'}"
+        run = FaultRun(tuple(pending), opt, log_dir, settings)
+        t0 = time.time()
+        raw = None
+        problems: dict[str, str] = {}
+        try:
+            raw = run.execute()
+            raw["t0"] = t0
+        except (FaultRunError, s2s.Sim2SimError) as exc:
+            problems = dict.fromkeys(pending, str(exc).splitlines()[0])
+        else:
+            for inj in run.injections:
+                try:
+                    v = evaluate(inj, raw, settings)
+                except FaultRunError as exc:
+                    problems[inj.fault.name] = str(exc).splitlines()[0]
+                    continue
+                v.update(attempts=attempt, run_wall_s=round(time.time() - t0, 1), logs=str(log_dir),
+                         node_pids=raw["pids"], load_average=raw["load_average"], other_graphs=raw["other_graphs"])
+                echo("  " + fault_line(v))
+                verdicts.append(v)
+            problems.update(run.aborted)
+            done = {v["name"] for v in verdicts}
+            for n in pending:
+                if n not in done and n not in problems:
+                    problems[n] = "the run ended before injecting it"
+        if problems:
+            others = s2s.other_node_processes()
+            load = round(os.getloadavg()[0], 2)
+            for n, why in problems.items():
+                echo(f"  {n}: run failed (attempt {attempt}): {why} [load {load}, {len(others)} other node processes]")
+                failures.append({"fault": n, "run": label, "attempt": attempt, "error": why, "load_average": load,
+                                 "other_node_processes": others,
+                                 "supervisor_clip": ((raw or {}).get("supervisor_latest") or {}).get("clip"),
+                                 "sim_real_time_factor": ((raw or {}).get("sim") or {}).get("real_time_factor")})
+            errors.update(problems)
+        pending = [n for n in pending if n in problems]
+        if not pending:
+            break
+    for n in pending:
+        f = BY_NAME[n]
+        verdicts.append({"number": f.number, "name": n, "title": f.title, "group": f.group, "expected": f.expected,
+                         "handled": False, "observed": "run failed", "error": errors[n], "attempts": opt.retries + 1,
+                         "logs": str(base)})
+    return verdicts
 
 
 def fault_line(r: dict) -> str:
@@ -836,9 +968,7 @@ def cmd_faults(args) -> int:
                        retries=args.retries, realtime=args.realtime)
     plan_runs("short" if opt.short else "full", opt.only)  # UsageError for unknown names, before anything starts
     s2s.check_options(s2s.Sim2SimOptions(motion=opt.motion, policy=opt.policy, domain=opt.domain))
-    report = run_suite(opt, echo=lambda line: print(line, flush=True))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    report = run_suite(opt, echo=lambda line: print(line, flush=True))  # writes --json after every run
     print(report["summary"], flush=True)
     return 0 if report["handled"] == report["total"] else 1
 
