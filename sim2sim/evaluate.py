@@ -8,6 +8,15 @@ reference loop that ``gmt-ros eval`` / ``gmt-ros evaluate`` run; the node graph
 
 Metrics use the simulator's ground truth (true joint angles, root pose and velocity, body frames);
 the policy sees ``sim.state()``, which under domain randomisation is delayed and noisy.
+
+Send path (``command_limits``): by default the policy's targets reach the motors the way the
+bridge sends them on the robot: the command the bridge builds from the published targets
+(``TargetMapper``: contract kp/kd, held joints at their hold targets) passes
+``CommandLimits.apply`` at the bridge's rate (``BRIDGE_RATE_HZ``, 10 times per policy tick, the
+same target each time) with the measured ``sim.state()``, the q sent on the previous bridge tick
+and dt = the bridge period. A ``CommandFault`` ends the episode like a fall (on the robot the
+supervisor then damps the motors): ``result.command_fault`` names it. ``command_limits=None`` sends
+the raw targets (the loop before the limits were modelled).
 """
 from __future__ import annotations
 
@@ -19,6 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from gmt_ros.core import g1, rotations
+from gmt_ros.core.command import JointCommand
+from gmt_ros.core.command_limits import ClipReport, CommandFault, CommandLimits
+from gmt_ros.core.command_source import TargetMapper, gains_from_contract
 from gmt_ros.core.contract import PolicyContract
 from gmt_ros.core.motion import MotionClip, window_from_clip
 from gmt_ros.core.policy import TrackingPolicy
@@ -31,6 +43,9 @@ from sim2sim.simulator import G1Sim
 FrameHook = Callable[[float, G1Sim], None]
 
 _TRACE_ERRORS = metrics.TickErrors._fields
+# The bridge's writer rate (config/bridge.yaml command_rate_hz): how often it applies the limits.
+BRIDGE_RATE_HZ = 500.0
+_CLIP_REASONS = ("joint_limit", "velocity_limit", "torque_limit")
 
 
 @dataclass
@@ -42,9 +57,14 @@ class EpisodeTrace:
     command it then sent); pelvis height and roll/pitch (rad) of the robot and the reference;
     the four tick errors of ``sim2sim.metrics``; ``joint_tau`` (N, 29) the torque the motors were
     applying at that instant (the last 1 ms physics step's, after clipping). ``upright`` is False
-    only on the last row of a fallen episode (the tick the fall was detected: its errors are not
-    part of the episode's averages). ``joint_mask``: joints the policy tracks and the clip
-    supplies. ``tau_limit``: the motors' torque limits (29).
+    only on the last row of a fallen episode (the tick the fall or the command fault was
+    detected: its errors are not part of the episode's averages). ``joint_mask``: joints the
+    policy tracks and the clip supplies. ``tau_limit``: the motors' torque limits (29).
+    ``sent_joint_pos`` (N, 29): the q the motors were sent on the tick's first bridge tick, after
+    the command limits (the raw target without them; NaN when nothing was sent);
+    ``clip_counts`` (N, 3): slot-ticks the limits clipped during the tick, per reason
+    (joint_limit, velocity_limit, torque_limit: ``ClipReport``). Both are None in traces saved
+    before they existed.
     """
 
     time_s: np.ndarray
@@ -66,6 +86,8 @@ class EpisodeTrace:
     joint_mask: np.ndarray
     tau_limit: np.ndarray
     joint_names: tuple[str, ...] = g1.JOINT_NAMES
+    sent_joint_pos: np.ndarray | None = None
+    clip_counts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.time_s.shape[0])
@@ -73,7 +95,7 @@ class EpisodeTrace:
     def save_npz(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k: v for k, v in self.__dict__.items() if k != "joint_names"}
+        arrays = {k: v for k, v in self.__dict__.items() if k != "joint_names" and v is not None}
         np.savez_compressed(path, joint_names=np.array(self.joint_names), **arrays)
         return path
 
@@ -90,7 +112,8 @@ class _TraceRecorder:
 
     def __init__(self, joint_mask: np.ndarray):
         self.rows: dict[str, list] = {k: [] for k in (
-            "time_s", "joint_pos", "ref_joint_pos", "target_joint_pos", "joint_tau", "root_height_m",
+            "time_s", "joint_pos", "ref_joint_pos", "target_joint_pos", "sent_joint_pos", "clip_counts",
+            "joint_tau", "root_height_m",
             "ref_root_height_m", "roll_rad", "pitch_rad", "ref_roll_rad", "ref_pitch_rad", "upright",
             *_TRACE_ERRORS)}
         self.joint_mask = joint_mask
@@ -102,14 +125,29 @@ class _TraceRecorder:
     def set_target(self, q: np.ndarray) -> None:
         self.rows["target_joint_pos"].append(np.asarray(q, dtype=np.float64).copy())
 
+    def set_sent(self, q: np.ndarray | None, clips: ClipReport) -> None:
+        """What the tick sent (None: nothing) and what the limits clipped during it."""
+        self.rows["sent_joint_pos"].append(np.full(g1.NUM_BODY_JOINTS, np.nan) if q is None
+                                           else np.asarray(q, dtype=np.float64).copy())
+        self.rows["clip_counts"].append([getattr(clips, r) for r in _CLIP_REASONS])
+
+    def end_tick(self) -> None:
+        """The last row's tick ended the episode (a command fault): not upright, like a fall tick."""
+        self.rows["upright"][-1] = False
+
     def finish(self) -> EpisodeTrace:
         n = len(self.rows["time_s"])
-        targets = self.rows["target_joint_pos"]
-        while len(targets) < n:  # the fall tick sends no command
-            targets.append(np.full(g1.NUM_BODY_JOINTS, np.nan))
+        for key in ("target_joint_pos", "sent_joint_pos"):
+            rows = self.rows[key]
+            while len(rows) < n:  # the fall tick sends no command
+                rows.append(np.full(g1.NUM_BODY_JOINTS, np.nan))
+        while len(self.rows["clip_counts"]) < n:
+            self.rows["clip_counts"].append([0] * len(_CLIP_REASONS))
         arrays = {}
         for key, values in self.rows.items():
-            if key in ("joint_pos", "ref_joint_pos", "target_joint_pos", "joint_tau"):
+            if key == "clip_counts":
+                arrays[key] = np.asarray(values, dtype=np.int64).reshape(n, len(_CLIP_REASONS))
+            elif key in ("joint_pos", "ref_joint_pos", "target_joint_pos", "sent_joint_pos", "joint_tau"):
                 arrays[key] = np.asarray(values, dtype=np.float64).reshape(n, g1.NUM_BODY_JOINTS)
             elif key == "upright":
                 arrays[key] = np.asarray(values, dtype=bool).reshape(n)
@@ -121,6 +159,17 @@ class _TraceRecorder:
 
 @dataclass
 class EpisodeResult:
+    """One episode's report. ``fell``/``fall_time_s`` also cover a command fault
+    (``command_fault`` set): on the robot the supervisor then damps the motors and the robot goes
+    down, so for success/upright purposes it is a fall at the fault's time.
+
+    ``command_limits``: "bridge" (targets sent through ``CommandLimits.apply`` as the bridge
+    does), "custom" (a given ``CommandLimits``) or "raw". ``clipped``: slot-ticks (bridge ticks x
+    joints) the limits clipped, per reason, over the episode. ``max_target_excess_rad``: how far
+    the policy's raw targets went beyond a joint limit at most (negative: always inside by that
+    much), at ``max_target_excess_joint``, at ``max_target_excess_time_s``; measured in every mode.
+    """
+
     clip: str
     policy: str
     seed: int
@@ -134,6 +183,12 @@ class EpisodeResult:
     policy_ticks: int
     randomization: dict | None = None  # the drawn DR values (DrawnParameters.as_dict()), if any
     trace: EpisodeTrace | None = field(default=None, repr=False)  # only with run_episode(trace=True)
+    command_limits: str = "raw"
+    command_fault: str | None = None
+    clipped: ClipReport = field(default_factory=ClipReport)
+    max_target_excess_rad: float = -math.inf
+    max_target_excess_joint: str | None = None
+    max_target_excess_time_s: float | None = None
 
     def as_dict(self) -> dict:
         """The JSON report (the trace is not part of it: save it with ``trace.save_npz``)."""
@@ -148,6 +203,13 @@ class EpisodeResult:
             "min_pelvis_height_m": round(self.min_pelvis_height_m, 4),
             "max_tilt_rad": round(self.max_tilt_rad, 4),
             "policy_ticks": self.policy_ticks,
+            "command_limits": self.command_limits,
+            "command_fault": self.command_fault,
+            "clipped": {r: getattr(self.clipped, r) for r in _CLIP_REASONS},
+            "max_target_excess_rad": (round(self.max_target_excess_rad, 4)
+                                      if math.isfinite(self.max_target_excess_rad) else None),
+            "max_target_excess_joint": self.max_target_excess_joint,
+            "max_target_excess_time_s": self.max_target_excess_time_s,
         }
         out.update({k: (round(v, 5) if math.isfinite(v) else None) for k, v in self.errors.items()})
         if self.randomization is not None:
@@ -156,12 +218,23 @@ class EpisodeResult:
 
     def summary_line(self) -> str:
         e = self.errors
-        status = f"FELL at {self.fall_time_s:.2f} s" if self.fell else "upright"
-        return (
+        if self.command_fault is not None:
+            status = f"COMMAND FAULT at {self.fall_time_s:.2f} s ({self.command_fault})"
+        else:
+            status = f"FELL at {self.fall_time_s:.2f} s" if self.fell else "upright"
+        line = (
             f"{self.clip}: {status} over {self.duration_s:.2f} s | E_mpjpe {e['e_mpjpe_rad']:.3f} rad"
             f" | E_mpkpe {e['e_mpkpe_mm']:.1f} mm | E_vel {e['e_vel_mps']:.3f} m/s"
             f" | E_yaw_vel {e['e_yaw_vel_radps']:.3f} rad/s | min pelvis {self.min_pelvis_height_m:.2f} m"
         )
+        if math.isfinite(self.max_target_excess_rad):
+            line += f" | target excess {self.max_target_excess_rad:+.2f} rad ({self.max_target_excess_joint})"
+        if self.command_limits != "raw":
+            c = self.clipped
+            line += f" | clipped j/v/t {c.joint_limit}/{c.velocity_limit}/{c.torque_limit}"
+        else:
+            line += " | raw targets"
+        return line
 
 
 def make_sim(seed: int = 0, dr=None) -> G1Sim:
@@ -214,6 +287,50 @@ def _advance(sim: G1Sim, start_step: int, n: int, clock: _FrameClock | None, hoo
     sim.step(n - done)
 
 
+def _resolve_limits(command_limits) -> tuple[CommandLimits | None, str]:
+    if command_limits is None or (isinstance(command_limits, str) and command_limits == "raw"):
+        return None, "raw"
+    if isinstance(command_limits, str):
+        if command_limits == "bridge":
+            return CommandLimits(), "bridge"
+        raise ValueError(f"command_limits must be 'bridge', 'raw', None or a CommandLimits, got {command_limits!r}")
+    if isinstance(command_limits, CommandLimits):
+        return command_limits, "custom"
+    raise TypeError(f"command_limits must be 'bridge', 'raw', None or a CommandLimits, "
+                    f"got {type(command_limits).__name__}")
+
+
+class _BridgeSendPath:
+    """The bridge between the policy and the motors: published targets -> the bridge's command
+    (``TargetMapper``, as from the policy node's JointState) -> ``CommandLimits.apply`` with the
+    previous bridge tick's q and dt = the bridge period (``Supervisor.tick`` in policy mode)."""
+
+    def __init__(self, contract: PolicyContract, limits: CommandLimits, period_s: float,
+                 previous_q: np.ndarray | None):
+        self.mapper = TargetMapper(gains_from_contract(contract))
+        self.names = tuple(contract.joint_names)
+        self.slots = np.asarray(contract.slots)
+        self.limits = limits
+        self.period_s = period_s
+        self.previous_q = previous_q
+
+    def command(self, policy_command: JointCommand) -> JointCommand:
+        s = self.slots
+        return self.mapper.command(self.names, policy_command.q[s], policy_command.dq[s], policy_command.tau[s])
+
+    def apply(self, cmd: JointCommand, state) -> tuple[JointCommand, ClipReport]:
+        """One bridge tick; raises CommandFault (then nothing more is sent)."""
+        dt = self.period_s if self.previous_q is not None else 0.0
+        out, report = self.limits.apply(cmd, state, self.previous_q, dt)
+        self.previous_q = out.q.copy()
+        return out, report
+
+
+def _add_clips(total: ClipReport, report: ClipReport) -> None:
+    for reason in _CLIP_REASONS:
+        setattr(total, reason, getattr(total, reason) + getattr(report, reason))
+
+
 def run_episode(
     contract: PolicyContract,
     clip: MotionClip,
@@ -228,6 +345,8 @@ def run_episode(
     frame_hook: FrameHook | None = None,
     frame_rate_hz: float = 30.0,
     after_fall_s: float = 0.0,
+    command_limits: CommandLimits | str | None = "bridge",
+    limits_rate_hz: float = BRIDGE_RATE_HZ,
 ) -> EpisodeResult:
     """Track ``clip`` for ``seconds`` (default: the whole clip) and measure it.
 
@@ -239,10 +358,17 @@ def run_episode(
     ``trace=True`` records an :class:`EpisodeTrace` in ``result.trace``.
     ``frame_hook(t, sim)`` is called at t = k / ``frame_rate_hz`` (physics-step exact) from 0 to
     the end of the episode; ``after_fall_s`` keeps simulating (policy still acting, no metrics)
-    this long after a fall, so a video shows it.
+    this long after a fall, so a video shows it (after a command fault: the motors damped).
+    ``command_limits``: "bridge" (default) sends the targets through the bridge's
+    ``CommandLimits()`` at ``limits_rate_hz`` (the bridge's 500 Hz writer: each policy target is
+    applied 10 times, each with the state measured then); a ``CommandLimits`` uses those limits
+    instead; None or "raw" sends the policy's targets straight to the motors. The bridge's
+    previous q on the first tick is the default pose for ``start="default"`` (the supervisor
+    holds it before the policy takes over) and none for ``start="clip"``.
     """
     if start not in ("clip", "default"):
         raise ValueError(f"start must be 'clip' or 'default', got {start!r}")
+    limits, limits_name = _resolve_limits(command_limits)
     duration = clip.duration if seconds is None else float(seconds)
     if not duration > 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
@@ -256,6 +382,16 @@ def run_episode(
     substeps = int(round(control_dt / physics_dt))
     if abs(substeps * physics_dt - control_dt) > 1e-9:
         raise ValueError(f"policy period {control_dt} s is not a multiple of the physics step {physics_dt} s")
+    send = None
+    bridge_steps = substeps
+    if limits is not None:
+        if not (math.isfinite(limits_rate_hz) and limits_rate_hz > 0):
+            raise ValueError(f"limits_rate_hz must be positive, got {limits_rate_hz}")
+        bridge_steps = int(round(1.0 / limits_rate_hz / physics_dt))
+        if bridge_steps < 1 or abs(bridge_steps * physics_dt * limits_rate_hz - 1.0) > 1e-9 or substeps % bridge_steps:
+            raise ValueError(f"limits_rate_hz {limits_rate_hz:g} must divide the physics rate "
+                             f"{1.0 / physics_dt:g} Hz and be a multiple of the policy rate {contract.rate_hz:g} Hz")
+    excess_limits = limits or CommandLimits()  # the raw targets' excess is measured in every mode
 
     if start == "clip":
         f0 = clip.sample(0.0)
@@ -266,6 +402,10 @@ def run_episode(
 
     policy = policy or TrackingPolicy(contract)
     policy.reset(sim.state())
+    if limits is not None:
+        send = _BridgeSendPath(contract, limits, bridge_steps * physics_dt, None)
+        if start == "default":
+            send.previous_q = send.mapper.command(send.names, np.asarray(contract.default_pose, float)).q
     ref_kin = ReferenceKinematics(sim.model, KEY_BODIES)
     true_joint_qpos = g1_index(sim.model).joint_qpos  # ground truth: sim.state() may be disturbed
     policy_slots = np.asarray(contract.slots)
@@ -283,13 +423,19 @@ def run_episode(
     min_height = math.inf
     max_tilt = 0.0
     fall_time = None
+    command_fault = None
+    damped = False  # the motors hold the damping command (after a command fault)
+    clipped = ClipReport()
+    max_excess, max_excess_joint, max_excess_time = -math.inf, None, None
     ticks = 0
     tick = 0
     end_tick = n_ticks
     while tick < end_tick:
         t = tick * control_dt
         state = sim.state()  # once per tick: under DR each read draws noise/delay
-        if fall_time is None:
+        scoring = fall_time is None
+        tick_err = None
+        if scoring:
             root_pos, root_quat = sim.root_pose()
             roll, pitch, _ = rotations.to_rpy(root_quat)
             min_height = min(min_height, float(root_pos[2]))
@@ -320,22 +466,72 @@ def run_episode(
                              upright=not fallen, **tick_err._asdict())
             if fallen:
                 fall_time = t
+                tick_err = None  # the fall tick is not scored
                 if extra_ticks == 0:
                     break
                 end_tick = tick + extra_ticks  # keep going a little, for the video only
                 if clock is not None:
                     clock.end_step = end_tick * substeps
-            else:
-                errors.add_tick(tick_err)
 
+        if damped:  # after a command fault the supervisor damps: no policy any more
+            _advance(sim, tick * substeps, substeps, clock, frame_hook)
+            tick += 1
+            continue
+
+        live = tick_err is not None  # a scored tick: upright at its start, policy in control
         window = window_from_clip(clip, clip_time=t, start_time=t)
         command = policy.step(state, window, now=t)
-        sim.set_command(command)
-        if recorder is not None and fall_time is None:
-            recorder.set_target(command.q)
-        _advance(sim, tick * substeps, substeps, clock, frame_hook)
-        if fall_time is None:
-            ticks += 1
+        if live:
+            excess = excess_limits.target_excess(command)
+            worst = int(np.argmax(excess))
+            if excess[worst] > max_excess:
+                max_excess, max_excess_joint, max_excess_time = float(excess[worst]), g1.JOINT_NAMES[worst], t
+        tick_clips = ClipReport()
+        sent_q = None
+        fault_at = None
+        done = substeps
+        if send is None:
+            sim.set_command(command)
+            sent_q = command.q
+            _advance(sim, tick * substeps, substeps, clock, frame_hook)
+        else:
+            bridge_command = send.command(command)
+            done = 0
+            while done < substeps:
+                # The tick's first bridge tick sees the state the policy just read; later ones a new read.
+                try:
+                    out, report = send.apply(bridge_command, state if done == 0 else sim.state())
+                except CommandFault as exc:
+                    fault_at = (t + done * physics_dt, str(exc))
+                    # The supervisor latches the fault and damps the motors from this bridge tick on.
+                    sim.set_command(JointCommand.damping())
+                    damped = True
+                    break
+                sim.set_command(out)
+                _add_clips(tick_clips, report)
+                if sent_q is None:
+                    sent_q = out.q
+                _advance(sim, tick * substeps + done, bridge_steps, clock, frame_hook)
+                done += bridge_steps
+        if live:
+            _add_clips(clipped, tick_clips)
+            if recorder is not None:
+                recorder.set_target(command.q)
+                recorder.set_sent(sent_q, tick_clips)
+            if fault_at is None:
+                errors.add_tick(tick_err)
+                ticks += 1
+            else:  # ends the episode like a fall: this tick is not part of the averages
+                fall_time, command_fault = fault_at
+                if recorder is not None:
+                    recorder.end_tick()
+                if extra_ticks == 0:
+                    break
+                end_tick = tick + extra_ticks
+                if clock is not None:
+                    clock.end_step = end_tick * substeps
+        if done < substeps:
+            _advance(sim, tick * substeps + done, substeps - done, clock, frame_hook)
         tick += 1
 
     randomization = getattr(sim, "randomization", None)
@@ -353,4 +549,10 @@ def run_episode(
         policy_ticks=ticks,
         randomization=randomization.as_dict() if randomization is not None else None,
         trace=recorder.finish() if recorder is not None else None,
+        command_limits=limits_name,
+        command_fault=command_fault,
+        clipped=clipped,
+        max_target_excess_rad=max_excess,
+        max_target_excess_joint=max_excess_joint,
+        max_target_excess_time_s=max_excess_time,
     )

@@ -31,7 +31,7 @@ REALTIME = True
 # 0.55, policy 0.4-0.6, player 0.2-0.3), so the supervisor faults on a stale target before a clip
 # plays. The graph runs are kept, and run wherever there are cores for them (issue 3 stays open
 # until the nodes are cheap enough for 2 cores).
-needs_cores = pytest.mark.skipif((os.cpu_count() or 1) < 4, reason="the node graph needs > 2 cores (measured ≈ 2.1-2.4)")
+needs_cores = pytest.mark.skipif((os.cpu_count() or 1) < 4 and not os.environ.get("GMT_FORCE_GRAPH"), reason="the node graph needs > 2 cores (measured ≈ 2.1-2.4)")
 
 
 def _machine(report) -> str:
@@ -230,7 +230,7 @@ def test_lighter_settings_keep_what_the_policy_reads():
 
     twist2 = lighter_settings(load_contract("twist2_student"))
     # 0.02 s look-ahead + 0.5 s accepted window age + 2 x 40 ms window period = 0.6 s
-    assert twist2 == {"bridge": {"state_publish_decimation": "5"}, "player": {"window_s": "0.6", "rate_hz": "25"}}
+    assert twist2 == {"player": {"window_s": "0.6", "rate_hz": "25"}}
     gmt = lighter_settings(load_contract("gmt_student"))
     assert gmt["player"]["window_s"] == "2.4"  # 1.9 + 0.5 + 0.08 > 2.4: never longer than the launch file's
 

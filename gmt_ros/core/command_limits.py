@@ -72,6 +72,14 @@ class CommandLimits:
                 f"[{self.q_min[s]:+.2f}, {self.q_max[s]:+.2f}]"
             )
 
+    def target_excess(self, cmd: JointCommand) -> np.ndarray:
+        """Per slot, how far the q target lies beyond its joint limit (rad; <= 0 inside, by that
+        much); -inf on slots without stiffness (disabled or kp 0), which the gross check ignores."""
+        q = np.asarray(cmd.q, dtype=np.float64)
+        excess = np.maximum(self.q_min - q, q - self.q_max)
+        stiff = np.asarray(cmd.enabled, bool) & (np.asarray(cmd.kp) > 0)
+        return np.where(stiff, excess, -np.inf)
+
     def apply(self, cmd: JointCommand, state: RobotState, previous_q: np.ndarray | None, dt: float) -> tuple[JointCommand, ClipReport]:
         """Checked and clipped copy of ``cmd`` for the measured ``state``.
 

@@ -10,8 +10,10 @@ work                                           thread                rate
 rt/lowstate -> CRC check -> latest state;      SDK listener          robot rate (≈ 500 Hz)
 remote buttons -> supervisor.buttons; the
 first ``startup_check_states`` states ->
-supervisor.startup_check; republished on
-/joint_states, /imu, /wireless_remote(/joy)
+supervisor.startup_check; every
+``state_publish_decimation``-th republished on
+/joint_states, /imu (100 Hz); the remote on
+/wireless_remote(/joy) when it changes (+10 Hz)
 supervisor.tick(state, target) ->              writer (own thread,   ``command_rate_hz`` (500),
 pack_lowcmd -> rt/lowcmd (dry_run: no          absolute deadlines)   preview ``preview_rate_hz``
 writer; /gmt/lowcmd_preview(_gains) instead)
@@ -79,6 +81,8 @@ STATE_TOPIC = f"{SUPERVISOR_NS}/state"
 REQUEST_TOPIC = f"{SUPERVISOR_NS}/request"
 PREVIEW_TOPIC = "/gmt/lowcmd_preview"
 PREVIEW_GAINS_TOPIC = "/gmt/lowcmd_preview_gains"
+_JOINT_NAMES = list(g1.JOINT_NAMES)
+REMOTE_HEARTBEAT_STATES = 50  # /wireless_remote at least every 50 states (10 Hz) when unchanged
 _MAX_CATCH_UP_PERIODS = 5  # later than this the writer re-anchors its schedule instead of catching up
 
 # name: (default, type, description)
@@ -98,7 +102,7 @@ PARAMETERS = {
     "startup_check_states": (10, int, "rt/lowstate messages (after the first) whose live motor slots and mode_machine are checked against the contract"),
     "release_motion_service": (False, bool, "at start, release the robot's built-in motion service with MotionSwitcherClient (CheckMode/ReleaseMode)"),
     "dry_run": (True, bool, "publish what would be sent on /gmt/lowcmd_preview and never write rt/lowcmd"),
-    "state_publish_decimation": (1, int, "republish every n-th rt/lowstate on ROS"),
+    "state_publish_decimation": (5, int, "republish every n-th rt/lowstate on /joint_states and /imu"),
     "preview_rate_hz": (50.0, float, "dry_run preview rate"),
     "status_rate_hz": (10.0, float, "/gmt/supervisor/state periodic rate (it is also published on every event)"),
     "link_timeout_s": (2.0, float, "warn when no rt/lowstate arrived this long after start"),
@@ -224,6 +228,7 @@ class BridgeNode(Node):
 
         self._pub_joint_states = self.create_publisher(JointState, "/joint_states", 10)
         self._pub_imu = self.create_publisher(Imu, "/imu", 10)
+        self._last_remote: bytes | None = None
         self._pub_remote = self.create_publisher(UInt8MultiArray, "/wireless_remote", 10)
         self._pub_joy = self.create_publisher(Joy, "/wireless_remote/joy", 10)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -297,12 +302,19 @@ class BridgeNode(Node):
             self._supervise_state(msg, state, remote, now)
         except Exception as exc:
             self.get_logger().error(f"supervisor input from rt/lowstate failed: {exc!r}", throttle_duration_sec=1.0)
-        if self.counters.lowstate % self.params["state_publish_decimation"] == 0:
-            try:
-                self._publish_state(state, msg.wireless_remote, remote)
-            except Exception as exc:
-                if rclpy.ok(context=self.context):
-                    self.get_logger().error(f"could not republish robot state: {exc!r}", throttle_duration_sec=1.0)
+        n = self.counters.lowstate
+        try:
+            if n % self.params["state_publish_decimation"] == 0:
+                self._publish_state(state)
+            # The remote changes a few times a second at most: on change, plus a heartbeat, rather
+            # than two more messages per state.
+            raw = bytes(msg.wireless_remote)
+            if raw != self._last_remote or n % REMOTE_HEARTBEAT_STATES == 0:
+                self._last_remote = raw
+                self._publish_remote(raw, remote)
+        except Exception as exc:
+            if rclpy.ok(context=self.context):
+                self.get_logger().error(f"could not republish robot state: {exc!r}", throttle_duration_sec=1.0)
 
     def _supervise_state(self, msg, state, remote, now: float) -> None:
         """Start-up check over the first states, then the remote's buttons (every state)."""
@@ -327,11 +339,11 @@ class BridgeNode(Node):
                 self.get_logger().info(f"remote {pressed}: {outcome.message}")
             self._trigger_report()
 
-    def _publish_state(self, state, wireless_remote, remote) -> None:
+    def _publish_state(self, state) -> None:
         stamp = self.get_clock().now().to_msg()
         js = JointState()
         js.header.stamp = stamp
-        js.name = list(g1.JOINT_NAMES)
+        js.name = _JOINT_NAMES
         js.position = state.joint_pos.tolist()
         js.velocity = state.joint_vel.tolist()
         js.effort = state.joint_tau.tolist()
@@ -346,9 +358,10 @@ class BridgeNode(Node):
         imu.linear_acceleration.x, imu.linear_acceleration.y, imu.linear_acceleration.z = state.imu_acc.tolist()
         self._pub_imu.publish(imu)
 
-        self._pub_remote.publish(UInt8MultiArray(data=bytes(wireless_remote)))
+    def _publish_remote(self, raw: bytes, remote) -> None:
+        self._pub_remote.publish(UInt8MultiArray(data=raw))
         joy = Joy()
-        joy.header.stamp = stamp
+        joy.header.stamp = self.get_clock().now().to_msg()
         joy.axes = [remote.lx, remote.ly, remote.rx, remote.ry, remote.l2_analog]
         joy.buttons = [int(n in remote.buttons) for n in BUTTON_NAMES]
         self._pub_joy.publish(joy)

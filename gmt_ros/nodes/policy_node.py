@@ -3,16 +3,18 @@
 ==========================================  ========================  ============================
 work                                        callback group            rate
 ==========================================  ========================  ============================
-/joint_states, /imu → latest state          inputs (exclusive)        robot rate (≈ 500 Hz)
-/gmt/motion_target → decode + checks →      inputs                    producer rate (≈ 50 Hz)
+/joint_states, /imu → latest state          subscription              bridge's state rate
+/gmt/motion_target → decode + checks →      subscription              producer rate (≈ 25-50 Hz)
 latest accepted window
-tick: state + window → TrackingPolicy.step  control (exclusive, own   rate_hz (contract: 50 Hz),
-→ /gmt/joint_targets, /gmt/policy/timing    thread)                   fixed timer deadlines
-/diagnostics                                inputs                    1 Hz
+tick: state + window → TrackingPolicy.step  timer                     rate_hz (contract: 50 Hz),
+→ /gmt/joint_targets, /gmt/policy/timing                              fixed timer deadlines
+/diagnostics                                timer                     1 Hz
 ==========================================  ========================  ============================
 
-A MultiThreadedExecutor runs the two groups on two threads, so state keeps arriving while a tick
-computes. QoS, chosen on purpose:
+One SingleThreadedExecutor runs everything on one thread. A tick takes ≈ 1-2 ms, so state that
+arrives meanwhile waits at most that long in its depth-1 queue; measured on 2 cores, rclpy's
+MultiThreadedExecutor cost about 5x the CPU per callback (thread pool, futures) and its second
+thread contended for the GIL with the tick. QoS, chosen on purpose:
 
 - /joint_states, /imu: best effort, depth 1. Only the newest sample matters; a lost one is
   replaced 2 ms later, and a reliable queue would deliver old samples late instead. A best-effort
@@ -48,8 +50,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
@@ -184,17 +185,14 @@ class PolicyNode(Node):
         self.counts = {"ticks": 0, "published": 0, "windows": 0, "rejected_windows": 0, "bad_state": 0,
                        "policy_errors": 0}
 
-        inputs = MutuallyExclusiveCallbackGroup()
-        control = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(JointState, p["joint_states_topic"], self._on_joint_states, STATE_QOS, callback_group=inputs)
-        self.create_subscription(Imu, p["imu_topic"], self._on_imu, STATE_QOS, callback_group=inputs)
-        self.create_subscription(JointTrajectory, p["motion_target_topic"], self._on_motion_target, TARGET_IN_QOS,
-                                 callback_group=inputs)
+        self.create_subscription(JointState, p["joint_states_topic"], self._on_joint_states, STATE_QOS)
+        self.create_subscription(Imu, p["imu_topic"], self._on_imu, STATE_QOS)
+        self.create_subscription(JointTrajectory, p["motion_target_topic"], self._on_motion_target, TARGET_IN_QOS)
         self._pub_targets = self.create_publisher(JointState, p["joint_targets_topic"], TARGET_OUT_QOS)
         self._pub_timing = self.create_publisher(Float32MultiArray, p["timing_topic"], 10)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(self.dt, self._on_tick, callback_group=control)
-        self.create_timer(1.0, self._on_diagnostics, callback_group=inputs)
+        self.create_timer(self.dt, self._on_tick)
+        self.create_timer(1.0, self._on_diagnostics)
         self.get_logger().info(
             f"policy {contract.name} ({len(self._policy_names)} joints, looks {self.horizon_s:.2f} s ahead) at "
             f"{rate:g} Hz; state from {p['joint_states_topic']} + {p['imu_topic']}, motion targets from "
@@ -410,15 +408,15 @@ class PolicyNode(Node):
 
 
 def main(argv=None) -> int:
-    # A thread waiting for the GIL otherwise waits up to 5 ms (the default switch interval): the
-    # tick would start late whenever the input thread is decoding a message.
+    # rclpy and the DDS library run helper threads that take the GIL; a short switch interval
+    # keeps the tick from waiting up to 5 ms (the default) for one of them.
     sys.setswitchinterval(0.0005)
     rclpy.init(args=argv)
     node = None
     code = 0
     try:
         node = PolicyNode()
-        executor = MultiThreadedExecutor(num_threads=2)
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -3,7 +3,7 @@
     gmt-ros bench [--json OUT] [--sections policy,graph,rtf] [--steps 3000] [--graph-seconds 30]
                   [--rtf-seconds 20] [--rtf-motion NAME] [--dr hard] [--no-load] [--no-load-pin]
                   [--launch-settings] [--node-param NODE.NAME=VALUE ...] [--nice N]
-                  [--policy-executor multi|single] [--keep-logs DIR]
+                  [--keep-logs DIR]
 
 Every section is measured twice: *idle* (nothing but the measurement; other users of the machine
 are not stopped, hence the load average in the report) and *loaded*: one busy-loop process
@@ -81,7 +81,6 @@ TARGET_RTF = 2.0
 WARMUP_STEPS = 100
 SETTLE_AFTER_LOAD_S = 1.0  # let the scheduler settle after the busy loop starts
 PROBED = ("sim", "bridge", "policy")  # graph nodes started through the recording layer
-POLICY_EXECUTOR_ENV = "GMT_ROS_BENCH_POLICY_EXECUTOR"  # "single": the policy probe's experiment
 
 
 # ------------------------------------------------------------------------------------------------
@@ -503,10 +502,6 @@ def _probe_policy(records: _Records, argv: list[str]) -> int:
             ticks.append((t0, t1 - t0, self._bench_step.last, target > 0, target, js_stamp, js_t))
 
     policy_node.PolicyNode = RecordingPolicyNode
-    if os.environ.get(POLICY_EXECUTOR_ENV) == "single":  # experiment: no second thread to share the GIL with
-        from rclpy.executors import SingleThreadedExecutor
-
-        policy_node.MultiThreadedExecutor = lambda num_threads=None: SingleThreadedExecutor()
     return policy_node.main(["gmt-ros-policy", *argv])
 
 
@@ -561,7 +556,7 @@ def _load_records(path: Path) -> dict:
 
 def measure_graph(seconds: float, load: bool, pin: bool, work_dir: Path, motion: str = "gmt/walk_stand",
                   node_settings: dict[str, dict[str, str]] | None = None, launch_settings: bool = False,
-                  nice: int = 0, policy_executor: str = "multi") -> dict:
+                  nice: int = 0) -> dict:
     """Start the sim2sim graph (probed), measure ``seconds`` idle then ``seconds`` loaded.
 
     Node settings are ``gmt-ros sim2sim``'s: its lighter settings (which fit a 2-core machine)
@@ -578,18 +573,9 @@ def measure_graph(seconds: float, load: bool, pin: bool, work_dir: Path, motion:
                              log_dir=work_dir / "logs", node_settings=dict(node_settings or {}),
                              launch_settings=launch_settings, nice=nice)
     spans: dict[str, tuple[float, float]] = {}
-    saved_env = os.environ.get(POLICY_EXECUTOR_ENV)
-    os.environ[POLICY_EXECUTOR_ENV] = policy_executor  # the session copies our environment for its nodes
-    try:
-        session = Sim2SimSession(options)
-    finally:
-        if saved_env is None:
-            os.environ.pop(POLICY_EXECUTOR_ENV, None)
-        else:
-            os.environ[POLICY_EXECUTOR_ENV] = saved_env
+    session = Sim2SimSession(options)
     session.graph.bin_dir = work_dir / "bin"
     info: dict = {"ros_domain": options.ros_domain, "dds_domain": options.domain, "nice": nice,
-                  "policy_executor": policy_executor,
                   "settings": "launch file" if launch_settings else "gmt-ros sim2sim lighter settings",
                   "overrides": session.overrides, "node_settings": options.node_settings,
                   "other_graphs_at_start": other_node_processes(), "phases": {}}
@@ -752,7 +738,7 @@ def run_bench(args) -> dict:
         try:
             report["graph"] = measure_graph(args.graph_seconds, not args.no_load, not args.no_load_pin, work,
                                             node_settings=node_settings, launch_settings=args.launch_settings,
-                                            nice=args.nice, policy_executor=args.policy_executor)
+                                            nice=args.nice)
         except (RuntimeError, OSError) as exc:  # the graph did not run (node died, supervisor fault, ...)
             report["graph"] = {"error": f"{type(exc).__name__}: {exc}"}
             print(f"node graph: not measured: {report['graph']['error']}", file=sys.stderr)
@@ -796,8 +782,6 @@ def register(subparsers) -> None:
     p.add_argument("--node-param", action="append", default=[], metavar="NODE.NAME=VALUE",
                    help="graph: a node setting on top (experiments), e.g. bridge.state_publish_decimation=1")
     p.add_argument("--nice", type=int, default=0, help="graph: the nodes' nice value (negative needs root)")
-    p.add_argument("--policy-executor", choices=("multi", "single"), default="multi",
-                   help="graph experiment: the policy node's executor (shipped: multi, two threads)")
     p.add_argument("--keep-logs", metavar="DIR", help="keep the graph's logs and records here")
     p.set_defaults(func=cmd_bench)
 

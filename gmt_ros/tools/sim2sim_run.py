@@ -396,19 +396,13 @@ def lighter_settings(contract) -> dict[str, dict[str, str]]:
     - player ``rate_hz`` 25: the policy samples every window by time (frame i is at stamp + i dt),
       so which window a tick reads from does not change the reference it gets; windows every
       40 ms instead of 20 ms halve the cost of the window pipeline again.
-    - bridge ``state_publish_decimation`` 5: /joint_states and /imu at 100 Hz instead of 500 Hz.
-      At 500 Hz the policy takes ~1000 rclpy callbacks a second and the player ~500; on a starved
-      machine they delay the policy's tick past the bridge's target timeout. The policy reads
-      the state at 50 Hz; it is now up to 10 ms old (5 ms on average) instead of 2 ms: a small
-      extra control delay, the one real difference from the launch file.
     """
     player, policy = _ros_parameters(graph.PLAYER), _ros_parameters(graph.POLICY)
     rate = LIGHT_WINDOW_RATE_HZ
     lookahead = max(contract.future_offsets, default=0) * contract.control_dt
     needed = lookahead + float(policy["window_max_age_s"]) + 2.0 / rate
     window = min(float(player["window_s"]), math.ceil(needed * 10.0 - 1e-9) / 10.0)
-    return {"bridge": {"state_publish_decimation": "5"},
-            "player": {"window_s": f"{window:g}", "rate_hz": f"{rate:g}"}}
+    return {"player": {"window_s": f"{window:g}", "rate_hz": f"{rate:g}"}}
 
 
 def other_node_processes(own_pids=()) -> list[str]:

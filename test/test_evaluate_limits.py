@@ -1,0 +1,173 @@
+"""`run_episode`'s send path: the policy's targets through the bridge's CommandLimits (default) or raw.
+
+Real MuJoCo and the shipped TWIST2 student; episodes of 0.5-1.5 s.
+"""
+import math
+
+import numpy as np
+import pytest
+
+from gmt_ros.core import g1
+from gmt_ros.core.clip_library import load_named_clip
+from gmt_ros.core.command_limits import CommandLimits
+from gmt_ros.core.contract import load_contract
+from gmt_ros.core.motion import window_from_clip
+from gmt_ros.core.policy import TrackingPolicy
+from sim2sim import limits_report
+from sim2sim.evaluate import BRIDGE_RATE_HZ, EpisodeTrace, run_episode
+from sim2sim.simulator import G1Sim
+
+
+@pytest.fixture(scope="module")
+def contract():
+    return load_contract("twist2_student")
+
+
+@pytest.fixture(scope="module")
+def policy(contract):
+    return TrackingPolicy(contract)
+
+
+@pytest.fixture(scope="module")
+def squat():
+    return load_named_clip("gmt/squat")
+
+
+@pytest.fixture(scope="module")
+def limited(contract, policy, squat):
+    # From the default pose the policy's first targets jump past the ankle limits: the limits act.
+    return run_episode(contract, squat, seconds=1.5, start="default", policy=policy, trace=True,
+                       command_limits=CommandLimits(gross_margin_rad=math.inf))
+
+
+def broken_policy(contract, scale=100.0):
+    broken = TrackingPolicy(contract)
+    broken.network = limits_report._ScaledNetwork(broken.network, scale)
+    return broken
+
+
+def test_raw_targets_go_straight_to_the_motors(contract, policy, squat):
+    """command_limits=None is the loop without the bridge: replaying the policy's commands by
+    hand on a fresh simulator gives the same robot, tick by tick."""
+    result = run_episode(contract, squat, seconds=0.5, policy=policy, trace=True, command_limits=None)
+    tr = result.trace
+    assert result.command_limits == "raw" and result.command_fault is None
+    assert not result.clipped.any and not tr.clip_counts.any()
+    np.testing.assert_array_equal(tr.sent_joint_pos, tr.target_joint_pos)
+
+    sim = G1Sim(seed=0)
+    f0 = squat.sample(0.0)
+    sim.reset(root_pos=f0.root_pos[0], root_quat=f0.root_quat[0], joint_pos=f0.joint_pos[0],
+              root_lin_vel=f0.root_lin_vel[0], root_ang_vel=f0.root_ang_vel[0], joint_vel=f0.joint_vel[0])
+    mine = TrackingPolicy(contract)
+    mine.reset(sim.state())
+    for i in range(len(tr)):
+        t = i * 0.02
+        np.testing.assert_array_equal(sim.state().joint_pos, tr.joint_pos[i])
+        cmd = mine.step(sim.state(), window_from_clip(squat, clip_time=t, start_time=t), now=t)
+        np.testing.assert_array_equal(cmd.q, tr.target_joint_pos[i])
+        sim.set_command(cmd)
+        sim.step(20)
+
+
+def test_bridge_limits_clip_the_targets_and_report_it(limited, contract):
+    r, tr = limited, limited.trace
+    assert r.command_limits == "custom" and r.command_fault is None and not r.fell
+    # Raw targets past the joint limits (the policy leads the ankles), but what reached the motors was within them.
+    excess = np.maximum(g1.Q_MIN - tr.target_joint_pos, tr.target_joint_pos - g1.Q_MAX)
+    assert r.max_target_excess_rad > 0.1
+    assert r.max_target_excess_rad == pytest.approx(excess.max())
+    worst_row, worst_slot = np.unravel_index(np.argmax(excess), excess.shape)
+    assert r.max_target_excess_joint == g1.JOINT_NAMES[worst_slot]
+    assert r.max_target_excess_time_s == pytest.approx(tr.time_s[worst_row])
+    assert np.all(tr.sent_joint_pos >= g1.Q_MIN - 1e-12) and np.all(tr.sent_joint_pos <= g1.Q_MAX + 1e-12)
+    assert np.any(tr.sent_joint_pos != tr.target_joint_pos)
+    # Per-tick counts add up to the episode's totals, and every reason is counted where it acts.
+    totals = tr.clip_counts.sum(axis=0)
+    assert tuple(totals) == (r.clipped.joint_limit, r.clipped.velocity_limit, r.clipped.torque_limit)
+    assert r.clipped.joint_limit > 0 and r.clipped.velocity_limit > 0
+    # Counted per bridge tick (500 Hz) and slot: the target stays for the 10 bridge ticks of a policy tick.
+    assert r.clipped.joint_limit == 10 * np.count_nonzero(excess > 0)
+    report = r.as_dict()
+    assert report["clipped"] == {"joint_limit": int(totals[0]), "velocity_limit": int(totals[1]),
+                                 "torque_limit": int(totals[2])}
+    assert report["max_target_excess_joint"] == r.max_target_excess_joint
+    assert "clipped j/v/t" in r.summary_line()
+
+
+def test_limits_change_what_the_motors_get_not_the_measurement(limited, contract, policy, squat):
+    raw = run_episode(contract, squat, seconds=1.5, start="default", policy=policy, command_limits=None)
+    # The first tick's raw target is the same in both modes (same start, same policy input).
+    assert raw.max_target_excess_rad > 0.1
+    assert raw.errors["e_mpjpe_rad"] != limited.errors["e_mpjpe_rad"]  # the limits did change the motion
+    assert abs(raw.errors["e_mpjpe_rad"] - limited.errors["e_mpjpe_rad"]) < 0.02  # ... by little
+
+
+def test_trace_with_send_path_round_trips(limited, tmp_path):
+    back = EpisodeTrace.load_npz(limited.trace.save_npz(tmp_path / "t.npz"))
+    np.testing.assert_array_equal(back.sent_joint_pos, limited.trace.sent_joint_pos)
+    np.testing.assert_array_equal(back.clip_counts, limited.trace.clip_counts)
+
+
+def test_broken_policy_is_refused_on_its_first_command_and_ends_the_episode(contract, squat):
+    """Actions x100 (saturated at the policy's own action clip): the default limits refuse it
+    at once; the episode ends as a fall with the reason, instead of raising."""
+    times = []
+    result = run_episode(contract, squat, seconds=1.0, start="default", policy=broken_policy(contract), trace=True,
+                         after_fall_s=0.2, frame_hook=lambda t, sim: times.append((t, sim.command.kp.max())))
+    assert result.command_limits == "bridge"
+    assert result.command_fault is not None and "outside its limits" in result.command_fault
+    assert result.fell and result.fall_time_s == 0.0 and result.policy_ticks == 0 and result.duration_s == 0.0
+    assert result.max_target_excess_rad > CommandLimits().gross_margin_rad
+    assert "COMMAND FAULT at 0.00 s" in result.summary_line()
+    assert result.as_dict()["command_fault"] == result.command_fault
+    tr = result.trace
+    assert len(tr) == 1 and not tr.upright[0]
+    assert np.isnan(tr.sent_joint_pos[0]).all()  # nothing was sent
+    # after_fall_s: the motors were damped (kp 0) from the fault on, not driven by the policy.
+    assert times and all(kp == 0.0 for _, kp in times)
+    assert max(t for t, _ in times) >= 0.15
+
+
+def test_fault_mid_episode_keeps_the_ticks_before_it(contract, policy, squat, limited):
+    """A margin below what the policy asks for faults when the target first goes past it."""
+    q = limited.trace.target_joint_pos
+    far = np.max(np.maximum(g1.Q_MIN - q, q - g1.Q_MAX), axis=1) > 0.05
+    first_far = limited.trace.time_s[np.argmax(far)]
+    assert far.any() and first_far > 0  # the test needs a fault after some normal ticks
+    result = run_episode(contract, squat, seconds=1.5, start="default", policy=policy, trace=True,
+                         command_limits=CommandLimits(gross_margin_rad=0.05))
+    assert result.command_fault is not None and "rad outside its limits" in result.command_fault
+    assert result.fall_time_s == pytest.approx(first_far)
+    assert result.policy_ticks == round(first_far / 0.02)
+    assert result.duration_s == pytest.approx(first_far)
+    tr = result.trace
+    assert len(tr) == result.policy_ticks + 1
+    assert tr.upright[:-1].all() and not tr.upright[-1]
+    assert math.isfinite(result.errors["e_mpjpe_rad"])
+
+
+def test_bad_send_path_settings_are_refused(contract, policy, squat):
+    with pytest.raises(ValueError, match="command_limits must be"):
+        run_episode(contract, squat, seconds=0.1, policy=policy, command_limits="strict")
+    with pytest.raises(ValueError, match="limits_rate_hz 300"):
+        run_episode(contract, squat, seconds=0.1, policy=policy, limits_rate_hz=300.0)
+    assert BRIDGE_RATE_HZ == 500.0
+
+
+def test_limits_report_calibration_runs_and_recommends_a_margin(capsys, tmp_path):
+    rows = [limits_report.Row("a", "clip", "none", 0, 0.4, "x", 0.1, 20.0, True, 0.61, "x", 0.1, 20.0, True,
+                              (1, 2, 3), 1.0),
+            limits_report.Row("b", "clip", "hard", 1, 3.0, "x", 0.3, 90.0, False, 3.0, "x", 0.3, 90.0, False,
+                              (1, 2, 3), 1.0)]
+    # Fallen runs do not set the margin; 1.5 x 0.61 = 0.915 -> 1.0 rad.
+    assert limits_report.recommend_margin(rows) == pytest.approx(1.0)
+    assert limits_report.recommend_margin(rows[:1], factor=2.0) == pytest.approx(1.3)
+    with pytest.raises(ValueError):
+        limits_report.recommend_margin(rows[1:])
+    code = limits_report.main(["--clips", "gmt/squat", "--dr", "none", "--starts", "default", "--seconds", "0.5",
+                               "--json", str(tmp_path / "cal.json")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "| gmt/squat | default | none | 0 |" in out
+    assert "recommended gross_margin_rad" in out and "broken policy (actions x 100)" in out and "refused" in out
