@@ -302,8 +302,9 @@ def _resolve_limits(command_limits) -> tuple[CommandLimits | None, str]:
 
 class _BridgeSendPath:
     """The bridge between the policy and the motors: published targets -> the bridge's command
-    (``TargetMapper``, as from the policy node's JointState) -> ``CommandLimits.apply`` with the
-    previous bridge tick's q and dt = the bridge period (``Supervisor.tick`` in policy mode)."""
+    (``TargetMapper``, as from the policy node's JointState) -> ``CommandLimits.apply`` as
+    ``Supervisor.tick`` does in policy mode: a new target's speed measured from where the previous
+    target was first applied, over the time since; a held one's from the previous bridge tick."""
 
     def __init__(self, contract: PolicyContract, limits: CommandLimits, period_s: float,
                  previous_q: np.ndarray | None):
@@ -313,16 +314,22 @@ class _BridgeSendPath:
         self.limits = limits
         self.period_s = period_s
         self.previous_q = previous_q
+        self.anchor: tuple[np.ndarray, float] | None = None  # (q first sent for the current target, time)
 
     def command(self, policy_command: JointCommand) -> JointCommand:
         s = self.slots
         return self.mapper.command(self.names, policy_command.q[s], policy_command.dq[s], policy_command.tau[s])
 
-    def apply(self, cmd: JointCommand, state) -> tuple[JointCommand, ClipReport]:
-        """One bridge tick; raises CommandFault (then nothing more is sent)."""
-        dt = self.period_s if self.previous_q is not None else 0.0
-        out, report = self.limits.apply(cmd, state, self.previous_q, dt)
+    def apply(self, cmd: JointCommand, state, now: float, new_target: bool) -> tuple[JointCommand, ClipReport]:
+        """One bridge tick at ``now``; raises CommandFault (then nothing more is sent)."""
+        if new_target and self.anchor is not None:
+            previous_q, dt = self.anchor[0], now - self.anchor[1]
+        else:
+            previous_q, dt = self.previous_q, (self.period_s if self.previous_q is not None else 0.0)
+        out, report = self.limits.apply(cmd, state, previous_q, dt)
         self.previous_q = out.q.copy()
+        if new_target:
+            self.anchor = (self.previous_q, now)
         return out, report
 
 
@@ -500,7 +507,8 @@ def run_episode(
             while done < substeps:
                 # The tick's first bridge tick sees the state the policy just read; later ones a new read.
                 try:
-                    out, report = send.apply(bridge_command, state if done == 0 else sim.state())
+                    out, report = send.apply(bridge_command, state if done == 0 else sim.state(),
+                                             t + done * physics_dt, new_target=done == 0)
                 except CommandFault as exc:
                     fault_at = (t + done * physics_dt, str(exc))
                     # The supervisor latches the fault and damps the motors from this bridge tick on.

@@ -12,8 +12,11 @@ excess beyond a joint limit and the tracking of both. Then it checks that a brok
 network's actions x ``--broken-scale``, 100 by default) is refused at the recommended margin.
 One process, episodes one after another.
 
-    python -m sim2sim.limits_report                       # every clip, both starts, DR none,gmt,hard seeds 0-4
+    python -m sim2sim.limits_report     # every clip, both starts, DR none + gmt and hard seeds 0-4:
+                                        # 286 cases x 2 runs, about 30 min on one core
     python -m sim2sim.limits_report --clips gmt/squat --dr none --seconds 3 --json out.json
+
+Its result sets ``gmt_ros.core.command_limits.GROSS_MARGIN_RAD`` (see that module's docstring).
 """
 from __future__ import annotations
 
@@ -24,7 +27,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
 
 from gmt_ros.core.command_limits import CommandLimits
 
@@ -143,8 +145,8 @@ def main(argv=None) -> int:
     ap.add_argument("--starts", nargs="+", default=["clip", "default"], choices=("clip", "default"))
     ap.add_argument("--dr", nargs="+", default=["none", "gmt", "hard"],
                     help="DR presets; 'none' runs seed 0 only (deterministic), others every --seeds")
-    ap.add_argument("--dr-starts", nargs="+", default=["clip"], choices=("clip", "default"),
-                    help="starts under DR presets other than none (default: clip)")
+    ap.add_argument("--dr-starts", nargs="+", default=["clip", "default"], choices=("clip", "default"),
+                    help="starts under DR presets other than none (default: both)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--seconds", type=float, default=None, help="cap each episode (default: the whole clip)")
     ap.add_argument("--factor", type=float, default=DEFAULT_FACTOR, help="margin >= factor x worst excess")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from gmt_ros.core import process_tuning
 from sim2sim.sdk_robot import SimRobotConfig, SimRobotServer, StartPose, start_pose_from_clip
 
 _CONFIG = SimRobotConfig()  # the server's own defaults, not a copy of them
@@ -147,6 +148,7 @@ def make_server(settings: dict) -> SimRobotServer:
 
 
 def main(argv=None) -> int:
+    process_tuning.short_switch_interval()  # the paced physics loop shares the GIL with the lowcmd listener
     args = build_parser().parse_args(argv)
     try:
         settings = resolve_settings(args)
@@ -173,6 +175,7 @@ def main(argv=None) -> int:
     except (ValueError, RuntimeError) as exc:
         print(f"sim2sim.node: error: {exc}", file=sys.stderr)
         return 2
+    process_tuning.freeze_startup_objects()
     status = 0
     try:
         log.info("start pose: %s; gantry %.2f s; running%s", server.start_pose.source,

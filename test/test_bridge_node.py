@@ -838,7 +838,7 @@ def test_live_huge_target_faults_and_nothing_out_of_limits_is_sent(live, robot, 
     time.sleep(0.1)
     huge = list(q)
     knee = names.index("left_knee_joint")
-    huge[knee] += 5.0
+    huge[knee] += 10.0  # past the gross margin (3.3 rad beyond the knee limit)
     ros.set_targets((names, huge, dq, effort))
     while ros.first_target_publish is None:
         time.sleep(0.002)
@@ -846,7 +846,7 @@ def test_live_huge_target_faults_and_nothing_out_of_limits_is_sent(live, robot, 
     first = first_damping_after(robot, t_huge)
     assert first - t_huge < 0.04
     st = ros.wait_status(lambda s: s["fault"] is not None)
-    assert "unsafe command in policy: q target +5.25 rad at left_knee_joint is" in st["fault"], st
+    assert "unsafe command in policy: q target +10.25 rad at left_knee_joint is" in st["fault"], st
     ros.set_targets(None)
 
     # Every command the robot received in this module so far: within the limits.

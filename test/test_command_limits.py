@@ -47,9 +47,10 @@ def test_gain_bounds():
 
 
 def test_gross_joint_limit_excursion_is_a_fault_small_one_is_clipped():
+    margin = CommandLimits().gross_margin_rad
     q = g1.DEFAULT_POSE.copy()
-    q[3] = g1.Q_MAX[3] + 0.6  # knee 0.6 rad past its limit
-    with pytest.raises(CommandFault, match="left_knee_joint is 0.60 rad outside"):
+    q[3] = g1.Q_MAX[3] + margin + 0.1  # knee past its limit by more than the margin
+    with pytest.raises(CommandFault, match=f"left_knee_joint is {margin + 0.1:.2f} rad outside"):
         CommandLimits().apply(command(q), state(), None, 0.0)
     q[3] = g1.Q_MAX[3] + 0.1
     # kp small enough that the torque clip does not bind: kp * 0.1 rad excursion stays tiny
@@ -57,6 +58,48 @@ def test_gross_joint_limit_excursion_is_a_fault_small_one_is_clipped():
     out, report = CommandLimits().apply(command(q, kp=10.0), s, None, 0.0)
     assert out.q[3] == pytest.approx(g1.Q_MAX[3])
     assert report.joint_limit == 1
+    # A custom margin is honoured (the bridge may set its own).
+    q[3] = g1.Q_MAX[3] + 0.6
+    with pytest.raises(CommandFault, match="left_knee_joint is 0.60 rad outside"):
+        CommandLimits(gross_margin_rad=0.5).apply(command(q), state(), None, 0.0)
+
+
+def test_default_margin_passes_measured_tracking_and_refuses_a_saturated_policy():
+    """The margin's calibration (module docstring, ``python -m sim2sim.limits_report``): normal
+    tracking reached 2.15 rad past the ankle pitch limit; the default leaves >= 1.5x that. A
+    policy whose actions saturate at its clip (default ± action_scale x action_clip) is refused
+    in either direction."""
+    from gmt_ros.core.command_limits import GROSS_MARGIN_RAD
+    from gmt_ros.core.contract import load_contract
+
+    lim = CommandLimits()
+    assert lim.gross_margin_rad == GROSS_MARGIN_RAD >= 1.5 * 2.15
+    q = g1.DEFAULT_POSE.copy()
+    q[10] = g1.Q_MAX[10] + 2.15  # right ankle pitch, as measured under DR gmt
+    out, report = lim.apply(command(q, kp=40.0), state(), None, 0.0)
+    assert out.q[10] <= g1.Q_MAX[10] and report.joint_limit == 1
+    contract = load_contract("twist2_student")
+    for sign in (+1.0, -1.0):
+        q = g1.DEFAULT_POSE.copy()
+        q[list(contract.slots)] = contract.default_pose + sign * contract.action_scale * contract.action_clip
+        with pytest.raises(CommandFault, match="rad outside its limits"):
+            lim.check(command(q))
+
+
+def test_target_excess_per_slot():
+    lim = CommandLimits()
+    q = g1.DEFAULT_POSE.copy()
+    q[3] = g1.Q_MAX[3] + 0.25
+    q[4] = g1.Q_MIN[4] - 0.5
+    cmd = command(q)
+    cmd.kp[7] = 0.0  # no stiffness: not a target the limits act on
+    excess = lim.target_excess(cmd)
+    assert excess[3] == pytest.approx(0.25) and excess[4] == pytest.approx(0.5)
+    assert excess[7] == -np.inf
+    inside = np.delete(np.arange(N), [3, 4, 7])
+    assert np.all(excess[inside] <= 0)
+    expected = np.maximum(g1.Q_MIN - q, q - g1.Q_MAX)
+    np.testing.assert_allclose(excess[inside], expected[inside])
 
 
 def test_velocity_limit_bounds_the_step_per_tick():
@@ -99,9 +142,16 @@ def test_fast_acceptance_agrees_with_the_detailed_check():
     must agree on every command (random gains, targets near and far past the limits, NaN)."""
     rng = np.random.default_rng(7)
     lim = CommandLimits()
+    margin = lim.gross_margin_rad
     refused = 0
+    gross = 0
     for _ in range(400):
-        cmd = command(q=rng.uniform(g1.Q_MIN - 0.8, g1.Q_MAX + 0.8), kp=40.0)
+        q = rng.uniform(g1.Q_MIN - 0.3, g1.Q_MAX + 0.3)
+        if rng.random() < 0.6:  # one slot straddling the gross margin, above or below its range
+            s = rng.integers(N)
+            off = margin + rng.uniform(-0.2, 0.2)
+            q[s] = g1.Q_MAX[s] + off if rng.random() < 0.5 else g1.Q_MIN[s] - off
+        cmd = command(q=q, kp=40.0)
         cmd.kp = rng.choice([0.0, 40.0, 600.0], N, p=[0.2, 0.78, 0.02])
         cmd.kd = rng.choice([0.0, 2.0, 30.0, -1.0], N, p=[0.2, 0.76, 0.02, 0.02])
         if rng.random() < 0.05:
@@ -109,11 +159,13 @@ def test_fast_acceptance_agrees_with_the_detailed_check():
         try:
             lim.check(cmd)
             detailed_ok = True
-        except CommandFault:
+        except CommandFault as exc:
             detailed_ok = False
+            gross += "outside its limits" in str(exc)
         refused += not detailed_ok
         assert lim._passes(cmd) == detailed_ok
     assert 50 < refused < 400  # both outcomes were exercised
+    assert gross > 5  # ... the gross margin among them (gain faults are reported first)
 
 
 def test_wrong_shape_is_a_fault_naming_the_field():

@@ -27,11 +27,6 @@ TARGET_TIMEOUT_S = 0.1  # config/bridge.yaml, the real robot's setting: the test
 # nodes ahead of other work (needs root or CAP_SYS_NICE; without, they run normally and the
 # report's "machine" says so).
 REALTIME = True
-# Measured on this project's 2-vCPU machines: the four nodes need ≈ 2.1-2.4 cores (sim 0.8, bridge
-# 0.55, policy 0.4-0.6, player 0.2-0.3), so the supervisor faults on a stale target before a clip
-# plays. The graph runs are kept, and run wherever there are cores for them (issue 3 stays open
-# until the nodes are cheap enough for 2 cores).
-needs_cores = pytest.mark.skipif((os.cpu_count() or 1) < 4 and not os.environ.get("GMT_FORCE_GRAPH"), reason="the node graph needs > 2 cores (measured ≈ 2.1-2.4)")
 
 
 def _machine(report) -> str:
@@ -238,7 +233,6 @@ def test_lighter_settings_keep_what_the_policy_reads():
 # ------------------------------------------------------------------------------------ the graph
 
 
-@needs_cores
 def test_cli_runs_a_clip_through_the_graph_and_reports(tmp_path, capsys):
     out = tmp_path / "report.json"
     code = cli.main(["sim2sim", "--motion", "gmt/squat", "--seconds", "3", "--domain", str(DDS_DOMAIN),
@@ -268,7 +262,6 @@ def test_cli_runs_a_clip_through_the_graph_and_reports(tmp_path, capsys):
     assert (tmp_path / "logs" / "reference.npz").is_file()
 
 
-@needs_cores
 def test_graph_tracks_a_clip_then_a_killed_policy_leads_to_damping(tmp_path):
     from sim2sim.trace import DAMPING, PD, SimTrace
 

@@ -333,3 +333,40 @@ def test_config_values_are_checked():
         SupervisorConfig(ramp_time_s=float("nan"))
     with pytest.raises(ValueError, match=r"button combination 'L1\+Q' for estop names unknown buttons \['Q'\]"):
         SupervisorConfig(buttons={"estop": ("L1+Q",)})
+
+
+def test_policy_target_speed_is_measured_across_the_policy_period_not_per_writer_tick():
+    sup, t = started()
+    sup.request(Request.POLICY, t)
+    knee = g1.SLOT_OF["left_knee_joint"]  # dq_max 20 rad/s: 0.04 rad per 2 ms tick, 0.4 per 20 ms
+    s = robot(g1.DEFAULT_POSE)
+    target = policy_target()
+    stamp = t
+    for _ in range(10):  # the first target after hold: measured tick to tick from the hold pose
+        t += 0.002
+        d = sup.tick(t, s, t, target, stamp)
+    np.testing.assert_allclose(d.command.q, target.q)
+
+    # A 0.3 rad step 20 ms later is within 20 rad/s over the period: applied at once, not ramped.
+    stepped = policy_target()
+    stepped.q[knee] += 0.3
+    stamp += 0.02
+    t += 0.002
+    d = sup.tick(t, s, t, stepped, stamp)
+    assert d.command.q[knee] == pytest.approx(target.q[knee] + 0.3)
+    assert d.clip.velocity_limit == 0
+
+    # A 1.0 rad step: at most 20 rad/s x the time since the previous target was first applied
+    # (22 ms here), then on toward it at 0.04 rad per tick while it is held.
+    first_applied = t
+    jump = policy_target()
+    jump.q[knee] = stepped.q[knee] + 1.0
+    stamp += 0.02
+    t += 0.022
+    d = sup.tick(t, s, t, jump, stamp)
+    assert d.clip.velocity_limit == 1
+    assert d.command.q[knee] == pytest.approx(stepped.q[knee] + 20.0 * (t - first_applied))
+    before = d.command.q[knee]
+    t += 0.002
+    d = sup.tick(t, s, t, jump, stamp)
+    assert d.command.q[knee] == pytest.approx(before + 20.0 * 0.002)

@@ -9,6 +9,21 @@ Checks, in order, each slot-wise and with magnitudes (a signed test misses large
    the reachable range (a bounded step per tick).
 5. q target clipped so that the PD torque at the measured state stays within the motor's torque
    limit, |kp (q* - q) + kd (dq* - dq) + tau| <= tau_max, and the feed-forward tau within ±tau_max.
+
+The gross margin (``GROSS_MARGIN_RAD``, 3.3 rad) is calibrated, not a guess. A trained policy in
+normal tracking asks for targets past the joint limits: its PD targets lead the joint, most at the
+ankles (ankle pitch range [-0.87, +0.52] rad). Measured with the shipped TWIST2 student in the
+offline loop with the bridge's limits in place (``python -m sim2sim.limits_report``: every shipped
+clip, starts "clip" and "default", DR none, and DR gmt and hard with seeds 0-4; 286 clip x start x
+DR x seed cases, each run raw and limited), the largest excess of a run that stayed upright was
+1.00 rad without DR (gmt/airkick_stand from the default pose), 2.00 rad under DR hard and 2.15 rad
+under DR gmt (twist2/walk_003 from the default pose, seed 2, right ankle pitch). The former
+0.5 rad margin faulted, and so damped, 14 of the 26 undisturbed runs that were tracking fine. The
+margin is >= 1.5 x the worst (2.15 rad), rounded up to 0.1 rad. A broken policy is still refused:
+its actions x 100 saturate at the policy's own action clip, default ± 5 rad, which is 4.5 rad past
+the knee's limit and up to 4.7 past the ankles' (16 of the 29 joints can reach 3.3 rad past a
+limit that way), and the fault suite's 'huge' target is hundreds of rad off; both are refused on
+their first command. The excursions that stay within the margin are clipped (check 3 and 5).
 """
 from __future__ import annotations
 
@@ -19,6 +34,10 @@ import numpy as np
 from gmt_ros.core import g1
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.state import RobotState
+
+
+# See the module docstring for how this was measured; the bridge should expose it as a parameter.
+GROSS_MARGIN_RAD = 3.3
 
 
 class CommandFault(Exception):
@@ -46,7 +65,7 @@ class CommandLimits:
     q_max: np.ndarray = field(default_factory=lambda: g1.Q_MAX.copy())
     dq_max: np.ndarray = field(default_factory=lambda: g1.DQ_MAX.copy())
     tau_max: np.ndarray = field(default_factory=lambda: g1.TAU_MAX.copy())
-    gross_margin_rad: float = 0.5
+    gross_margin_rad: float = GROSS_MARGIN_RAD
 
     def check(self, cmd: JointCommand) -> None:
         """Raise CommandFault for commands that must never be sent (checks 1-3)."""

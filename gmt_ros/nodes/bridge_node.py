@@ -66,7 +66,8 @@ from unitree_sdk2py.core.channel import ChannelPublisher, ChannelSubscriber
 
 from gmt_ros.core import dds, g1
 from gmt_ros.core.command import JointCommand
-from gmt_ros.core.command_limits import CommandLimits
+from gmt_ros.core import process_tuning
+from gmt_ros.core.command_limits import GROSS_MARGIN_RAD, CommandLimits
 from gmt_ros.core.command_source import TargetMapper, gains_from_contract
 from gmt_ros.core.contract import load_contract
 from gmt_ros.core.lowlevel import (
@@ -102,6 +103,7 @@ PARAMETERS = {
     "startup_check_states": (10, int, "rt/lowstate messages (after the first) whose live motor slots and mode_machine are checked against the contract"),
     "release_motion_service": (False, bool, "at start, release the robot's built-in motion service with MotionSwitcherClient (CheckMode/ReleaseMode)"),
     "dry_run": (True, bool, "publish what would be sent on /gmt/lowcmd_preview and never write rt/lowcmd"),
+    "gross_margin_rad": (GROSS_MARGIN_RAD, float, "a q target beyond a joint limit by more than this is a fault (smaller excursions are clipped); calibrated in gmt_ros/core/command_limits.py"),
     "state_publish_decimation": (5, int, "republish every n-th rt/lowstate on /joint_states and /imu"),
     "preview_rate_hz": (50.0, float, "dry_run preview rate"),
     "status_rate_hz": (10.0, float, "/gmt/supervisor/state periodic rate (it is also published on every event)"),
@@ -179,6 +181,8 @@ class BridgeNode(Node):
             raise BridgeConfigError(f"startup_check_states must be >= 1, got {p['startup_check_states']}")
         if not 0 <= p["writer_priority"] <= 99:
             raise BridgeConfigError(f"writer_priority must be 0 (normal) or a SCHED_FIFO priority 1..99, got {p['writer_priority']}")
+        if not (math.isfinite(p["gross_margin_rad"]) and p["gross_margin_rad"] > 0):
+            raise BridgeConfigError(f"gross_margin_rad must be a positive number of radians, got {p['gross_margin_rad']}")
         if p["mode_pr"] not in (0, 1):
             raise BridgeConfigError(f"mode_pr must be 0 or 1, got {p['mode_pr']}")
         try:
@@ -198,7 +202,7 @@ class BridgeNode(Node):
             t0 = time.monotonic()
             fall_height = PelvisHeightEstimator()
             self.get_logger().info(f"pelvis height estimator (MuJoCo G1 kinematics) built in {time.monotonic() - t0:.2f} s")
-        self._sup = Supervisor(targets_from_contract(contract), config, CommandLimits(), fall_height)
+        self._sup = Supervisor(targets_from_contract(contract), config, CommandLimits(gross_margin_rad=p["gross_margin_rad"]), fall_height)
         self._sup_lock = threading.Lock()
         dds.check_rmw_compatible(rclpy.get_rmw_implementation_identifier())
         dds.init_channel_factory(p["dds_domain"], p["network_interface"])
@@ -629,9 +633,8 @@ class BridgeNode(Node):
 
 
 def main(argv=None) -> int:
-    # A thread waiting for the GIL otherwise waits up to 5 ms (the default switch interval): jitter
-    # for a 2 ms writer period while the SDK thread decodes state.
-    sys.setswitchinterval(0.0005)
+    # A thread waiting for the GIL otherwise waits up to 5 ms: jitter for a 2 ms writer period.
+    process_tuning.short_switch_interval()
     # SIGINT/SIGTERM start the damping at once from a thread woken by Python's signal wakeup fd
     # (written by the C-level handler in whichever thread the kernel picked), instead of waiting
     # for the main thread to leave the executor. rclpy's own handlers are not installed.
@@ -662,6 +665,7 @@ def main(argv=None) -> int:
         rclpy.try_shutdown()
         return 1
     holder["node"] = node
+    process_tuning.freeze_startup_objects()
     if stop.is_set():  # a signal arrived while starting
         node.begin_shutdown()
     try:

@@ -38,7 +38,7 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from gmt_ros.core import g1
+from gmt_ros.core import g1, process_tuning
 from gmt_ros.core.clip_library import list_clips
 from gmt_ros.core.playback import STANDING_HEIGHT, MotionPlayer
 from gmt_ros.nodes.window_codec import encode_window
@@ -228,6 +228,7 @@ def main(argv=None) -> int:
     code = 0
     try:
         node = MotionPlayerNode()
+        process_tuning.freeze_startup_objects()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

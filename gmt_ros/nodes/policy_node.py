@@ -57,7 +57,7 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory
 
-from gmt_ros.core import g1
+from gmt_ros.core import g1, process_tuning
 from gmt_ros.core.contract import load_contract
 from gmt_ros.core.frames import MotionFrames, MotionWindow
 from gmt_ros.core.policy import TrackingPolicy
@@ -408,14 +408,14 @@ class PolicyNode(Node):
 
 
 def main(argv=None) -> int:
-    # rclpy and the DDS library run helper threads that take the GIL; a short switch interval
-    # keeps the tick from waiting up to 5 ms (the default) for one of them.
-    sys.setswitchinterval(0.0005)
+    # rclpy and the DDS library run helper threads that take the GIL: keep the tick's wait short.
+    process_tuning.short_switch_interval()
     rclpy.init(args=argv)
     node = None
     code = 0
     try:
         node = PolicyNode()
+        process_tuning.freeze_startup_objects()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()

@@ -109,7 +109,16 @@ def _meta(args, policy_name: str, clips: dict, seeds: list[int], wall_s: float) 
         "versions": {"mujoco": mujoco.__version__, "onnxruntime": onnxruntime.__version__,
                      "python": sys.version.split()[0]},
         "cpu_count": os.cpu_count(),
+        # run_episode's default send path: targets through the bridge's CommandLimits at 500 Hz
+        "command_limits": "bridge",
+        "gross_margin_rad": _gross_margin(),
     }
+
+
+def _gross_margin() -> float:
+    from gmt_ros.core.command_limits import CommandLimits
+
+    return CommandLimits().gross_margin_rad
 
 
 def cmd_render(args) -> int:
