@@ -1,4 +1,5 @@
 """gmt_ros.core.lowlevel against the Unitree SDK's own messages, codec and CRC."""
+import dataclasses
 import random
 import time
 
@@ -132,13 +133,21 @@ def test_compute_crc_rejects_other_types_and_bad_arrays():
 # ---------------------------------------------------------------------------- fast codec
 
 
+def _fields(msg) -> dict:
+    return {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_fast_types_encode_and_decode_exactly_like_the_sdk(seed):
     state = random_sdk_lowstate(seed)
     wire = state.serialize()
     fast_state = FastLowState_.deserialize(wire)
-    assert vars(fast_state) == vars(LowState_.deserialize(wire))
-    assert fast_state.serialize() == wire
+    assert fast_state.serialize() == wire  # from its flat values (no motor objects yet)
+    fast, sdk = unpack_lowstate(fast_state, 0.0), unpack_lowstate(LowState_.deserialize(wire), 0.0)
+    for name, value in _fields(sdk).items():
+        np.testing.assert_array_equal(getattr(fast, name), value, err_msg=name)
+    assert _fields(fast_state) == _fields(LowState_.deserialize(wire))  # reading them builds the objects
+    assert "_flat" not in vars(fast_state) and fast_state.serialize() == wire  # now from the objects
     cmd = random_sdk_lowcmd(seed)
     wire = cmd.serialize()
     fast_cmd = FastLowCmd_.deserialize(wire)
@@ -294,3 +303,24 @@ def test_pack_and_decode_speed():
     print(f"\npack_lowcmd+CRC {pack_us:.0f} us, LowCmd_ CDR encode {ser_us:.0f} us, "
           f"LowState_ CDR decode+CRC check+unpack {state_us:.0f} us")
     assert pack_us < 1000 and ser_us < 500 and state_us < 1000
+
+
+def test_flat_lowstate_matches_the_field_by_field_one_and_stays_editable():
+    rng = np.random.default_rng(3)
+    quat = rng.normal(size=4)
+    state = RobotState(stamp=1.0, joint_pos=rng.normal(size=29), joint_vel=rng.normal(size=29),
+                       imu_quat=quat / np.linalg.norm(quat), imu_gyro=rng.normal(size=3), imu_acc=rng.normal(size=3),
+                       joint_tau=rng.normal(size=29), mode_machine=5, tick=12345)
+    remote = bytes(range(40))
+    flat = build_lowstate(state, remote)
+    sdk = build_lowstate(state, remote, msg=unitree_hg_msg_dds__LowState_())
+    assert "_flat" in vars(flat) and flat.crc == sdk.crc == SDK_CRC.Crc(sdk)
+    assert flat.serialize() == FastLowState_.deserialize(sdk.serialize()).serialize()
+    # A top-level field changed after building counts; so does a motor field once read.
+    flat.tick += 1
+    assert not verify_crc(flat)
+    flat.crc = compute_crc(flat)
+    assert verify_crc(flat) and unpack_lowstate(flat, 0.0).tick == 12346
+    flat.motor_state[3].q += 0.5
+    assert not verify_crc(flat)
+    assert unpack_lowstate(flat, 0.0, check_crc=False).joint_pos[3] == pytest.approx(state.joint_pos[3] + 0.5, abs=1e-6)

@@ -83,6 +83,7 @@ REQUEST_TOPIC = f"{SUPERVISOR_NS}/request"
 PREVIEW_TOPIC = "/gmt/lowcmd_preview"
 PREVIEW_GAINS_TOPIC = "/gmt/lowcmd_preview_gains"
 _JOINT_NAMES = list(g1.JOINT_NAMES)
+LATE_TARGET_GAP_S = 0.06  # PD targets further apart than this (3 policy periods) are logged
 REMOTE_HEARTBEAT_STATES = 50  # /wireless_remote at least every 50 states (10 Hz) when unchanged
 _MAX_CATCH_UP_PERIODS = 5  # later than this the writer re-anchors its schedule instead of catching up
 
@@ -233,6 +234,7 @@ class BridgeNode(Node):
         self._pub_joint_states = self.create_publisher(JointState, "/joint_states", 10)
         self._pub_imu = self.create_publisher(Imu, "/imu", 10)
         self._last_remote: bytes | None = None
+        self._last_target_arrival = 0.0
         self._pub_remote = self.create_publisher(UInt8MultiArray, "/wireless_remote", 10)
         self._pub_joy = self.create_publisher(Joy, "/wireless_remote/joy", 10)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -394,8 +396,17 @@ class BridgeNode(Node):
                     f"target header.stamp is {-age_at_arrival:.3f} s in the future (clock skew?); using arrival time",
                     throttle_duration_sec=5.0,
                 )
+        previous = self._latest_target
         self._latest_target = (cmd, received - max(age_at_arrival, 0.0))
         self.counters.targets += 1
+        if previous is not None and received - self._last_target_arrival > LATE_TARGET_GAP_S:
+            # Say which side was late: the policy (its stamps are as far apart) or the way here.
+            self.get_logger().warning(
+                f"PD targets arrived {1e3 * (received - self._last_target_arrival):.1f} ms apart, their stamps "
+                f"{1e3 * (self._latest_target[1] - previous[1]):.1f} ms apart; this one "
+                f"{1e3 * max(age_at_arrival, 0.0):.1f} ms old",
+                throttle_duration_sec=1.0)
+        self._last_target_arrival = received
 
     def apply_request(self, req: Request, source: str) -> RequestOutcome:
         """An operator request from a service or the request topic; logged with its outcome."""

@@ -55,7 +55,7 @@ from gmt_ros.cli import DEFAULT_POLICY, UsageError
 from gmt_ros.tools import sim2sim_run as s2s
 from gmt_ros.tools.process_graph import tail
 
-DEFAULT_MOTION = "walk_stand"
+DEFAULT_MOTION = "twist2/walk_001"  # the shipped TWIST2 policy tracks its own data most reliably in the graph
 TRACK_S = {"full": 3.0, "short": 1.0}  # tracking before the fault
 PLAYER_BLEND_IN_S = 1.0  # config/motion_player.yaml blend_in_s: the clip plays after this
 OBSERVE_AFTER_S = 0.5  # keep the graph running after the supervisor reacted (damping reaches the robot)

@@ -384,10 +384,10 @@ def _ros_parameters(spec: graph.NodeSpec) -> dict:
 
 
 def lighter_settings(contract) -> dict[str, dict[str, str]]:
-    """Settings that cut the graph's CPU without changing what the policy uses. Measured on the
-    2-vCPU development VM, idle otherwise: at the launch file's settings the nodes want ~2.4 cores
-    (sim 0.8, bridge 0.6, policy 0.6, player 0.3, plus this runner), with these ~2.1 (policy 0.4,
-    player 0.2); neither fits 2 cores, which is why ``--realtime`` exists:
+    """Settings that cut the graph's CPU without changing what the policy uses: the motion
+    windows. Measured per thread on the 2-vCPU development VM (/proc task times, graph in policy
+    mode): sim ≈ 0.4-0.5 cores, bridge ≈ 0.4-0.5, policy ≈ 0.25, player ≈ 0.12 with these, plus
+    this runner (``gmt-ros bench --sections graph`` reports each node's share).
 
     - player ``window_s``: the launch file's 2.4 s serve GMT's 1.9 s look-ahead; a window only
       needs the policy's look-ahead + ``window_max_age_s`` + two window periods (TWIST2: 0.6 s).
