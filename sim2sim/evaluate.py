@@ -13,8 +13,8 @@ Send path (``command_limits``): by default the policy's targets reach the motors
 bridge sends them on the robot: the command the bridge builds from the published targets
 (``TargetMapper``: contract kp/kd, held joints at their hold targets) passes
 ``CommandLimits.apply`` at the bridge's rate (``BRIDGE_RATE_HZ``, 10 times per policy tick, the
-same target each time) with the measured ``sim.state()``, the q sent on the previous bridge tick
-and dt = the bridge period. A ``CommandFault`` ends the episode like a fall (on the robot the
+same target each time) with the measured ``sim.state()`` and the supervisor's ``SpeedReference``
+(a new target's speed measured across the policy period). A ``CommandFault`` ends the episode like a fall (on the robot the
 supervisor then damps the motors): ``result.command_fault`` names it. ``command_limits=None`` sends
 the raw targets (the loop before the limits were modelled).
 """
@@ -29,7 +29,7 @@ import numpy as np
 
 from gmt_ros.core import g1, rotations
 from gmt_ros.core.command import JointCommand
-from gmt_ros.core.command_limits import ClipReport, CommandFault, CommandLimits
+from gmt_ros.core.command_limits import ClipReport, CommandFault, CommandLimits, SpeedReference
 from gmt_ros.core.command_source import TargetMapper, gains_from_contract
 from gmt_ros.core.contract import PolicyContract
 from gmt_ros.core.motion import MotionClip, window_from_clip
@@ -302,34 +302,25 @@ def _resolve_limits(command_limits) -> tuple[CommandLimits | None, str]:
 
 class _BridgeSendPath:
     """The bridge between the policy and the motors: published targets -> the bridge's command
-    (``TargetMapper``, as from the policy node's JointState) -> ``CommandLimits.apply`` as
-    ``Supervisor.tick`` does in policy mode: a new target's speed measured from where the previous
-    target was first applied, over the time since; a held one's from the previous bridge tick."""
+    (``TargetMapper``, as from the policy node's JointState) -> ``CommandLimits.apply`` with the
+    supervisor's ``SpeedReference`` (``Supervisor.tick`` in policy mode)."""
 
-    def __init__(self, contract: PolicyContract, limits: CommandLimits, period_s: float,
-                 previous_q: np.ndarray | None):
+    def __init__(self, contract: PolicyContract, limits: CommandLimits):
         self.mapper = TargetMapper(gains_from_contract(contract))
         self.names = tuple(contract.joint_names)
         self.slots = np.asarray(contract.slots)
         self.limits = limits
-        self.period_s = period_s
-        self.previous_q = previous_q
-        self.anchor: tuple[np.ndarray, float] | None = None  # (q first sent for the current target, time)
+        self.speed_ref = SpeedReference()
 
     def command(self, policy_command: JointCommand) -> JointCommand:
         s = self.slots
         return self.mapper.command(self.names, policy_command.q[s], policy_command.dq[s], policy_command.tau[s])
 
-    def apply(self, cmd: JointCommand, state, now: float, new_target: bool) -> tuple[JointCommand, ClipReport]:
-        """One bridge tick at ``now``; raises CommandFault (then nothing more is sent)."""
-        if new_target and self.anchor is not None:
-            previous_q, dt = self.anchor[0], now - self.anchor[1]
-        else:
-            previous_q, dt = self.previous_q, (self.period_s if self.previous_q is not None else 0.0)
-        out, report = self.limits.apply(cmd, state, previous_q, dt)
-        self.previous_q = out.q.copy()
-        if new_target:
-            self.anchor = (self.previous_q, now)
+    def apply(self, cmd: JointCommand, state, now: float, target_key) -> tuple[JointCommand, ClipReport]:
+        """One bridge tick at ``now`` sending the policy target ``target_key`` (e.g. its tick);
+        raises CommandFault (then nothing more is sent)."""
+        out, report = self.limits.apply(cmd, state, *self.speed_ref.reference(now, target_key))
+        self.speed_ref.sent(now, out.q, target_key)
         return out, report
 
 
@@ -410,9 +401,10 @@ def run_episode(
     policy = policy or TrackingPolicy(contract)
     policy.reset(sim.state())
     if limits is not None:
-        send = _BridgeSendPath(contract, limits, bridge_steps * physics_dt, None)
-        if start == "default":
-            send.previous_q = send.mapper.command(send.names, np.asarray(contract.default_pose, float)).q
+        send = _BridgeSendPath(contract, limits)
+        if start == "default":  # the supervisor held the default pose before the policy took over
+            held = send.mapper.command(send.names, np.asarray(contract.default_pose, float)).q
+            send.speed_ref.sent(-bridge_steps * physics_dt, held)
     ref_kin = ReferenceKinematics(sim.model, KEY_BODIES)
     true_joint_qpos = g1_index(sim.model).joint_qpos  # ground truth: sim.state() may be disturbed
     policy_slots = np.asarray(contract.slots)
@@ -508,7 +500,7 @@ def run_episode(
                 # The tick's first bridge tick sees the state the policy just read; later ones a new read.
                 try:
                     out, report = send.apply(bridge_command, state if done == 0 else sim.state(),
-                                             t + done * physics_dt, new_target=done == 0)
+                                             t + done * physics_dt, target_key=tick)
                 except CommandFault as exc:
                     fault_at = (t + done * physics_dt, str(exc))
                     # The supervisor latches the fault and damps the motors from this bridge tick on.

@@ -165,3 +165,42 @@ class CommandLimits:
         if big_tau.size:
             found.append(f"feed-forward tau above the motor limit at {g1.JOINT_NAMES[big_tau[0]]}")
         return found
+
+
+class SpeedReference:
+    """Where the velocity limit (check 4) measures each command's speed from.
+
+    Ramp and hold poses change every command tick: their speed is measured tick to tick. A policy
+    target is a step every policy period (20 ms at 50 Hz), held for several command ticks (ten at
+    500 Hz); measured tick to tick, every step would read as an infinite speed and the limit
+    would turn it into a ramp at the motor's rated speed, delaying the policy's corrections by up
+    to a period. Measured in sim2sim, that delay toppled the robot on gmt/walk_stand in 3 of 4
+    runs. So a new policy target (a new ``key``, e.g. its header stamp) is measured from where
+    the previous one was first applied, over the time since: its speed across the policy period.
+    A target still clipped after that moves on toward its value tick by tick while it is held.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[np.ndarray, float] | None = None  # q sent on the previous tick, when
+        self._last_time: float | None = None  # the previous tick, sent or not
+        self._anchor: tuple[object, np.ndarray, float] | None = None  # (key, q first sent, when)
+
+    def is_new(self, key) -> bool:
+        return key is not None and (self._anchor is None or key != self._anchor[0])
+
+    def reference(self, now: float, key=None) -> tuple[np.ndarray | None, float]:
+        """(previous q, seconds since) for ``CommandLimits.apply`` of the command of tick ``now``;
+        ``key`` identifies a policy target (None: a pose made this tick)."""
+        if self.is_new(key) and self._anchor is not None:
+            return self._anchor[1], now - self._anchor[2]
+        q = self._last[0] if self._last is not None else None
+        return q, 0.0 if self._last_time is None else now - self._last_time
+
+    def sent(self, now: float, q: np.ndarray | None, key=None) -> None:
+        """Tick ``now`` sent ``q`` (None: nothing limited, e.g. damping); ``key`` as above."""
+        if q is None or key is None:
+            self._anchor = None
+        elif self.is_new(key):
+            self._anchor = (key, q.copy(), now)
+        self._last = None if q is None else (q.copy(), now)
+        self._last_time = now

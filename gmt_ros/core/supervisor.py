@@ -37,7 +37,7 @@ import numpy as np
 
 from gmt_ros.core import g1
 from gmt_ros.core.command import JointCommand
-from gmt_ros.core.command_limits import ClipReport, CommandFault, CommandLimits
+from gmt_ros.core.command_limits import SpeedReference, ClipReport, CommandFault, CommandLimits
 from gmt_ros.core.state import RobotState
 
 _MAX_EVENTS = 200  # kept in ``events``; older ones are dropped
@@ -179,11 +179,7 @@ class Supervisor:
         self._events_taken = 0
         self._ramp_from: np.ndarray | None = None
         self._ramp_start = 0.0
-        self._last_q: np.ndarray | None = None
-        self._last_time: float | None = None
-        # Policy mode: (header stamp, q sent when it was first applied, that time) of the newest
-        # policy target; the next target's speed is measured from there (see _velocity_reference).
-        self._target_anchor: tuple[float, np.ndarray, float] | None = None
+        self._speed_ref = SpeedReference()  # what the velocity limit measures each command from
         self._prev_buttons: frozenset | None = None
         self._checked_state: RobotState | None = None  # the state the fall check last looked at
         self._checked_fall: str | None = None
@@ -320,46 +316,21 @@ class Supervisor:
                             " policy stopped or lagging", now)
             else:
                 cmd = target
+        key = target_time if self.mode is Mode.POLICY else None  # a policy target, by its stamp
         if cmd is not None:
             try:
-                new_target = self.mode is Mode.POLICY and (self._target_anchor is None
-                                                            or target_time != self._target_anchor[0])
-                previous_q, since = self._velocity_reference(now, new_target)
-                cmd, clip = self.limits.apply(cmd, state, previous_q, since)
+                cmd, clip = self.limits.apply(cmd, state, *self._speed_ref.reference(now, key))
             except CommandFault as exc:
                 self._latch(f"unsafe command in {self.mode.value}: {exc}", now)
                 cmd = None
-            else:
-                if new_target:
-                    self._target_anchor = (target_time, cmd.q.copy(), now)
-        if cmd is None or self.mode is not Mode.POLICY:
-            self._target_anchor = None
+        self._speed_ref.sent(now, None if cmd is None else cmd.q, key)
         if cmd is None:
             cmd = JointCommand.zero_torque() if self.mode is Mode.ZERO_TORQUE else JointCommand.damping(cfg.damping_kd)
-            self._last_q = None
         else:
-            self._last_q = cmd.q.copy()
             self.clip_totals.joint_limit += clip.joint_limit
             self.clip_totals.velocity_limit += clip.velocity_limit
             self.clip_totals.torque_limit += clip.torque_limit
-        self._last_time = now
         return Decision(command=cmd, mode=self.mode, fault=self.fault, clip=clip)
-
-    def _velocity_reference(self, now: float, new_target: bool) -> tuple[np.ndarray | None, float]:
-        """(previous q target, seconds since) for the velocity limit of this tick's command.
-
-        Ramp and hold poses change every tick: their speed is measured tick to tick. A policy
-        target is a step every policy period (20 ms at 50 Hz) held for ten 2 ms ticks; measured
-        tick to tick, every step would be an infinite speed and the limit would turn it into a
-        ramp of dq_max, delaying the policy's corrections by up to a period (a stabilising ankle
-        step of 0.5 rad took 7 ticks). So a new policy target is measured from where the previous
-        one was first applied, over the time since: its speed across the policy period. A target
-        still clipped after that keeps moving toward its value at dq_max tick by tick.
-        """
-        if new_target and self._target_anchor is not None:
-            _stamp, q, t = self._target_anchor
-            return q, now - t
-        return self._last_q, 0.0 if self._last_time is None else now - self._last_time
 
     # -- reporting ----------------------------------------------------------------------------
     def new_events(self) -> list[tuple[float, str]]:
