@@ -248,6 +248,8 @@ def test_cli_runs_a_clip_through_the_graph_and_reports(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     report = json.loads(out.read_text())
+    if _watchdog_fault(report):  # a host stall may have ended the run anywhere in its sequence
+        steal.skip_if_starved(_watchdog_fault(report))
     summary = captured.out.strip().splitlines()[-1]
     print(summary)
     print(json.dumps({"timing": report["node_timing"], "machine": report["machine"]}))
@@ -261,8 +263,6 @@ def test_cli_runs_a_clip_through_the_graph_and_reports(tmp_path, capsys):
         assert (tmp_path / "logs" / f"{key}.log").is_file()
     assert (tmp_path / "logs" / "sim_trace.npz").is_file()
     # What the robot did: a real-time sim, the policy engaged before the release, 3 s upright.
-    if _watchdog_fault(report):
-        steal.skip_if_starved(_watchdog_fault(report))
     assert report["sim_real_time"], _machine(report)
     assert not report["supervisor"]["aborted"], _machine(report)
     assert report["supervisor"]["policy_before_release"] is True

@@ -633,9 +633,7 @@ class BridgeNode(Node):
         self._writer.join(timeout=max(0.0, self._shutdown_until - time.monotonic()) + 1.0)
         self._stop.set()
         self._writer.join(timeout=1.0)
-        self._lowstate_sub.Close()
-        if self._lowcmd_pub is not None:
-            self._lowcmd_pub.Close()
+        # The SDK's endpoints are not deleted here: see end_process.
         with self._sup_lock:
             events = self._sup.new_events()
         logger = rclpy.logging.get_logger(NODE_NAME)  # the node's logger may no longer reach /rosout
@@ -643,7 +641,7 @@ class BridgeNode(Node):
             logger.warning(text)
 
 
-def main(argv=None) -> int:
+def main(argv=None) -> int:  # never returns: see end_process
     # A thread waiting for the GIL otherwise waits up to 5 ms: jitter for a 2 ms writer period.
     process_tuning.short_switch_interval()
     # SIGINT/SIGTERM start the damping at once from a thread woken by Python's signal wakeup fd
@@ -674,7 +672,7 @@ def main(argv=None) -> int:
     except (ValueError, RuntimeError, FileNotFoundError) as exc:  # configuration, contract, network
         rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
-        return 1
+        end_process(1)
     holder["node"] = node
     process_tuning.freeze_startup_objects()
     if stop.is_set():  # a signal arrived while starting
@@ -688,7 +686,20 @@ def main(argv=None) -> int:
         node.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    end_process(0)
+
+
+def end_process(code: int) -> None:
+    """Exit handlers, then exit without deleting the SDK's DDS entities. The rt/lowstate reader
+    calls into Python from CycloneDDS's receive thread; deleting it (explicitly or in interpreter
+    finalisation) while a delivery waits for the GIL can deadlock: seen as a bridge that damped
+    on SIGTERM but never exited. The robot sees the bridge leave when its lease ends."""
+    import atexit
+
+    atexit._run_exitfuncs()  # e.g. the benchmark's recorder
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
