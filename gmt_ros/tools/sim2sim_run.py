@@ -226,7 +226,8 @@ class GraphObserver:
         self._checked = 0
         self.window_parser = "raw"
         self.window_errors = 0
-        self.target_times: list[float] = []
+        self.target_times: list[float] = []  # receipt (wall clock) of each /gmt/joint_targets
+        self.target_stamps: list[float] = []  # its header.stamp: what the bridge ages it from
         self.diagnostics: dict[str, tuple[float, str, dict]] = {}  # node -> (time, message, values)
         self.diagnostics_history: list[tuple[float, str, dict]] = []  # (time, node, values), 1 Hz per node
 
@@ -296,10 +297,14 @@ class GraphObserver:
         with self.lock:
             self.windows.extend(frames)
 
-    def _on_target(self, _msg) -> None:
+    def _on_target(self, raw: bytes) -> None:
         t = time.time()
+        # Serialized JointState: 4-byte CDR encapsulation, then header.stamp (int32 sec, uint32 nanosec).
+        sec, nanosec = struct.unpack_from("<iI" if raw[1] == 1 else ">iI", raw, 4)
+        stamp = sec + nanosec * 1e-9
         with self.lock:
             self.target_times.append(t)
+            self.target_stamps.append(stamp)
 
     def _on_diagnostics(self, msg) -> None:
         now = time.time()
