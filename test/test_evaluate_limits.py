@@ -10,27 +10,11 @@ import pytest
 from gmt_ros.core import g1
 from gmt_ros.core.clip_library import load_named_clip
 from gmt_ros.core.command_limits import CommandLimits
-from gmt_ros.core.contract import load_contract
 from gmt_ros.core.motion import window_from_clip
 from gmt_ros.core.policy import TrackingPolicy
 from sim2sim import limits_report
 from sim2sim.evaluate import BRIDGE_RATE_HZ, EpisodeTrace, run_episode
 from sim2sim.simulator import G1Sim
-
-
-@pytest.fixture(scope="module")
-def contract():
-    return load_contract("twist2_student")
-
-
-@pytest.fixture(scope="module")
-def policy(contract):
-    return TrackingPolicy(contract)
-
-
-@pytest.fixture(scope="module")
-def squat():
-    return load_named_clip("gmt/squat")
 
 
 @pytest.fixture(scope="module")

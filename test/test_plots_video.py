@@ -8,9 +8,6 @@ import pytest
 from PIL import Image
 
 from gmt_ros.core import g1
-from gmt_ros.core.clip_library import load_named_clip
-from gmt_ros.core.contract import load_contract
-from gmt_ros.core.policy import TrackingPolicy
 from sim2sim import plots
 from sim2sim.evaluate import EpisodeTrace, run_episode
 
@@ -20,21 +17,6 @@ GMT_ROS = [sys.executable, "-c",
            ("import sys, gmt_ros.cli as c\n"
             "if 'evaluate' not in c.TOOL_MODULES: c.TOOL_MODULES += ('evaluate',)\n"
             "sys.exit(c.main(sys.argv[1:]))")]
-
-
-@pytest.fixture(scope="module")
-def contract():
-    return load_contract("twist2_student")
-
-
-@pytest.fixture(scope="module")
-def policy(contract):
-    return TrackingPolicy(contract)
-
-
-@pytest.fixture(scope="module")
-def squat():
-    return load_named_clip("gmt/squat")
 
 
 @pytest.fixture(scope="module")

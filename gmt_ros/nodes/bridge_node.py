@@ -64,9 +64,8 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String, UInt8Mu
 from std_srvs.srv import Trigger
 from unitree_sdk2py.core.channel import ChannelPublisher, ChannelSubscriber
 
-from gmt_ros.core import dds, g1
+from gmt_ros.core import dds, g1, process_tuning
 from gmt_ros.core.command import JointCommand
-from gmt_ros.core import process_tuning
 from gmt_ros.core.command_limits import GROSS_MARGIN_RAD, CommandLimits
 from gmt_ros.core.command_source import TargetMapper, gains_from_contract
 from gmt_ros.core.contract import load_contract
