@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gmt_ros import graph
-from gmt_ros.tools.process_graph import NodeFailedError, ProcessGraph, executable_argv
+from gmt_ros.tools.process_graph import NodeFailedError, ProcessGraph, autogroup_nice, executable_argv, parse_autogroup
 
 ENV = dict(os.environ, ROS_DOMAIN_ID="63", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
 
@@ -103,3 +103,11 @@ def test_no_orphan_when_the_runner_is_killed(tmp_path):
     finally:
         runner.kill()
         runner.wait(timeout=10)
+
+
+def test_autogroup_nice_is_read_only_where_the_kernel_has_autogroups():
+    # With sched_autogroup_enabled=0 the file exists but is empty (seen on a CI host).
+    assert parse_autogroup("/autogroup-640 nice -10\n") == -10
+    assert parse_autogroup("") is None
+    assert parse_autogroup("/autogroup-640 nice\n") is None
+    assert autogroup_nice(2 ** 30) is None  # no such process

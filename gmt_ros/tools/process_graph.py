@@ -150,7 +150,7 @@ class ProcessGraph:
             except OSError as exc:
                 raise NodeFailedError(key, f"the {key} node could not be started ({' '.join(argv)}): {exc}") from None
         if nice:
-            _set_autogroup_nice(popen.pid, nice)
+            set_autogroup_nice(popen.pid, nice)
         if self.fifo.get(key):
             _set_fifo(popen.pid, self.fifo[key], log_path)
         proc = NodeProcess(spec, argv, log_path, popen, time.time())
@@ -200,9 +200,9 @@ class ProcessGraph:
                 value = {"process": int(fields[16])}
                 if int(fields[38]) == os.SCHED_FIFO:
                     value["fifo"] = int(fields[37])
-                group = Path(f"/proc/{proc.pid}/autogroup")
-                if group.is_file():  # "/autogroup-123 nice -10"
-                    value["autogroup"] = int(group.read_text().split()[-1])
+                group_nice = autogroup_nice(proc.pid)
+                if group_nice is not None:
+                    value["autogroup"] = group_nice
                 out[key] = value if proc.running() else None
             except (OSError, ValueError, IndexError):
                 out[key] = None
@@ -273,7 +273,25 @@ def _set_fifo(pid: int, priority: int, log_path: Path) -> None:
             log.write(f"(process_graph: SCHED_FIFO {priority} refused: {exc}; running with normal scheduling)\n")
 
 
-def _set_autogroup_nice(pid: int, nice: int) -> None:
+def autogroup_nice(pid: int | str = "self") -> int | None:
+    """The nice value of the process's autogroup ("/autogroup-123 nice -10"), or None where the
+    kernel has no autogroup scheduling: the file is then absent, or present and empty
+    (sched_autogroup_enabled=0, as on some CI hosts)."""
+    try:
+        return parse_autogroup(Path(f"/proc/{pid}/autogroup").read_text())
+    except OSError:
+        return None
+
+
+def parse_autogroup(text: str) -> int | None:
+    words = text.split()
+    try:
+        return int(words[2]) if len(words) == 3 and words[1] == "nice" else None
+    except ValueError:
+        return None
+
+
+def set_autogroup_nice(pid: int | str, nice: int) -> None:
     """The node is a session leader, so its autogroup is its own (absent without autogroup)."""
     try:
         Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")

@@ -73,7 +73,7 @@ import numpy as np
 
 from gmt_ros import graph
 from gmt_ros.cli import DEFAULT_POLICY, UsageError
-from gmt_ros.tools.process_graph import NodeFailedError, ProcessGraph, tail
+from gmt_ros.tools.process_graph import NodeFailedError, ProcessGraph, autogroup_nice, set_autogroup_nice, tail
 
 GRAPH = "sim2sim"
 DEFAULT_DOMAIN = int(graph.ARGUMENT_DEFAULTS[GRAPH]["dds_domain"])
@@ -636,14 +636,13 @@ class Sim2SimSession:
         gantry's clock; starved behind the nodes it would engage too late. Before the observer's
         thread exists (threads inherit the nice value); our session's autogroup too."""
         nice = REALTIME["nice"]
-        group = Path("/proc/self/autogroup")
         try:
-            self._restore_priority = (os.getpriority(os.PRIO_PROCESS, 0),
-                                      int(group.read_text().split()[-1]) if group.is_file() else None)
+            group_nice = autogroup_nice()
+            self._restore_priority = (os.getpriority(os.PRIO_PROCESS, 0), group_nice)
             os.setpriority(os.PRIO_PROCESS, 0, nice)
-            if group.is_file():
-                group.write_text(f"{nice}\n")
-        except (OSError, ValueError) as exc:
+            if group_nice is not None:
+                set_autogroup_nice("self", nice)
+        except OSError as exc:
             self.notes.append(f"--realtime: could not raise the runner's priority ({exc})")
 
     def _lower_self(self) -> None:
@@ -655,7 +654,7 @@ class Sim2SimSession:
         try:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
             if group_nice is not None:
-                Path("/proc/self/autogroup").write_text(f"{group_nice}\n")
+                set_autogroup_nice("self", group_nice)
         except OSError:
             pass
 
