@@ -443,7 +443,7 @@ class SimRobotServer:
         self._stats_lock = threading.Lock()
         self._pending: JointCommand | None = None
         self._stats = _Stats(latency_s=collections.deque(maxlen=self.config.latency_buffer))
-        self._stop = threading.Event()
+        self._stop_requested = False  # a plain flag: see stop()
         self._last_state_pub: float | None = None  # perf_counter of the latest lowstate write
         self._msg = lowlevel.new_lowstate()
         self._publisher = None
@@ -650,7 +650,11 @@ class SimRobotServer:
     # -- the paced loop -----------------------------------------------------------------------
 
     def stop(self) -> None:
-        self._stop.set()
+        """Safe to call from a signal handler: it takes no lock. (Setting a threading.Event there
+        can deadlock: the handler runs in the main thread, possibly inside the Event's own wait,
+        which holds the Event's non-reentrant lock for a moment on each of 500 waits a second.
+        Seen as a sim that ignored SIGINT and SIGTERM.) The loop notices within one period."""
+        self._stop_requested = True
 
     def run(self, seconds: float | None = None) -> None:
         """Run in real time until ``stop()`` or for ``seconds`` more of sim time; needs ``open()``."""
@@ -666,13 +670,13 @@ class SimRobotServer:
         self.publish_state()  # tick 0
         k = 0
         try:
-            while not self._stop.is_set() and (n_chunks is None or k < n_chunks):
+            while not self._stop_requested and (n_chunks is None or k < n_chunks):
                 k += 1
                 deadline = start + k * period
                 now = time.perf_counter()
                 if now < deadline:
-                    self._stop.wait(deadline - now)
-                    if self._stop.is_set():
+                    time.sleep(deadline - now)
+                    if self._stop_requested:
                         break
                 else:
                     self._note_lag(now - deadline, period)
