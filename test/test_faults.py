@@ -323,7 +323,8 @@ def test_malformed_windows_are_refused_and_tracking_goes_on(short_suite):
     r = _fault(short_suite, "malformed_windows")
     assert r["expected"] == "refusal" and r["handled"], r
     assert all(r["checks"].values()), r["checks"]
-    assert r["windows_refused"] >= sum(r["windows_published"].values())
+    assert r["windows_refused"] + r["windows_unseen"] >= sum(r["windows_published"].values())
+    assert r["windows_unseen"] == 0 or r["policy_stall_ms"] >= 25.0, r  # overwritten in the queue, never decoded
     for kind in ("unknown_joint", "length_mismatch", "not_finite"):
         assert any(f"refused motion target ({kind})" in line for line in r["refusal_log_lines"]), kind
 
@@ -430,3 +431,35 @@ def test_a_fault_before_the_injection_makes_the_run_invalid_not_handled(tmp_path
     r = evaluate(Injection(BY_NAME["lowstate_stop"], reaction=stale), raw, node_settings())
     assert r["handled"] and (r["detection_ms"], r["damping_at_robot_ms"], r["bound_ms"]) == (112.5, 114.0, 140.0)
     assert r["bridge_state_take_delay_ms"] == 12.0  # 112.5 ms detection - the 100.5 ms age the bridge saw
+
+
+def test_malformed_windows_may_go_unseen_only_across_a_policy_stall(tmp_path):
+    """The policy's depth-2 reliable queue overwrites windows it did not take in time: a window it
+    never decoded was never used, but missing refusals without a stall in its targets fail."""
+    from gmt_ros.tools.faults import BY_NAME, MALFORMED_KINDS, Injection, evaluate, node_settings
+    from sim2sim.trace import PD
+
+    t0 = 3000.0
+    log = tmp_path / "policy.log"
+    log.write_text("".join(f"[WARN] [{t0 + 0.02 * i:.9f}] [gmt_policy]: refused motion target ({kind}): bad\n"
+                           for i, kind in enumerate(MALFORMED_KINDS)))
+    policy = {"mode": "policy", "fault": None, "last_event": {"time": t0 - 5}}
+    ticks = np.arange(t0 - 0.5, t0 + 1.6, 0.02)
+
+    def verdict(stamps):
+        inj = Injection(BY_NAME["malformed_windows"], reaction=None)
+        inj.start_unix = t0
+        inj.extra.update(published={k: 17 for k in MALFORMED_KINDS}, rejected_before=10, rejected_after=10 + 50,
+                         end_unix=t0 + 1.0, mode_after="policy", fault_after=None,
+                         decoder_reasons={k: k for k in MALFORMED_KINDS})
+        raw = {"sim": {"lowcmd": {"out_of_limit": 0, "invalid": 0}},
+               "trace_path": _trace(tmp_path / "t.npz", [(t0 - 5, PD), (t0 + 2, PD)]),
+               "supervisor": [(t0 - 5, policy)], "supervisor_latest": policy,
+               "targets": [(s + 0.001, float(s), False) for s in stamps], "logs": {"policy": log}}
+        return evaluate(inj, raw, node_settings())
+
+    r = verdict(ticks)  # 51 published, 50 refused, the policy's ticks regular: a window is unaccounted for
+    assert r["windows_unseen"] == 1 and not r["checks"]["all_refused"] and not r["handled"]
+    stalled = np.concatenate([ticks[ticks < t0 + 0.4], ticks[ticks > t0 + 0.44]])  # one 60 ms tick gap
+    r = verdict(stalled)
+    assert r["policy_stall_ms"] == 60.0 and r["checks"]["all_refused"] and r["handled"], r["checks"]

@@ -66,6 +66,10 @@ RUN_TIMEOUT_S = 240.0  # a hard wall-clock limit per run (loaded machine: the si
 PUSH_MPS = 4.0  # push@T:V: enough to throw the standing G1 over (tested: see docs/FAULTS.md)
 STATE_DELAY = "0.2±0.05"  # every state 150-250 ms late: the first arrives after the 100 ms timeout
 MALFORMED_S = 1.0  # malformed windows published for this long, 50 Hz, kinds in turn
+# With the player's and the malformed windows both at 50 Hz (one every 10 ms), the policy's depth-2
+# queue overwrites a window only if its thread takes none for 20-30 ms; its PD targets (stamped at
+# each 20 ms tick) then show a gap of at least this.
+QUEUE_OVERRUN_STALL_S = 0.025
 PLAYER_STALE_WAIT_S = 6.0  # the player's last window covers 2.4 s; wait well past it
 STARTUP_WAIT_S = 60.0
 
@@ -527,6 +531,11 @@ class FaultRun:
 # Verdicts
 
 
+def _largest_gap(times) -> float:
+    """The largest interval between consecutive sorted times (0 for fewer than two)."""
+    return float(np.max(np.diff(times))) if len(times) > 1 else 0.0
+
+
 def _ms(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else round(1e3 * x, 1)
 
@@ -754,16 +763,22 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
             # Every malformed window was refused, so they cannot have caused it: a disturbed run.
             raise FaultRunError(f"malformed_windows: the supervisor latched a fault while they were refused: "
                                 f"{inj.extra['fault_after']}")
+        refused = (after - before) if before is not None and after is not None else None
+        unseen = max(0, n_pub - refused) if refused is not None else None
+        # The policy's motion-target queue is reliable, depth 2 (each window replaces the last): when its
+        # thread stalls, older windows are overwritten before it decodes them. A window it never took
+        # was never used; the check is that windows went unseen only across such a stall.
+        stall_s = _largest_gap(sorted(s for _r, s, c in raw["targets"] if t0 - 0.1 <= s <= t1 + 0.1 and not c))
         checks.update({
             "decoder_names_each_defect": inj.extra.get("decoder_reasons") == {k: k for k in MALFORMED_KINDS},
             "each_refusal_logged": all(named.values()),
-            "all_refused": before is not None and after is not None and after - before >= n_pub,
+            "all_refused": unseen is not None and (unseen == 0 or stall_s >= QUEUE_OVERRUN_STALL_S),
             "no_supervisor_fault": inj.extra.get("fault_after") is None and inj.extra.get("mode_after") == "policy",
             "kept_tracking": len(flowing) >= 0.8 * 50 * (t1 + 0.5 - t0) and fell is False,
         })
         out.update(cause_log_line=lines[0] if lines else None, refusal_log_lines=lines[:6],
-                   windows_published=inj.extra.get("published"), windows_refused=(after - before) if
-                   before is not None and after is not None else None,
+                   windows_published=inj.extra.get("published"), windows_refused=refused,
+                   windows_unseen=unseen, policy_stall_ms=_ms(stall_s),
                    targets_during=len(flowing), fell_during=fell, within_bound=None,
                    observed="refusal; the robot kept tracking the valid stream" if all(checks.values()) else "see checks")
     else:  # start-up refusals
