@@ -32,6 +32,7 @@ from gmt_ros.core.command import JointCommand
 from gmt_ros.core.command_limits import ClipReport, CommandFault, CommandLimits, SpeedReference
 from gmt_ros.core.command_source import TargetMapper, gains_from_contract
 from gmt_ros.core.contract import PolicyContract
+from gmt_ros.core.fall_check import FallCheck
 from gmt_ros.core.motion import MotionClip, window_from_clip
 from gmt_ros.core.policy import TrackingPolicy
 from sim2sim import metrics
@@ -161,7 +162,9 @@ class _TraceRecorder:
 class EpisodeResult:
     """One episode's report. ``fell``/``fall_time_s`` also cover a command fault
     (``command_fault`` set): on the robot the supervisor then damps the motors and the robot goes
-    down, so for success/upright purposes it is a fall at the fault's time.
+    down, so for success/upright purposes it is a fall at the fault's time. Likewise the bridge's
+    fall check (``fall_detected`` set, the reason): the supervisor damps and the robot goes down.
+    ``max_imu_tilt_rad``/``min_height_estimate_m``: the extremes the fall check saw (None without it).
 
     ``command_limits``: "bridge" (targets sent through ``CommandLimits.apply`` as the bridge
     does), "custom" (a given ``CommandLimits``) or "raw". ``clipped``: slot-ticks (bridge ticks x
@@ -189,6 +192,9 @@ class EpisodeResult:
     max_target_excess_rad: float = -math.inf
     max_target_excess_joint: str | None = None
     max_target_excess_time_s: float | None = None
+    fall_detected: str | None = None  # the bridge's fall check stopped the episode (why)
+    max_imu_tilt_rad: float | None = None  # the fall check's extremes over the states it saw
+    min_height_estimate_m: float | None = None
 
     def as_dict(self) -> dict:
         """The JSON report (the trace is not part of it: save it with ``trace.save_npz``)."""
@@ -205,6 +211,9 @@ class EpisodeResult:
             "policy_ticks": self.policy_ticks,
             "command_limits": self.command_limits,
             "command_fault": self.command_fault,
+            "fall_detected": self.fall_detected,
+            "max_imu_tilt_rad": _round_or_none(self.max_imu_tilt_rad, 4),
+            "min_height_estimate_m": _round_or_none(self.min_height_estimate_m, 4),
             "clipped": {r: getattr(self.clipped, r) for r in _CLIP_REASONS},
             "max_target_excess_rad": (round(self.max_target_excess_rad, 4)
                                       if math.isfinite(self.max_target_excess_rad) else None),
@@ -220,6 +229,8 @@ class EpisodeResult:
         e = self.errors
         if self.command_fault is not None:
             status = f"COMMAND FAULT at {self.fall_time_s:.2f} s ({self.command_fault})"
+        elif self.fall_detected is not None:
+            status = f"FALL DETECTED at {self.fall_time_s:.2f} s ({self.fall_detected})"
         else:
             status = f"FELL at {self.fall_time_s:.2f} s" if self.fell else "upright"
         line = (
@@ -235,6 +246,10 @@ class EpisodeResult:
         else:
             line += " | raw targets"
         return line
+
+
+def _round_or_none(x: float | None, digits: int) -> float | None:
+    return round(x, digits) if x is not None and math.isfinite(x) else None
 
 
 def make_sim(seed: int = 0, dr=None) -> G1Sim:
@@ -300,16 +315,48 @@ def _resolve_limits(command_limits) -> tuple[CommandLimits | None, str]:
                     f"got {type(command_limits).__name__}")
 
 
+_HEIGHT_ESTIMATOR = None
+
+
+def bridge_fall_check(**thresholds) -> FallCheck:
+    """The bridge's fall check (its defaults, or the given thresholds) with the pelvis height
+    estimate, built once per process (it loads the G1 model)."""
+    global _HEIGHT_ESTIMATOR
+    if _HEIGHT_ESTIMATOR is None:
+        from gmt_ros.core.height_estimate import PelvisHeightEstimator
+
+        _HEIGHT_ESTIMATOR = PelvisHeightEstimator()
+    return FallCheck(height_estimate=_HEIGHT_ESTIMATOR, **thresholds)
+
+
+def _resolve_fall_check(fall_check) -> FallCheck | None:
+    if fall_check is None or (isinstance(fall_check, str) and fall_check == "off"):
+        return None
+    if isinstance(fall_check, str):
+        if fall_check == "bridge":
+            return bridge_fall_check()
+        raise ValueError(f"fall_check must be 'bridge', 'off', None or a FallCheck, got {fall_check!r}")
+    if isinstance(fall_check, FallCheck):
+        return fall_check
+    raise TypeError(f"fall_check must be 'bridge', 'off', None or a FallCheck, got {type(fall_check).__name__}")
+
+
+class FallDetected(Exception):
+    """The bridge's fall check fired: the supervisor damps the motors from this bridge tick on."""
+
+
 class _BridgeSendPath:
     """The bridge between the policy and the motors: published targets -> the bridge's command
     (``TargetMapper``, as from the policy node's JointState) -> ``CommandLimits.apply`` with the
-    supervisor's ``SpeedReference`` (``Supervisor.tick`` in policy mode)."""
+    supervisor's ``SpeedReference`` (``Supervisor.tick`` in policy mode), after the supervisor's
+    fall check on the state of that tick. Either part may be None (off)."""
 
-    def __init__(self, contract: PolicyContract, limits: CommandLimits):
+    def __init__(self, contract: PolicyContract, limits: CommandLimits | None, fall_check: FallCheck | None):
         self.mapper = TargetMapper(gains_from_contract(contract))
         self.names = tuple(contract.joint_names)
         self.slots = np.asarray(contract.slots)
         self.limits = limits
+        self.fall_check = fall_check
         self.speed_ref = SpeedReference()
 
     def command(self, policy_command: JointCommand) -> JointCommand:
@@ -318,7 +365,13 @@ class _BridgeSendPath:
 
     def apply(self, cmd: JointCommand, state, now: float, target_key) -> tuple[JointCommand, ClipReport]:
         """One bridge tick at ``now`` sending the policy target ``target_key`` (e.g. its tick);
-        raises CommandFault (then nothing more is sent)."""
+        raises FallDetected or CommandFault (then nothing more is sent)."""
+        if self.fall_check is not None:
+            reason = self.fall_check.reason(state)
+            if reason:
+                raise FallDetected(reason)
+        if self.limits is None:
+            return cmd, ClipReport()
         out, report = self.limits.apply(cmd, state, *self.speed_ref.reference(now, target_key))
         self.speed_ref.sent(now, out.q, target_key)
         return out, report
@@ -345,6 +398,7 @@ def run_episode(
     after_fall_s: float = 0.0,
     command_limits: CommandLimits | str | None = "bridge",
     limits_rate_hz: float = BRIDGE_RATE_HZ,
+    fall_check: FallCheck | str | None = "bridge",
 ) -> EpisodeResult:
     """Track ``clip`` for ``seconds`` (default: the whole clip) and measure it.
 
@@ -363,10 +417,15 @@ def run_episode(
     instead; None or "raw" sends the policy's targets straight to the motors. The bridge's
     previous q on the first tick is the default pose for ``start="default"`` (the supervisor
     holds it before the policy takes over) and none for ``start="clip"``.
+    ``fall_check``: "bridge" (default) runs the supervisor's fall check (tilt, overspeed, pelvis
+    height estimate; ``bridge_fall_check()``) on the state of every bridge tick, and a detection
+    ends the episode as a fall (``fall_detected``: on the robot the supervisor damps); a
+    ``FallCheck`` uses that one (e.g. thresholds off, to measure its extremes); None or "off": none.
     """
     if start not in ("clip", "default"):
         raise ValueError(f"start must be 'clip' or 'default', got {start!r}")
     limits, limits_name = _resolve_limits(command_limits)
+    checker = _resolve_fall_check(fall_check)
     duration = clip.duration if seconds is None else float(seconds)
     if not duration > 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
@@ -382,7 +441,7 @@ def run_episode(
         raise ValueError(f"policy period {control_dt} s is not a multiple of the physics step {physics_dt} s")
     send = None
     bridge_steps = substeps
-    if limits is not None:
+    if limits is not None or checker is not None:
         if not (math.isfinite(limits_rate_hz) and limits_rate_hz > 0):
             raise ValueError(f"limits_rate_hz must be positive, got {limits_rate_hz}")
         bridge_steps = int(round(1.0 / limits_rate_hz / physics_dt))
@@ -400,8 +459,8 @@ def run_episode(
 
     policy = policy or TrackingPolicy(contract)
     policy.reset(sim.state())
-    if limits is not None:
-        send = _BridgeSendPath(contract, limits)
+    if limits is not None or checker is not None:
+        send = _BridgeSendPath(contract, limits, checker)
         if start == "default":  # the supervisor held the default pose before the policy took over
             held = send.mapper.command(send.names, np.asarray(contract.default_pose, float)).q
             send.speed_ref.sent(-bridge_steps * physics_dt, held)
@@ -423,6 +482,7 @@ def run_episode(
     max_tilt = 0.0
     fall_time = None
     command_fault = None
+    fall_detected = None
     damped = False  # the motors hold the damping command (after a command fault)
     clipped = ClipReport()
     max_excess, max_excess_joint, max_excess_time = -math.inf, None, None
@@ -501,8 +561,8 @@ def run_episode(
                 try:
                     out, report = send.apply(bridge_command, state if done == 0 else sim.state(),
                                              t + done * physics_dt, target_key=tick)
-                except CommandFault as exc:
-                    fault_at = (t + done * physics_dt, str(exc))
+                except (CommandFault, FallDetected) as exc:
+                    fault_at = (t + done * physics_dt, str(exc), isinstance(exc, FallDetected))
                     # The supervisor latches the fault and damps the motors from this bridge tick on.
                     sim.set_command(JointCommand.damping())
                     damped = True
@@ -522,7 +582,10 @@ def run_episode(
                 errors.add_tick(tick_err)
                 ticks += 1
             else:  # ends the episode like a fall: this tick is not part of the averages
-                fall_time, command_fault = fault_at
+                if fault_at[2]:
+                    fall_time, fall_detected = fault_at[:2]
+                else:
+                    fall_time, command_fault = fault_at[:2]
                 if recorder is not None:
                     recorder.end_tick()
                 if extra_ticks == 0:
@@ -555,4 +618,7 @@ def run_episode(
         max_target_excess_rad=max_excess,
         max_target_excess_joint=max_excess_joint,
         max_target_excess_time_s=max_excess_time,
+        fall_detected=fall_detected,
+        max_imu_tilt_rad=checker.max_tilt_rad if checker is not None else None,
+        min_height_estimate_m=checker.min_height_m if checker is not None else None,
     )

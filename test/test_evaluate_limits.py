@@ -13,7 +13,7 @@ from gmt_ros.core.command_limits import CommandLimits
 from gmt_ros.core.motion import window_from_clip
 from gmt_ros.core.policy import TrackingPolicy
 from sim2sim import limits_report
-from sim2sim.evaluate import BRIDGE_RATE_HZ, EpisodeTrace, run_episode
+from sim2sim.evaluate import BRIDGE_RATE_HZ, EpisodeTrace, bridge_fall_check, run_episode
 from sim2sim.simulator import G1Sim
 
 
@@ -38,8 +38,10 @@ def broken_policy(contract, scale=100.0):
 def test_raw_targets_go_straight_to_the_motors(contract, policy, squat):
     """command_limits=None is the loop without the bridge: replaying the policy's commands by
     hand on a fresh simulator gives the same robot, tick by tick."""
-    result = run_episode(contract, squat, seconds=0.5, policy=policy, trace=True, command_limits=None)
+    result = run_episode(contract, squat, seconds=0.5, policy=policy, trace=True, command_limits=None,
+                         fall_check=None)
     tr = result.trace
+    assert result.max_imu_tilt_rad is None and result.fall_detected is None
     assert result.command_limits == "raw" and result.command_fault is None
     assert not result.clipped.any and not tr.clip_counts.any()
     np.testing.assert_array_equal(tr.sent_joint_pos, tr.target_joint_pos)
@@ -139,6 +141,8 @@ def test_fault_mid_episode_keeps_the_ticks_before_it(contract, policy, walk, lim
 def test_bad_send_path_settings_are_refused(contract, policy, squat):
     with pytest.raises(ValueError, match="command_limits must be"):
         run_episode(contract, squat, seconds=0.1, policy=policy, command_limits="strict")
+    with pytest.raises(ValueError, match="fall_check must be"):
+        run_episode(contract, squat, seconds=0.1, policy=policy, fall_check="strict")
     with pytest.raises(ValueError, match="limits_rate_hz 300"):
         run_episode(contract, squat, seconds=0.1, policy=policy, limits_rate_hz=300.0)
     assert BRIDGE_RATE_HZ == 500.0
@@ -160,3 +164,22 @@ def test_limits_report_calibration_runs_and_recommends_a_margin(capsys, tmp_path
     assert code == 0
     assert "| gmt/squat | default | none | 0 |" in out
     assert "recommended gross_margin_rad" in out and "broken policy (actions x 100)" in out and "refused" in out
+
+
+def test_the_bridge_fall_check_runs_on_every_state_and_ends_the_episode_like_a_fall(contract, policy, squat):
+    """Default: the supervisor's fall check (the bridge's thresholds) watches the episode and
+    reports the extremes it saw; a detection ends the episode as a fall at that bridge tick."""
+    healthy = run_episode(contract, squat, seconds=1.0, policy=policy)
+    assert not healthy.fell and healthy.fall_detected is None
+    # The IMU is the pelvis: the check's tilt follows the sim's own (roll/pitch) tilt.
+    assert 0.0 < healthy.max_imu_tilt_rad < 0.5 and healthy.max_imu_tilt_rad >= 0.9 * healthy.max_tilt_rad
+    assert 0.4 < healthy.min_height_estimate_m < 0.8
+
+    tight = bridge_fall_check(tilt_rad=0.95 * healthy.max_imu_tilt_rad)  # fires once the squat leans that far
+    r = run_episode(contract, squat, seconds=1.0, policy=policy, fall_check=tight)
+    assert r.fell and r.fall_detected.startswith("fall detected: tilt") and r.command_fault is None
+    assert 0.0 < r.fall_time_s < 1.0 and r.duration_s <= r.fall_time_s
+    assert "FALL DETECTED at" in r.summary_line() and r.as_dict()["fall_detected"] == r.fall_detected
+    low = run_episode(contract, squat, seconds=1.0, policy=policy,
+                      fall_check=bridge_fall_check(height_m=healthy.min_height_estimate_m + 0.01))
+    assert low.fall_detected.startswith("fall detected: pelvis height estimate")

@@ -38,6 +38,7 @@ import numpy as np
 from gmt_ros.core import g1
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.command_limits import SpeedReference, ClipReport, CommandFault, CommandLimits
+from gmt_ros.core.fall_check import FALL_HEIGHT_M, FALL_TILT_RAD, OVERSPEED_FACTOR, FallCheck
 from gmt_ros.core.state import RobotState
 
 _MAX_EVENTS = 200  # kept in ``events``; older ones are dropped
@@ -81,9 +82,9 @@ class SupervisorConfig:
     target_timeout_s: float = 0.1
     ramp_time_s: float = 3.0
     damping_kd: float = g1.DAMPING_KD
-    fall_tilt_rad: float = 0.9   # inclination of the pelvis z axis from vertical
-    fall_height_m: float = 0.35
-    overspeed_factor: float = 1.5  # measured |dq| above factor x the motor's rated speed -> fault
+    fall_tilt_rad: float = FALL_TILT_RAD  # inclination of the pelvis z axis from vertical
+    fall_height_m: float = FALL_HEIGHT_M
+    overspeed_factor: float = OVERSPEED_FACTOR  # measured |dq| above factor x the motor's rated speed -> fault
     # Remote buttons (decoded names) for each request; a combination is a '+'-joined set.
     buttons: dict = field(default_factory=lambda: {
         "estop": ("L1+R1", "Select"),
@@ -167,7 +168,9 @@ class Supervisor:
         self.targets = targets
         self.config = config or SupervisorConfig()
         self.limits = limits or CommandLimits()
-        self._fall_height = fall_height  # callable(RobotState) -> pelvis height estimate, or None
+        # fall_height: callable(RobotState) -> pelvis height estimate, or None
+        self._fall_check = FallCheck(self.config.fall_tilt_rad, self.config.fall_height_m,
+                                     self.config.overspeed_factor, fall_height)
         self.mode = Mode.ZERO_TORQUE
         self.fault: str | None = None
         self.fault_time: float | None = None
@@ -373,26 +376,7 @@ class Supervisor:
         return self._checked_fall
 
     def _compute_fall_reason(self, state: RobotState) -> str | None:
-        w, x, y, z = (float(v) for v in state.imu_quat)
-        norm2 = w * w + x * x + y * y + z * z
-        if not (math.isfinite(norm2) and norm2 > 1e-12):
-            return f"IMU quaternion unusable: {[w, x, y, z]}"
-        # The pelvis z axis in the world is R[:, 2]; its vertical component is 1 - 2 (x^2 + y^2) / |q|^2.
-        tilt = math.acos(min(1.0, max(-1.0, 1.0 - 2.0 * (x * x + y * y) / norm2)))
-        if tilt > self.config.fall_tilt_rad:
-            return (f"fall detected: tilt {math.degrees(tilt):.0f} deg > "
-                    f"{math.degrees(self.config.fall_tilt_rad):.0f} deg")
-        speed = np.abs(state.joint_vel)
-        limit = self.config.overspeed_factor * g1.DQ_MAX
-        if np.any(speed > limit) or not np.all(np.isfinite(speed)):
-            s = int(np.flatnonzero(~(speed <= limit))[0])
-            return (f"joint overspeed: {g1.JOINT_NAMES[s]} at {state.joint_vel[s]:+.1f} rad/s"
-                    f" (limit {limit[s]:.1f})")
-        if self._fall_height is not None:
-            h = float(self._fall_height(state))
-            if not h >= self.config.fall_height_m:
-                return f"fall detected: pelvis height estimate {h:.2f} m < {self.config.fall_height_m:.2f} m"
-        return None
+        return self._fall_check.reason(state)
 
     def _latch(self, reason: str, now: float | None) -> None:
         """Latch ``reason`` (unless a fault is already latched) and damp: one event, with the cause."""
