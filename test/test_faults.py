@@ -260,11 +260,6 @@ def test_policy_debug_fault_parameter_parser():
 def short_suite(tmp_path_factory):
     from gmt_ros.tools.faults import SuiteOptions, run_suite
 
-    if (os.cpu_count() or 1) < 4 and not os.environ.get("GMT_ROS_FAULT_SUITE"):
-        # On 2 vCPUs it passed 5/5 in 3 of 4 runs; the failing run had a sim that did not exit on
-        # SIGINT (no sim report) and one malformed window dropped from the policy's depth-2 queue
-        # (neither used nor counted as refused). Run it with GMT_ROS_FAULT_SUITE=1.
-        pytest.skip("the short fault suite is opt-in below 4 cores (GMT_ROS_FAULT_SUITE=1): not yet reliable on 2 vCPUs")
     logs = tmp_path_factory.mktemp("faults")
     opt = SuiteOptions(json_path=str(logs / "faults.json"), short=True, domain=DDS_DOMAIN, ros_domain=ROS_DOMAIN,
                        keep_logs=str(logs), realtime=True)  # as the e2e tests: ahead of other work (root)
