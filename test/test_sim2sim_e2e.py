@@ -239,6 +239,24 @@ def test_lighter_settings_keep_what_the_policy_reads():
 # ------------------------------------------------------------------------------------ the graph
 
 
+def test_a_clip_the_supervisor_stopped_is_not_reported_as_played_to_its_end():
+    from gmt_ros.tools.sim2sim_run import sim2sim_table_markdown, summary_line
+
+    fault = "fall detected: tilt 53 deg > 52 deg"
+    base = {"clip": "gmt/airkick_stand", "fell": False, "fall_time_s": None, "duration_s": 2.23, "requested_s": 6.64,
+            "completed": False, "ended_early_by": fault, "e_mpjpe_rad": 0.14, "e_mpkpe_mm": 60.0, "e_vel_mps": 0.4,
+            "e_yaw_vel_radps": 0.5, "min_pelvis_height_m": 0.6, "policy_hz": 50.0, "lowcmd_hz": 500.0, "bad_crc": 0,
+            "latency_ms": {"p50": 0.5, "p99": 2.0}, "sim": {"real_time_factor": 1.0}, "sim_real_time": True,
+            "supervisor": {"aborted": False, "modes": [{"mode": "policy"}, {"mode": "damping"}], "fault": fault}}
+    line = summary_line(base)
+    assert "STOPPED by the supervisor at 2.23 s of 6.64, upright until then" in line and "upright over" not in line
+    row = sim2sim_table_markdown([base]).splitlines()[-1]
+    assert row.startswith("| gmt/airkick_stand | 2.2 | no | no |") and fault in row
+    done = base | {"duration_s": 6.64, "completed": True, "ended_early_by": None, "supervisor": base["supervisor"] | {"fault": None}}
+    assert "upright over 6.64 s" in summary_line(done)
+    assert sim2sim_table_markdown([done]).splitlines()[-1].startswith("| gmt/airkick_stand | 6.6 | yes | no |")
+
+
 def test_cli_runs_a_clip_through_the_graph_and_reports(tmp_path, capsys):
     out = tmp_path / "report.json"
     with StealMeter() as steal:
@@ -267,6 +285,7 @@ def test_cli_runs_a_clip_through_the_graph_and_reports(tmp_path, capsys):
     assert not report["supervisor"]["aborted"], _machine(report)
     assert report["supervisor"]["policy_before_release"] is True
     assert report["fell"] is False and report["duration_s"] == pytest.approx(3.0, abs=0.05), _machine(report)
+    assert report["completed"] and report["ended_early_by"] is None and report["requested_s"] == 3.0
     assert summary.startswith("sim2sim gmt/squat: upright over 3.0")
     assert (tmp_path / "logs" / "reference.npz").is_file()
 
@@ -328,6 +347,7 @@ def test_graph_tracks_a_clip_then_a_killed_policy_leads_to_damping(tmp_path):
     assert report["supervisor"]["policy_before_release"] is True
     assert report["sim_real_time"], _machine(report)
     assert report["fell"] is False and report["duration_s"] >= 6.0, report["supervisor"]
+    assert report["completed"], report["supervisor"]  # the clip played out before the kill
     assert report["policy_hz"] >= 40.0, _machine(report)
     assert report["lowcmd_hz"] >= 450.0, _machine(report)
     assert report["e_mpjpe_rad"] < 0.2

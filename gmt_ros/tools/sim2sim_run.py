@@ -517,6 +517,8 @@ class Sim2SimSession:
         self.policy_time: float | None = None
         self.play_start: float | None = None
         self.play_end: float | None = None
+        self.scored_s: float | None = None  # the clip time to score (the clip, or --seconds of it)
+        self.ended_early_by: str | None = None  # the supervisor fault that stopped the clip
         self.stop_time: float | None = None
         self.exit_codes: dict | None = None
         self.notes: list[str] = []
@@ -737,6 +739,7 @@ class Sim2SimSession:
         obs = self.observer
         seconds = self.opt.seconds if self.opt.seconds is not None else self.clip_duration
         scored = min(seconds, self.clip_duration)
+        self.scored_s = scored
         timeout_s = timeout_s or scored + 30.0
         sent = time.time()
         cpu_start = (time.monotonic(), self.graph.cpu_seconds())
@@ -760,7 +763,9 @@ class Sim2SimSession:
             state = self.supervisor_state()
             if state.get("fault"):
                 self.notes.append(f"supervisor fault during the clip: {state['fault']}")
-                self.play_end = min(self.play_end or time.time(), time.time())
+                self.ended_early_by = state["fault"]
+                fault_time = state.get("fault_time") or time.time()
+                self.play_end = min(self.play_end or fault_time, fault_time, time.time())
                 return
             if time.monotonic() > deadline:
                 raise self._fail(f"the clip {self.clip_name} did not finish within {timeout_s:.0f} s")
@@ -813,7 +818,10 @@ class Sim2SimSession:
             n_targets = int(np.count_nonzero((targets >= t0) & (targets <= t1)))
             out.update({
                 "fell": err["fell"], "fall_time_s": None if fall_time is None else round(fall_time - t0, 3),
-                "duration_s": round(duration, 3), "requested_s": round(t1 - t0, 3),
+                "duration_s": round(duration, 3), "requested_s": round(self.scored_s, 3),
+                # Played to its end with the supervisor in policy mode, and upright.
+                "completed": self.ended_early_by is None and not err["fell"],
+                "ended_early_by": self.ended_early_by,
                 "e_mpjpe_rad": _r(err["e_mpjpe_rad"], 5), "e_mpkpe_mm": _r(err["e_mpkpe_mm"], 3),
                 "e_vel_mps": _r(err["e_vel_mps"], 5), "e_yaw_vel_radps": _r(err["e_yaw_vel_radps"], 5),
                 "min_pelvis_height_m": _r(err["min_pelvis_height_m"], 4), "max_tilt_rad": _r(err["max_tilt_rad"], 4),
@@ -821,7 +829,8 @@ class Sim2SimSession:
                 "policy_hz": round(n_targets / (t1 - t0), 2) if t1 > t0 else None,
             })
         else:
-            out.update({"fell": None, "duration_s": 0.0, "policy_hz": None})
+            out.update({"fell": None, "completed": False, "ended_early_by": self.ended_early_by, "duration_s": 0.0,
+                        "policy_hz": None})
         rtf, skipped = sim["real_time_factor"] or 0.0, sim["pacing"]["skipped_s"]
         out["sim_real_time"] = rtf >= MIN_REAL_TIME_FACTOR and skipped < 0.05
         if not out["sim_real_time"]:
@@ -917,8 +926,12 @@ def summary_line(r: dict) -> str:
         status = "NOT PLAYED (supervisor fault before the clip)"
     elif r.get("fell") is None:
         status = "not scored"
+    elif r["fell"]:
+        status = f"FELL at {r['fall_time_s']:.2f} s"
+    elif r.get("ended_early_by"):
+        status = f"STOPPED by the supervisor at {r['duration_s']:.2f} s of {r['requested_s']:.2f}, upright until then"
     else:
-        status = f"FELL at {r['fall_time_s']:.2f} s" if r["fell"] else "upright"
+        status = "upright"
     lat = r.get("latency_ms") or {}
     modes = ">".join(m["mode"] for m in r["supervisor"]["modes"])
     errors = (f" | E_mpjpe {r['e_mpjpe_rad']:.3f} rad | E_mpkpe {r['e_mpkpe_mm']:.1f} mm | E_vel {r['e_vel_mps']:.3f} m/s"
@@ -987,9 +1000,9 @@ def cmd_sim2sim(args) -> int:
 def sim2sim_table_markdown(rows) -> str:
     """The `gmt-ros eval-all` columns plus the graph's rates, the sim's real-time factor and any
     supervisor fault."""
-    head = ("| clip | s | fell | E_mpjpe rad | E_mpkpe mm | E_vel m/s | E_yaw_vel rad/s | min pelvis m "
+    head = ("| clip | s | to the end | fell | E_mpjpe rad | E_mpkpe mm | E_vel m/s | E_yaw_vel rad/s | min pelvis m "
             "| lowcmd Hz | policy Hz | latency p50 / p99 ms | sim × real time | fault |\n")
-    head += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    head += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 
     def f(x, spec):
         return "–" if x is None else format(x, spec)
@@ -997,13 +1010,14 @@ def sim2sim_table_markdown(rows) -> str:
     lines = []
     for r in rows:
         if r.get("error"):
-            lines.append(f"| {r['clip']} | – | did not run: {r['error'].splitlines()[0]} |" + " |" * 10)
+            lines.append(f"| {r['clip']} | – | did not run: {r['error'].splitlines()[0]} |" + " |" * 11)
             continue
         lat = r.get("latency_ms") or {}
         fell = "–" if r.get("fell") is None else ("yes" if r["fell"] else "no")
+        to_end = "yes" if r.get("completed") else "no"
         fault = (r["supervisor"].get("fault") or "").replace("|", "/")
         lines.append(
-            f"| {r['clip']} | {r['duration_s']:.1f} | {fell} | {f(r.get('e_mpjpe_rad'), '.3f')} |"
+            f"| {r['clip']} | {r['duration_s']:.1f} | {to_end} | {fell} | {f(r.get('e_mpjpe_rad'), '.3f')} |"
             f" {f(r.get('e_mpkpe_mm'), '.1f')} | {f(r.get('e_vel_mps'), '.3f')} | {f(r.get('e_yaw_vel_radps'), '.3f')} |"
             f" {f(r.get('min_pelvis_height_m'), '.2f')} | {f(r.get('lowcmd_hz'), '.1f')} | {f(r.get('policy_hz'), '.1f')} |"
             f" {f(lat.get('p50'), '.2f')} / {f(lat.get('p99'), '.2f')} | {f(r['sim'].get('real_time_factor'), '.2f')} |"
@@ -1033,7 +1047,10 @@ def cmd_sim2sim_all(args) -> int:
     _write(args.markdown, table)
     ran = [r for r in rows if not r.get("error")]
     fell = sum(bool(r.get("fell")) for r in ran)
-    print(f"{len(rows)} clips, {len(ran)} ran, {fell} fell, {time.time() - started:.0f} s wall")
+    completed = sum(bool(r.get("completed")) for r in ran)
+    stopped = sum(bool(r.get("ended_early_by")) and not r.get("fell") for r in ran)
+    print(f"{len(rows)} clips, {len(ran)} ran, {completed} to the end upright, {fell} fell, {stopped} stopped by the "
+          f"supervisor, {time.time() - started:.0f} s wall")
     return 0 if len(ran) == len(rows) else 1
 
 
