@@ -83,9 +83,11 @@ def measure(contract, clip, start: str, dr: str | None, seed: int, seconds: floa
     from sim2sim.evaluate import run_episode
 
     dr_arg = None if dr in (None, "none") else dr
-    raw = run_episode(contract, clip, seconds, seed=seed, start=start, dr=dr_arg, policy=policy, command_limits=None)
+    # The fall check off: it would cut a run short at its threshold, hiding what the targets did next.
+    raw = run_episode(contract, clip, seconds, seed=seed, start=start, dr=dr_arg, policy=policy, command_limits=None,
+                      fall_check=None)
     lim = run_episode(contract, clip, seconds, seed=seed, start=start, dr=dr_arg, policy=policy,
-                      command_limits=CommandLimits(gross_margin_rad=math.inf))
+                      command_limits=CommandLimits(gross_margin_rad=math.inf), fall_check=None)
     c = lim.clipped
     return Row(
         clip=clip.name if clip.name else "?", start=start, dr=dr or "none", seed=seed,
@@ -116,7 +118,7 @@ def broken_policy_check(contract, clip, margin: float, scale: float = 100.0, sec
     broken = TrackingPolicy(contract)
     broken.network = _ScaledNetwork(broken.network, scale)
     return run_episode(contract, clip, seconds, start="default", policy=broken,
-                       command_limits=CommandLimits(gross_margin_rad=margin))
+                       command_limits=CommandLimits(gross_margin_rad=margin), fall_check=None)
 
 
 def table_markdown(rows) -> str:

@@ -2,6 +2,7 @@
 
 Real MuJoCo and the shipped TWIST2 student; episodes of 0.5-1.5 s.
 """
+import json
 import math
 
 import numpy as np
@@ -183,3 +184,23 @@ def test_the_bridge_fall_check_runs_on_every_state_and_ends_the_episode_like_a_f
     low = run_episode(contract, squat, seconds=1.0, policy=policy,
                       fall_check=bridge_fall_check(height_m=healthy.min_height_estimate_m + 0.01))
     assert low.fall_detected.startswith("fall detected: pelvis height estimate")
+
+
+def test_fall_report_recommends_thresholds_outside_the_upright_runs_and_the_references(capsys, tmp_path):
+    from sim2sim import fall_report
+
+    def row(fell, tilt, ref_tilt, height, ref_height):
+        return fall_report.Row("a", "clip", "none", 0, fell, 1.0 if fell else None, None, tilt, height, ref_tilt,
+                               ref_height, 2.0)
+
+    rows = [row(False, 0.55, 0.86, 0.50, 0.42), row(False, 0.62, 0.30, 0.47, 0.60), row(True, 1.5, 0.3, 0.1, 0.7)]
+    # The reference's 0.86 rad (a kick) + 0.15 -> 1.01 -> 1.05; its 0.42 m - 0.05 -> 0.37 -> 0.35. The fall sets neither.
+    assert fall_report.recommend(rows) == (pytest.approx(1.05), pytest.approx(0.35))
+    with pytest.raises(ValueError, match="no run stayed upright"):
+        fall_report.recommend(rows[2:])
+    assert fall_report.main(["--clips", "gmt/squat", "--dr", "none", "--starts", "default", "--seconds", "1.0",
+                             "--json", str(tmp_path / "fall.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| gmt/squat | default | none | 0 | – |" in out and "recommended: fall_tilt_rad" in out
+    saved = json.loads((tmp_path / "fall.json").read_text())
+    assert saved["rows"][0]["fell"] is False and 0.0 < saved["rows"][0]["max_imu_tilt_rad"] < 0.5
