@@ -17,8 +17,9 @@ supervisor.startup_check; every
 supervisor.tick(state, target) ->              writer (own thread,   ``command_rate_hz`` (500),
 pack_lowcmd -> rt/lowcmd (dry_run: no          absolute deadlines)   preview ``preview_rate_hz``
 writer; /gmt/lowcmd_preview(_gains) instead)
-``target_topic`` JointState -> TargetMapper    executor (main)       policy rate (≈ 50 Hz)
--> latest target, aged from header.stamp
+``target_topic`` JointState -> TargetMapper    writer: the newest    policy rate (≈ 50 Hz)
+-> latest target, aged from header.stamp       sample, taken at
+                                               each tick
 /gmt/supervisor/{start,policy,hold,stop,       executor              on request
 estop,clear} (std_srvs/Trigger),
 /gmt/supervisor/request (std_msgs/String)
@@ -74,6 +75,7 @@ from gmt_ros.core.lowlevel import (
 )
 from gmt_ros.core.remote import BUTTON_NAMES, decode_remote
 from gmt_ros.core.supervisor import Mode, Request, RequestOutcome, Supervisor, SupervisorConfig, targets_from_contract
+from gmt_ros.nodes.polled_topics import PolledTopics
 
 NODE_NAME = "gmt_bridge"
 SUPERVISOR_NS = "/gmt/supervisor"
@@ -243,8 +245,11 @@ class BridgeNode(Node):
         if p["dry_run"]:
             self._pub_preview = self.create_publisher(JointState, PREVIEW_TOPIC, 10)
             self._pub_preview_gains = self.create_publisher(Float64MultiArray, PREVIEW_GAINS_TOPIC, 10)
-        # Best effort accepts both reliable and best-effort target publishers.
-        self.create_subscription(JointState, p["target_topic"], self._on_target, qos_profile_sensor_data)
+        # Best effort accepts both reliable and best-effort target publishers. The writer takes the
+        # newest target from the DDS reader at each tick (gmt_ros.nodes.polled_topics): a target
+        # does not wait for this node's executor, which may be busy or starved of CPU.
+        self._readers = PolledTopics(f"{NODE_NAME}_target_reader", context=self.context)
+        self._targets_in = self._readers.subscribe(JointState, p["target_topic"], qos_profile_sensor_data)
         for req in Request:
             self.create_service(Trigger, f"{SUPERVISOR_NS}/{req.value}", functools.partial(self._on_service, req))
         self.create_subscription(String, REQUEST_TOPIC, self._on_request_topic, 10)
@@ -372,10 +377,21 @@ class BridgeNode(Node):
         self._pub_joy.publish(joy)
 
     # ---------------------------------------------------------------------------------------
-    # targets and operator requests (executor)
+    # targets (writer thread) and operator requests (executor)
 
-    def _on_target(self, msg: JointState) -> None:
-        received = time.monotonic()
+    def _poll_target(self) -> None:
+        try:
+            got = self._targets_in.take_newest()
+        except Exception as exc:  # an undecodable sample: the supervisor ages the previous target
+            self.counters.rejected_targets += 1
+            self.get_logger().warning(f"could not take a target sample: {exc!r}", throttle_duration_sec=1.0)
+            return
+        if got is not None:
+            self._on_target(*got)
+
+    def _on_target(self, msg: JointState, received: float | None = None) -> None:
+        """A new PD target; ``received``: when DDS received it (time.monotonic())."""
+        received = time.monotonic() if received is None else received
         try:
             cmd = self._mapper.command(msg.name, msg.position, msg.velocity, msg.effort)
         except ValueError as exc:
@@ -384,26 +400,30 @@ class BridgeNode(Node):
             with self._sup_lock:
                 if self._sup.mode is Mode.POLICY:  # the policy is broken: do not wait for the target to go stale
                     self._sup.fault_now(f"invalid PD target on {self.params['target_topic']}: {exc}", received)
-            self._report()
+            self._trigger_report()
             return
-        age_at_arrival = 0.0
+        computed_at = received  # without a stamp: aged from its arrival
         stamp = Time.from_msg(msg.header.stamp)
         if stamp.nanoseconds > 0:
-            age_at_arrival = (self.get_clock().now() - stamp).nanoseconds * 1e-9
-            if age_at_arrival < -0.01:
+            taken = time.monotonic()
+            age = (self.get_clock().now() - stamp).nanoseconds * 1e-9
+            if age < -0.01:
                 self.get_logger().warning(
-                    f"target header.stamp is {-age_at_arrival:.3f} s in the future (clock skew?); using arrival time",
+                    f"target header.stamp is {-age:.3f} s in the future (clock skew?); using arrival time",
                     throttle_duration_sec=5.0,
                 )
+            else:
+                computed_at = min(taken - max(age, 0.0), received)
+        age_at_arrival = received - computed_at
         previous = self._latest_target
-        self._latest_target = (cmd, received - max(age_at_arrival, 0.0))
+        self._latest_target = (cmd, computed_at)
         self.counters.targets += 1
         if previous is not None and received - self._last_target_arrival > LATE_TARGET_GAP_S:
             # Say which side was late: the policy (its stamps are as far apart) or the way here.
             self.get_logger().warning(
                 f"PD targets arrived {1e3 * (received - self._last_target_arrival):.1f} ms apart, their stamps "
                 f"{1e3 * (self._latest_target[1] - previous[1]):.1f} ms apart; this one "
-                f"{1e3 * max(age_at_arrival, 0.0):.1f} ms old",
+                f"{1e3 * age_at_arrival:.1f} ms old",
                 throttle_duration_sec=1.0)
         self._last_target_arrival = received
 
@@ -507,6 +527,7 @@ class BridgeNode(Node):
         if self._shutdown_until is not None and now >= self._shutdown_until:
             return False
         state = self._latest_state
+        self._poll_target()
         target = self._latest_target
         with self._sup_lock:
             decision = self._sup.tick(
@@ -625,6 +646,12 @@ class BridgeNode(Node):
                 self._sup.fault_now("shutting down", now)
             self._shutdown_until = now + self.params["shutdown_damping_s"]
             self._trigger_report()
+
+    def destroy_node(self) -> None:
+        readers = getattr(self, "_readers", None)
+        if readers is not None:
+            readers.destroy()
+        super().destroy_node()
 
     def shutdown(self) -> None:
         """begin_shutdown, wait for the damping to end, close the DDS endpoints."""

@@ -41,6 +41,7 @@ from trajectory_msgs.msg import JointTrajectory
 from gmt_ros.core import g1, process_tuning
 from gmt_ros.core.clip_library import list_clips
 from gmt_ros.core.playback import STANDING_HEIGHT, MotionPlayer
+from gmt_ros.nodes.polled_topics import PolledTopics
 from gmt_ros.nodes.window_codec import encode_window
 
 NODE_NAME = "gmt_motion_player"
@@ -93,7 +94,10 @@ class MotionPlayerNode(Node):
         self._pub_window = self.create_publisher(JointTrajectory, p["motion_target_topic"], WINDOW_QOS)
         self._pub_status = self.create_publisher(String, "/gmt/player/status", 10)
         self.create_subscription(String, "/gmt/player/command", self._on_command, COMMAND_QOS)
-        self.create_subscription(JointState, p["joint_states_topic"], self._on_joint_states, STATE_QOS)
+        # Polled when a command needs the robot's joints, not delivered at the bridge's 100 Hz
+        # (the executor's CPU per message; see gmt_ros.nodes.polled_topics).
+        self._readers = PolledTopics(f"{NODE_NAME}_state_reader", context=self.context)
+        self._joint_states_in = self._readers.subscribe(JointState, p["joint_states_topic"], STATE_QOS)
         self.create_service(Trigger, "/gmt/player/stop", self._srv_stop)
         self.create_service(Trigger, "/gmt/player/play_next", self._srv_play_next)
         self.create_service(SetBool, "/gmt/player/loop", self._srv_loop)
@@ -118,12 +122,19 @@ class MotionPlayerNode(Node):
             values[name] = raw
         return values
 
+    def destroy_node(self) -> None:
+        readers = getattr(self, "_readers", None)
+        if readers is not None:
+            readers.destroy()
+        super().destroy_node()
+
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
     # ------------------------------------------------------------------ inputs
 
-    def _on_joint_states(self, msg: JointState) -> None:
+    def _on_joint_states(self, msg: JointState, received: float | None = None) -> None:
+        received = time.monotonic() if received is None else received
         names = tuple(msg.name)
         if self._joint_cols is None or self._joint_cols[0] != names:
             index = {n: i for i, n in enumerate(names)}
@@ -135,9 +146,16 @@ class MotionPlayerNode(Node):
             return
         q = np.asarray(msg.position, dtype=np.float64)[self._joint_cols[1]]
         if np.all(np.isfinite(q)):
-            self._joints = (time.monotonic(), q)
+            self._joints = (received, q)
 
     def _robot_joints(self):
+        try:
+            got = self._joint_states_in.take_newest()
+        except Exception as exc:  # an undecodable sample: keep the previous one
+            self.get_logger().warning(f"could not take a joint-state sample: {exc!r}", throttle_duration_sec=5.0)
+            got = None
+        if got is not None:
+            self._on_joint_states(*got)
         if self._joints is None or time.monotonic() - self._joints[0] > self.params["joint_state_max_age_s"]:
             return None
         return self._joints[1]

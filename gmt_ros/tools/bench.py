@@ -438,20 +438,20 @@ def _probe_bridge(records: _Records, argv: list[str]) -> int:
             super()._on_lowstate(msg)
             states.append((t, wall, msg.tick))
 
-        def _on_target(self, msg):
+        def _on_target(self, msg, received=None):
             before = self._latest_target
-            super()._on_target(msg)
+            super()._on_target(msg, received)
             after = self._latest_target
             if after is not before:
                 self._bench_targets = self._bench_targets[-7:] + [(after, _stamp_ns(msg.header.stamp))]
 
         def _tick(self, now, msg, preview):
-            target, sent = self._latest_target, self.counters.lowcmd
+            sent = self.counters.lowcmd
             ok = super()._tick(now, msg, preview)
             done = time.monotonic()
-            stamp = 0
-            if target is not None and target is self._latest_target:  # else replaced mid-tick: unknown
-                stamp = next((s for tup, s in reversed(self._bench_targets) if tup is target), 0)
+            # The tick took the newest target at its start, in this thread: nothing replaced it since.
+            target = self._latest_target
+            stamp = next((s for tup, s in reversed(self._bench_targets) if tup is target), 0) if target else 0
             writes.append((done, stamp, self._sup.mode is Mode.POLICY, self.counters.lowcmd != sent))
             return ok
 
@@ -472,9 +472,9 @@ def _probe_policy(records: _Records, argv: list[str]) -> int:
             super().__init__(**kwargs)
             self.policy.step = self._bench_step = _Timed(self.policy.step)
 
-        def _on_joint_states(self, msg):
-            received = time.monotonic()
-            super()._on_joint_states(msg)
+        def _on_joint_states(self, msg, received=None):
+            received = time.monotonic() if received is None else received  # when DDS received it
+            super()._on_joint_states(msg, received)
             joints = self._joints
             if joints is not None:
                 self._bench_js = self._bench_js[-15:] + [(joints[1], _stamp_ns(msg.header.stamp), received)]

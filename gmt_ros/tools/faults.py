@@ -155,7 +155,7 @@ def node_settings() -> dict:
     bridge, policy = params(graph.BRIDGE), params(graph.POLICY)
     return {"state_timeout_s": float(bridge["state_timeout_s"]), "target_timeout_s": float(bridge["target_timeout_s"]),
             "window_max_age_s": float(policy["window_max_age_s"]), "fall_tilt_rad": float(bridge["fall_tilt_rad"]),
-            "fall_height_m": float(bridge["fall_height_m"])}
+            "fall_height_m": float(bridge["fall_height_m"]), "gross_margin_rad": float(bridge["gross_margin_rad"])}
 
 
 def player_window_s(overrides: dict) -> float:
@@ -185,7 +185,7 @@ class Probe:
     (corrupted ones flagged; finite ones beyond a joint limit by more than the supervisor's gross
     margin listed apart), the policy's parameter service, a motion-target publisher."""
 
-    def __init__(self, observer):
+    def __init__(self, observer, gross_margin_rad: float):
         from rcl_interfaces.srv import SetParameters
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
@@ -196,6 +196,7 @@ class Probe:
         self.targets: list[tuple[float, float, bool]] = []  # (receipt, header stamp, corrupted)
         self.gross: list[tuple[float, float, str]] = []  # (receipt, stamp, joint) of targets the limits refuse
         self._slots: tuple[tuple, np.ndarray] | None = None
+        self._margin = float(gross_margin_rad)  # the bridge's, as the graph runs it
         node = observer.node
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         node.create_subscription(JointState, "/gmt/joint_targets", self._on_target, reliable)
@@ -214,15 +215,13 @@ class Probe:
                 self.gross.append((now, stamp, gross))
 
     def _gross_joint(self, names: tuple, q: np.ndarray) -> str | None:
-        """The first joint whose target is beyond its limit by more than CommandLimits' gross margin."""
+        """The first joint whose target is beyond its limit by more than the bridge's gross margin."""
         from gmt_ros.core import g1
-        from gmt_ros.core.command_limits import CommandLimits
 
         if self._slots is None or self._slots[0] != names:
             if any(n not in g1.SLOT_OF for n in names) or len(names) != q.size:
                 return None
             self._slots = (names, np.array([g1.SLOT_OF[n] for n in names]))
-            self._margin = CommandLimits().gross_margin_rad
         slots = self._slots[1]
         excess = np.maximum(g1.Q_MIN[slots] - q, q - g1.Q_MAX[slots])
         i = int(np.argmax(excess))
@@ -363,7 +362,8 @@ class FaultRun:
     def _tracking_run(self) -> None:
         session = self.session
         session.start()  # nodes, gantry, damping -> ramp -> hold -> policy, release, settle
-        self.probe = Probe(session.observer)
+        margin = session.graph.extra.get("bridge", {}).get("gross_margin_rad", node_settings()["gross_margin_rad"])
+        self.probe = Probe(session.observer, float(margin))
         session.observer.publish_command(f"play {session.clip_name}")
         for i, fault in enumerate(self.faults):
             inj = Injection(fault)
