@@ -898,14 +898,14 @@ def test_live_tilt_is_a_fall_and_damps(live, robot, ros):
     robot.quat_wxyz = [math.cos(0.6), math.sin(0.6), 0.0, 0.0]  # rolled 1.2 rad = 69 deg
     try:
         st = ros.wait_status(lambda s: s["fault"] is not None)
-        assert st["fault"] == "fall detected: tilt 69 deg > 52 deg" and st["mode"] == "damping", st
+        assert st["fault"] == "fall detected: tilt 69 deg > 66 deg" and st["mode"] == "damping", st
         first_damping_after(robot, t_fall)
     finally:
         robot.quat_wxyz = upright
     # Clear only once upright states have reached the bridge: a tilted one still in flight would
     # (rightly) fault the next test's ramp as a fall.
     time.sleep(0.1)
-    assert ros.call("clear") == (True, "cleared: fall detected: tilt 69 deg > 52 deg")
+    assert ros.call("clear") == (True, "cleared: fall detected: tilt 69 deg > 66 deg")
 
 
 @pytest.mark.slow

@@ -70,6 +70,7 @@ from gmt_ros.core.command import JointCommand
 from gmt_ros.core.command_limits import GROSS_MARGIN_RAD, CommandLimits
 from gmt_ros.core.command_source import TargetMapper, gains_from_contract
 from gmt_ros.core.contract import load_contract
+from gmt_ros.core.fall_check import FALL_HEIGHT_M, FALL_TILT_RAD
 from gmt_ros.core.lowlevel import (
     CrcMismatchError, FastLowCmd_, FastLowState_, live_motor_slots, new_lowcmd, pack_lowcmd, unpack_lowstate,
 )
@@ -99,9 +100,9 @@ PARAMETERS = {
     "state_timeout_s": (0.1, float, "no rt/lowstate for this long: fault -> damping"),
     "ramp_time_s": (3.0, float, "minimum-jerk ramp from the measured pose to the default pose"),
     "damping_kd": (g1.DAMPING_KD, float, "kd of the damping command (kp 0) on every motor"),
-    "fall_tilt_rad": (0.9, float, "pelvis inclination from vertical above this: fall -> damping"),
+    "fall_tilt_rad": (FALL_TILT_RAD, float, "pelvis inclination from vertical above this: fall -> damping"),
     "fall_height_check": (True, bool, "also detect falls from a pelvis height estimate (IMU + leg kinematics, MuJoCo model)"),
-    "fall_height_m": (0.35, float, "pelvis height estimate below this: fall -> damping"),
+    "fall_height_m": (FALL_HEIGHT_M, float, "pelvis height estimate below this: fall -> damping"),
     "startup_check_states": (10, int, "rt/lowstate messages (after the first) whose live motor slots and mode_machine are checked against the contract"),
     "release_motion_service": (False, bool, "at start, release the robot's built-in motion service with MotionSwitcherClient (CheckMode/ReleaseMode)"),
     "dry_run": (True, bool, "publish what would be sent on /gmt/lowcmd_preview and never write rt/lowcmd"),
