@@ -254,3 +254,25 @@ def test_bad_settings_and_inputs_are_refused(library):
         p.observe_joints(np.full(29, np.nan))
     with pytest.raises(ValueError, match="n must be an integer >= 2"):
         p.window(T0, n=1)
+
+
+def test_settle_to_standing_eases_from_the_frame_to_standing_below_it_then_stands():
+    from gmt_ros.core.frames import MotionFrames
+    from gmt_ros.core.playback import STANDING_HEIGHT, settle_to_standing
+
+    q = rotations.from_rpy(np.array([0.3, -0.2, 1.0]))  # leaning, heading 1 rad
+    pose = g1.DEFAULT_POSE + 0.4
+    source = MotionFrames(root_pos=np.array([[1.0, 2.0, 0.6]]), root_quat=q[None], root_lin_vel=np.array([[0.5, 0, 0]]),
+                          root_ang_vel=np.zeros((1, 3)), joint_pos=pose[None], joint_vel=np.zeros((1, 29)))
+    w = settle_to_standing(source, start=10.0, duration=1.0, n=80, dt=0.02)
+    f = w.frames
+    assert w.start_time == 10.0 and len(f) == 80 and w.joint_mask.all()
+    np.testing.assert_allclose(f.joint_pos[0], pose)  # starts exactly at the source: no jump
+    np.testing.assert_allclose(f.root_pos[0], [1.0, 2.0, 0.6])
+    end = w.sample(11.5)
+    np.testing.assert_allclose(end.joint_pos[0], g1.DEFAULT_POSE, atol=1e-12)
+    np.testing.assert_allclose(end.root_pos[0], [1.0, 2.0, STANDING_HEIGHT])  # below the source
+    roll, pitch, yaw = rotations.to_rpy(end.root_quat[0])
+    assert abs(roll) < 1e-9 and abs(pitch) < 1e-9 and yaw == pytest.approx(1.0)  # level, same heading
+    assert np.abs(f.joint_vel[0]).max() < 1e-9 and np.abs(end.joint_vel).max() == 0.0  # eased at both ends
+    assert np.abs(f.joint_vel[25]).max() > 0.4  # moving in the middle

@@ -166,8 +166,8 @@ class Robot:
 
 
 @pytest.fixture
-def rig():
-    node = PolicyProcess()
+def rig(request):
+    node = PolicyProcess(**getattr(request, "param", {}))
     robot = None
     try:
         robot = Robot(node.topics)
@@ -189,6 +189,8 @@ def _robot_state():
                       imu_gyro=GYRO.copy(), imu_acc=ACC.copy())
 
 
+# One window tracked for 2.6 s: no stale-window fallback meanwhile.
+@pytest.mark.parametrize("rig", [{"window_timeout_s": 30.0}], indirect=True)
 def test_tracks_a_clip_at_50_hz_exactly_as_tracking_policy(rig):
     node, robot = rig
     robot.sending = True
@@ -295,3 +297,29 @@ def test_bad_parameters_stop_the_node_with_one_clear_line():
                           cwd=REPO, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1
     assert "cannot start: policy contract" in proc.stderr + proc.stdout and "no_such_policy" in proc.stderr + proc.stdout
+
+
+def test_a_producer_that_stops_leaves_the_robot_easing_to_standing_and_holding(rig):
+    """window_timeout_s (0.5 s in config/policy.yaml) after the last accepted window, the node
+    follows an easing to the standing pose (stale_blend_s, 1 s) and keeps publishing: the targets
+    settle; a new window is followed again."""
+    node, robot = rig
+    robot.sending = True
+    time.sleep(0.3)
+    robot.pub_target.publish(_clip_window_message(robot, n=50))  # 1 s of a walk, then silence
+    sent = time.monotonic()
+    time.sleep(3.5)
+    got = robot.received()
+    assert "motion target stale: none accepted for 0." in node.log(), node.log()
+    late = np.array([m.position for m in robot.received(since=sent + 3.0)])
+    assert len(late) >= 15, f"only {len(late)} targets in the last 0.5 s: the node stopped publishing"
+    moving = np.array([m.position for m in got[:25]])  # the walk's first half second
+    # Standing still on a constant robot state: the targets stop changing (the walk's do not).
+    assert np.abs(np.diff(late, axis=0)).max() < 1e-3 < np.abs(np.diff(moving, axis=0)).max()
+    robot.pub_target.publish(_clip_window_message(robot, n=100))
+    deadline = time.monotonic() + 3.0
+    while "motion target resumed" not in node.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    node.stop()
+    assert "motion target resumed: following the new windows again" in node.log()
+    assert node.log().count("motion target stale:") == 1

@@ -174,6 +174,33 @@ class _Play(_Segment):
         return float(min(max(t - self.start, 0.0), self.clip.duration))
 
 
+def standing_frame(source: MotionFrames, standing_height: float = STANDING_HEIGHT,
+                   default_pose: np.ndarray | None = None) -> MotionFrames:
+    """The standing frame below ``source``'s (first frame) x, y, with its heading."""
+    pose = g1.DEFAULT_POSE if default_pose is None else default_pose
+    pos = np.array([[source.root_pos[0, 0], source.root_pos[0, 1], standing_height]])
+    zeros3 = np.zeros((1, 3))
+    return MotionFrames(root_pos=pos, root_quat=rotations.yaw_quat(source.root_quat[:1]), root_lin_vel=zeros3,
+                        root_ang_vel=zeros3.copy(), joint_pos=np.array(pose, dtype=np.float64)[None].copy(),
+                        joint_vel=np.zeros((1, g1.NUM_BODY_JOINTS)))
+
+
+def settle_to_standing(source: MotionFrames, start: float, duration: float, n: int, dt: float,
+                       standing_height: float = STANDING_HEIGHT, default_pose: np.ndarray | None = None) -> MotionWindow:
+    """A window from ``start``: ease from ``source`` (one frame, every joint set) to standing below
+    it over ``duration`` (the player's blend), then stand. What a consumer follows once its motion
+    producer has gone quiet: a safe pose, reached without a jump."""
+    target = standing_frame(source, standing_height, default_pose)
+    blend = _Blend(BLENDING_OUT, start, duration, source, target)
+    times = start + dt * np.arange(int(n))
+    moving = times < blend.end
+    parts = [blend.frames(times[moving])] if np.any(moving) else []
+    if not np.all(moving):
+        parts.append(_repeat(target, int(np.count_nonzero(~moving))))
+    return MotionWindow(start_time=float(start), dt=float(dt), frames=_concat(parts),
+                        joint_mask=np.ones(g1.NUM_BODY_JOINTS, dtype=bool))
+
+
 class MotionPlayer:
     """Plays clips from a library as a continuous reference; see the module docstring.
 
@@ -342,12 +369,7 @@ class MotionPlayer:
             self._current = self._successor(self._current, self._queue)
 
     def _standing(self, source: MotionFrames) -> MotionFrames:
-        """The standing frame below ``source``'s x, y with its heading."""
-        pos = np.array([[source.root_pos[0, 0], source.root_pos[0, 1], self.standing_height]])
-        zeros3 = np.zeros((1, 3))
-        return MotionFrames(root_pos=pos, root_quat=rotations.yaw_quat(source.root_quat[:1]), root_lin_vel=zeros3,
-                            root_ang_vel=zeros3.copy(), joint_pos=self.default_pose[None].copy(),
-                            joint_vel=np.zeros((1, g1.NUM_BODY_JOINTS)))
+        return standing_frame(source, self.standing_height, self.default_pose)
 
     def _blend_in(self, name: str, start: float, source: MotionFrames) -> _Blend:
         clip = self._clips[name]

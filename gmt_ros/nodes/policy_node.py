@@ -30,8 +30,10 @@ Each tick publishes nothing (the bridge's supervisor then damps on the stale tar
 or older than state_max_age_s, or no motion target has been accepted yet; the reason is logged,
 at most once per log_throttle_s per reason. Motion targets are checked when they arrive (decoded,
 not older than window_max_age_s, reaching the policy's look-ahead): a refused window is never
-given to the policy. The latest accepted window stays in use until a newer one is accepted; past
-its last frame it holds the last pose. The first tick of every tracking run (after start-up or
+given to the policy. The latest accepted window stays in use until a newer one is accepted, for at
+most window_timeout_s: then the producer is taken to have stopped, and the node follows an easing
+from the reference at that moment to the standing pose (stale_blend_s), held until a new window
+is accepted, so a robot is not left in mid-motion or dropped into damping. The first tick of every tracking run (after start-up or
 after publishing nothing) resets the policy's history and last action, as at an episode start.
 
 TEST ONLY: the parameter ``debug_fault`` (default '' = off; settable at run time) makes the node
@@ -62,6 +64,7 @@ from trajectory_msgs.msg import JointTrajectory
 from gmt_ros.core import g1, process_tuning
 from gmt_ros.core.contract import load_contract
 from gmt_ros.core.frames import MotionFrames, MotionWindow
+from gmt_ros.core.playback import settle_to_standing
 from gmt_ros.core.policy import TrackingPolicy
 from gmt_ros.core.state import RobotState
 from gmt_ros.core.window_check import MotionTargetError, check_window_timing
@@ -81,6 +84,8 @@ PARAMETERS = {
     "joint_targets_topic": ("/gmt/joint_targets", str, "sensor_msgs/JointState PD targets by joint name (out)"),
     "timing_topic": ("/gmt/policy/timing", str, "std_msgs/Float32MultiArray per tick: period_ms, step_ms, published"),
     "window_max_age_s": (0.5, float, "refuse a motion target whose first frame is older than this on arrival"),
+    "window_timeout_s": (0.5, float, "no motion target accepted for this long: ease to the standing pose and hold it"),
+    "stale_blend_s": (1.0, float, "how long that easing to the standing pose takes"),
     "state_max_age_s": (0.1, float, "publish nothing when /joint_states or /imu is older than this"),
     "log_throttle_s": (2.0, float, "log each reason for publishing nothing at most this often"),
     "debug_fault": ("", str, "TEST ONLY fault injection (docs/FAULTS.md): 'nan' or 'huge' [@T s after being set] "
@@ -154,7 +159,7 @@ class PolicyNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         p = self._read_parameters()
         self.params = p
-        for name in ("window_max_age_s", "state_max_age_s", "log_throttle_s"):
+        for name in ("window_max_age_s", "window_timeout_s", "stale_blend_s", "state_max_age_s", "log_throttle_s"):
             if not (math.isfinite(p[name]) and p[name] > 0):
                 raise PolicyConfigError(f"parameter {name} must be positive, got {p[name]}")
         self.policy = TrackingPolicy(load_contract(p["contract"]))
@@ -179,14 +184,16 @@ class PolicyNode(Node):
         self._joints = None  # (receipt monotonic time, pos (29,), vel (29,), tau (29,))
         self._imu = None  # (receipt monotonic time, quat wxyz, gyro, acc)
         self._window = None  # latest accepted MotionWindow
+        self._window_at = 0.0  # when it was accepted (time.monotonic())
+        self._fallback = None  # the settle-to-standing window once the motion target went stale
         self._joint_order: tuple[tuple[str, ...], np.ndarray] | None = None
         self._last_log: dict[str, float] = {}
         self._tracking = False
         self._skip_reason = "not started"
         self._last_tick: float | None = None
         self.stats = TickStats()
-        self.counts = {"ticks": 0, "published": 0, "windows": 0, "rejected_windows": 0, "bad_state": 0,
-                       "policy_errors": 0}
+        self.counts = {"ticks": 0, "published": 0, "windows": 0, "rejected_windows": 0, "stale_windows": 0,
+                       "bad_state": 0, "policy_errors": 0}
 
         self._readers = PolledTopics(f"{NODE_NAME}_state_reader", context=self.context)
         self._joint_states_in = self._readers.subscribe(JointState, p["joint_states_topic"], STATE_QOS)
@@ -304,13 +311,35 @@ class PolicyNode(Node):
             self._log_once_in_a_while(f"window_{exc.reason}", f"refused motion target ({exc.reason}): {exc}")
             return
         with self._lock:
-            self._window = window
+            self._window, self._window_at = window, time.monotonic()
         self.counts["windows"] += 1
 
     # ------------------------------------------------------------------ control tick
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _stale_fallback(self, window, window_at: float, mono: float, now: float):
+        """The window to follow: the latest accepted one, or, once none has been accepted for
+        window_timeout_s (the producer stopped), an easing from the reference at that moment to
+        the standing pose, held until a new window is accepted."""
+        if window is None or mono - window_at <= self.params["window_timeout_s"]:
+            if self._fallback is not None and window is not None:
+                self._fallback = None
+                self.get_logger().info("motion target resumed: following the new windows again")
+            return window
+        if self._fallback is None:
+            source = window.sample(now)
+            unsupplied = ~window.joint_mask
+            source.joint_pos[0, unsupplied] = g1.DEFAULT_POSE[unsupplied]  # no data: ease from standing
+            blend = self.params["stale_blend_s"]
+            n = int(math.ceil((blend + self.horizon_s) / self.dt)) + 2
+            self._fallback = settle_to_standing(source, now, blend, n, self.dt)
+            self.counts["stale_windows"] += 1
+            self.get_logger().warning(
+                f"motion target stale: none accepted for {mono - window_at:.2f} s (window_timeout_s "
+                f"{self.params['window_timeout_s']:g}): easing to the standing pose over {blend:g} s and holding it")
+        return self._fallback
 
     def _robot_state(self, mono: float) -> tuple[RobotState | None, str, str]:
         """(state, "", "") or (None, reason code, what is wrong)."""
@@ -343,7 +372,8 @@ class PolicyNode(Node):
         published = False
         state, reason, why = self._robot_state(mono)
         with self._lock:
-            window = self._window
+            window, window_at = self._window, self._window_at
+        window = self._stale_fallback(window, window_at, mono, now)
         if state is not None and window is None:
             reason, why = "no_window", f"no motion target accepted yet on {self.params['motion_target_topic']}"
         if not reason:

@@ -70,7 +70,10 @@ MALFORMED_S = 1.0  # malformed windows published for this long, 50 Hz, kinds in 
 # queue overwrites a window only if its thread takes none for 20-30 ms; its PD targets (stamped at
 # each 20 ms tick) then show a gap of at least this.
 QUEUE_OVERRUN_STALL_S = 0.025
-PLAYER_STALE_WAIT_S = 6.0  # the player's last window covers 2.4 s; wait well past it
+# Mean |joint - default pose| over the body while standing after the easing: the policy stands close
+# to its default pose, a robot still in the walk's last pose or lying on the floor does not.
+STANDING_POSE_TOLERANCE_RAD = 0.1
+PLAYER_STALE_WATCH_S = 2.5  # after the policy's easing to standing: the robot must stand, untouched, this long
 STARTUP_WAIT_S = 60.0
 
 
@@ -82,7 +85,7 @@ class Fault:
     group: str          # fault class, for --short
     expected: str       # "damping" | "refusal"
     cause: str          # regular expression the supervisor's fault (or refusal log) must match
-    bound: str          # "state_timeout", "target_timeout", "detection", "window_age", "" (none)
+    bound: str          # "state_timeout", "target_timeout", "detection", "window_timeout", "" (none)
 
 
 FAULTS: tuple[Fault, ...] = (
@@ -98,8 +101,8 @@ FAULTS: tuple[Fault, ...] = (
           r"unsafe command in policy|invalid PD target", "detection"),
     Fault(6, "policy_huge", "policy publishes huge targets (debug_fault huge: raw action 1000)", "policy",
           "damping", r"unsafe command in policy|invalid PD target", "detection"),
-    Fault(7, "player_stop", "motion player frozen (SIGSTOP): no new motion windows", "motion target", "damping",
-          r"PD target stale", "window_age"),
+    Fault(7, "player_stop", "motion player frozen (SIGSTOP): no new motion windows", "motion target", "safe pose",
+          r"motion target stale: none accepted", "window_timeout"),
     Fault(8, "malformed_windows", "malformed motion windows (unknown joint, wrong length, NaN) next to the valid stream",
           "motion target", "refusal", r"refused motion target", ""),
     Fault(9, "push_fall", f"robot pushed over ({PUSH_MPS:g} m/s)", "robot", "damping",
@@ -154,7 +157,8 @@ def node_settings() -> dict:
 
     bridge, policy = params(graph.BRIDGE), params(graph.POLICY)
     return {"state_timeout_s": float(bridge["state_timeout_s"]), "target_timeout_s": float(bridge["target_timeout_s"]),
-            "window_max_age_s": float(policy["window_max_age_s"]), "fall_tilt_rad": float(bridge["fall_tilt_rad"]),
+            "window_max_age_s": float(policy["window_max_age_s"]), "window_timeout_s": float(policy["window_timeout_s"]),
+            "stale_blend_s": float(policy["stale_blend_s"]), "fall_tilt_rad": float(bridge["fall_tilt_rad"]),
             "fall_height_m": float(bridge["fall_height_m"]), "gross_margin_rad": float(bridge["gross_margin_rad"])}
 
 
@@ -167,11 +171,12 @@ def player_window_s(overrides: dict) -> float:
 
 
 def bound_s(fault: Fault, settings: dict) -> float | None:
-    """The time allowed from the reference to the first damping command at the robot."""
+    """The time allowed from the reference to the first damping command at the robot (for the
+    frozen player: to the policy's switch to the standing pose)."""
     return {
         "state_timeout": settings["state_timeout_s"] + DETECTION_S,
         "target_timeout": settings["target_timeout_s"] + DETECTION_S,
-        "window_age": settings["window_max_age_s"] + settings["target_timeout_s"] + DETECTION_S,
+        "window_timeout": settings["window_timeout_s"] + DETECTION_S,
         "detection": DETECTION_S,
     }.get(fault.bound)
 
@@ -460,9 +465,21 @@ class FaultRun:
         self._await_reaction(inj)
 
     def _inject_player_stop(self, inj: Injection) -> None:
-        inj.extra["window_s"] = player_window_s(self.session.graph.extra.get("player", {}))
+        """Freeze the player; the policy should ease the robot to standing and hold it there, with
+        no supervisor fault. Watch for the timeout, the easing and a while of standing."""
+        settings = node_settings()
         inj.start_unix = self.session.kill("player", signal.SIGSTOP)
-        self._await_reaction(inj, wait_s=PLAYER_STALE_WAIT_S)
+        end = time.monotonic() + settings["window_timeout_s"] + settings["stale_blend_s"] + PLAYER_STALE_WATCH_S
+        while time.monotonic() < end:
+            state = self.session.supervisor_state()
+            if state and state.get("fault"):
+                inj.reaction = state
+                break
+            self.session._check_nodes()
+            time.sleep(0.02)
+        inj.extra["end_unix"] = time.time()
+        if inj.reaction is None:
+            inj.extra["final_state"] = self.session.supervisor_state()
 
     def _inject_malformed_windows(self, inj: Injection) -> None:
         from gmt_ros.core.window_check import MotionTargetError
@@ -654,14 +671,9 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
         if bad:
             reference, ref_what = min(bad), "header.stamp of the first corrupted PD target"
     elif fault.name == "player_stop":
-        reference, ref_what = inj.start_unix, "the SIGSTOP of the player (the policy may use a window up to window_max_age_s old)"
-        fault_time = reaction.get("fault_time")
-        window_s = inj.extra.get("window_s")
-        if (reaction.get("fault") and not re.search(fault.cause, reaction["fault"]) and fault_time and window_s
-                and fault_time < inj.start_unix + window_s):
-            # The last window still covered this moment: the frozen player cannot be the cause yet.
-            raise FaultRunError(f"player_stop: the supervisor latched another fault {_ms(fault_time - inj.start_unix)} ms "
-                                f"after the SIGSTOP, inside the last window ({window_s:g} s): {reaction['fault']}")
+        # The player's last window arrived before the SIGSTOP: the policy's window_timeout_s runs out
+        # at the latest that long after it.
+        reference, ref_what = inj.start_unix, "the SIGSTOP of the player"
 
     out["injected_unix"] = inj.start_unix
     out["reference"] = ref_what or None
@@ -698,7 +710,9 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
 
     bridge_log, policy_log = raw["logs"].get("bridge"), raw["logs"].get("policy")
     checks = {"commands_within_limits": lowcmd.get("out_of_limit") == 0 and lowcmd.get("invalid") == 0}
-    if fault.expected == "damping":
+    if fault.expected == "safe pose":
+        _evaluate_safe_pose(inj, raw, settings, trace, reference, limit, checks, out, notes, policy_log)
+    elif fault.expected == "damping":
         cause_lines = _log_lines(bridge_log, r"FAULT: ", before=raw.get("teardown_unix"))
         out["cause_log_line"] = cause_lines[0] if cause_lines else None
         if reference is None and fault_msg:
@@ -709,10 +723,9 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
         if earliest is not None and fault_time is not None and fault_time < earliest - 0.002:
             raise FaultRunError(f"{fault.name}: the supervisor faulted ({fault_msg}) "
                                 f"{_ms(earliest - fault_time)} ms before the fault could be detected")
-        if fault_msg and not re.search(fault.cause, fault_msg) and fault.name != "player_stop":
+        if fault_msg and not re.search(fault.cause, fault_msg):
             # Another fault won the race (on a starved machine the policy can lose the robot on its
-            # own): this run says nothing about the injected fault. A frozen player is different:
-            # once its last window has run out, whatever ends the run is the observation.
+            # own): this run says nothing about the injected fault.
             gross = [j for _r, s, j in raw.get("gross_targets", []) if earliest and s >= earliest - 1.0]
             raise FaultRunError(f"{fault.name}: the supervisor latched another fault "
                                 f"{_ms(fault_time - earliest) if fault_time and earliest else '?'} ms after the "
@@ -740,17 +753,6 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
         if fault.name == "push_fall" and fault_msg:
             out["observed"] += (" by the fall detector" if out.get("via_fall_detection") else
                                 " by the command limits (the policy's push-recovery targets), before the fall detector")
-        if fault.name == "player_stop" and fault_msg and not re.search(fault.cause, fault_msg):
-            notes.append("the policy kept tracking the last window's final pose after the player froze; the "
-                         "supervisor damped on another cause once the robot lost balance")
-        if fault.name == "player_stop" and not fault_msg and inj.start_unix is not None:
-            late = [r for r, _s, c in raw["targets"] if r > inj.start_unix + 3.0 and not c]
-            out["targets_after_stop_plus_3s"] = len(late)
-            if late:
-                out["observed"] += "; the policy kept publishing targets"
-                notes.append("the policy node keeps tracking its last accepted window after the producer stops "
-                             "(docs/MOTION_TARGET.md: past its last frame it holds the last pose), so its targets "
-                             "never go stale and the supervisor has nothing to detect")
     elif fault.name == "malformed_windows":
         lines = _log_lines(policy_log, r"refused motion target \(", limit=20)
         named = {kind: any(f"({kind})" in line for line in lines) for kind in MALFORMED_KINDS}
@@ -806,6 +808,48 @@ def evaluate(inj: Injection, raw: dict, settings: dict) -> dict:
                   "max_lag_ms": (sim.get("pacing") or {}).get("max_lag_ms"), "fell": (sim.get("robot") or {}).get("fell")}
     out["notes"] = notes
     return out
+
+
+def _evaluate_safe_pose(inj: Injection, raw: dict, settings: dict, trace, reference, limit, checks: dict, out: dict,
+                        notes: list, policy_log) -> None:
+    """A frozen motion producer: the policy says so, eases the robot to standing and keeps it
+    there under the policy (no supervisor fault, targets flowing, upright, near the standing pose)."""
+    from gmt_ros.core import g1
+
+    fault_msg = (inj.reaction or {}).get("fault")
+    if fault_msg and reference is not None and (inj.reaction or {}).get("fault_time", math.inf) < reference + limit:
+        # Before the timeout the last window still drove the robot: the frozen player is not the cause.
+        raise FaultRunError(f"player_stop: the supervisor latched a fault before the window timeout: {fault_msg}")
+    lines = _log_lines(policy_log, inj.fault.cause, limit=3)
+    stamp = _ROS_LOG_TIME.match(lines[0]) if lines else None
+    seen = float(stamp.group(1)) if stamp else None
+    end = inj.extra.get("end_unix", reference)
+    settled_from = (seen or reference or 0.0) + settings["stale_blend_s"]
+    flowing = [r for r, _s, c in raw["targets"] if settled_from <= r <= end and not c]
+    fell = trace.fell_between(reference, end)[0] if trace is not None and reference is not None else None
+    pose_error = None
+    if trace is not None:
+        rows = np.flatnonzero((trace.unix_time >= settled_from + 0.5) & (trace.unix_time <= end))
+        if rows.size:
+            pose_error = float(np.mean(np.abs(trace.joint_pos[rows] - g1.DEFAULT_POSE)))
+    final = inj.extra.get("final_state") or {}
+    checks.update({
+        "stale_window_logged": bool(lines),
+        "no_supervisor_fault": fault_msg is None and final.get("mode") == "policy",
+        "kept_publishing": len(flowing) >= 0.8 * 50 * max(end - settled_from, 0.0) and end > settled_from,
+        "upright": fell is False,
+        "standing_pose": pose_error is not None and pose_error < STANDING_POSE_TOLERANCE_RAD,
+    })
+    out["detection_ms"] = _ms(seen - reference) if seen and reference else None
+    within = out["detection_ms"] is not None and limit is not None and seen - reference <= limit
+    out["within_bound"] = within
+    if out["detection_ms"] is not None and not within:
+        notes.append(f"the policy switched to the standing pose {out['detection_ms']} ms after the SIGSTOP, over "
+                     f"the {_ms(limit)} ms bound")
+    out.update(cause_log_line=lines[0] if lines else None, targets_while_standing=len(flowing), fell_during=fell,
+               standing_pose_error_rad=None if pose_error is None else round(pose_error, 4),
+               observed="eased to the standing pose and held it under the policy" if all(checks.values())
+               else "see checks")
 
 
 def _mode_changes(supervisor, t0: float) -> list:
