@@ -391,7 +391,8 @@ def _ros_parameters(spec: graph.NodeSpec) -> dict:
 def lighter_settings(contract) -> dict[str, dict[str, str]]:
     """Settings that cut the graph's CPU without changing what the policy uses: the motion
     windows. Measured per thread on the 2-vCPU development VM (/proc task times, graph in policy
-    mode): sim ≈ 0.4-0.5 cores, bridge ≈ 0.4-0.5, policy ≈ 0.25, player ≈ 0.12 with these, plus
+    mode): sim ≈ 0.45 cores, bridge ≈ 0.37, policy ≈ 0.18, player ≈ 0.07 with these (the robot state
+    polled, see gmt_ros.nodes.polled_topics), plus
     this runner (``gmt-ros bench --sections graph`` reports each node's share).
 
     - player ``window_s``: the launch file's 2.4 s serve GMT's 1.9 s look-ahead; a window only
