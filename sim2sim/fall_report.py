@@ -101,29 +101,13 @@ def table_markdown(rows) -> str:
 
 
 def main(argv=None) -> int:
-    from gmt_ros.cli import DEFAULT_POLICY
-    from gmt_ros.core.clip_library import list_clips, load_named_clip
-    from gmt_ros.core.contract import load_contract
-    from gmt_ros.core.policy import TrackingPolicy
+    from sim2sim.sweep import add_sweep_arguments, sweep_inputs
 
     ap = argparse.ArgumentParser(prog="python -m sim2sim.fall_report", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--policy", default=DEFAULT_POLICY)
-    ap.add_argument("--clips", nargs="*", default=None, help="library clip names (default: every shipped clip)")
-    ap.add_argument("--starts", nargs="+", default=["clip", "default"], choices=("clip", "default"))
-    ap.add_argument("--dr", nargs="+", default=["none", "gmt", "hard"],
-                    help="DR presets; 'none' runs seed 0 only (deterministic), others every --seeds")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--seconds", type=float, default=None, help="cap each episode (default: the whole clip)")
-    ap.add_argument("--json", help="write rows and the calibration here")
-    ap.add_argument("--markdown", help="write the table here")
+    add_sweep_arguments(ap)
     args = ap.parse_args(argv)
 
-    contract = load_contract(args.policy)
-    policy = TrackingPolicy(contract)
-    names = args.clips or sorted(list_clips())
-    clips = {n: load_named_clip(n) for n in names}
-    plan = [(n, s, dr, seed) for dr in args.dr for n in names for s in args.starts
-            for seed in ([0] if dr == "none" else args.seeds)]
+    contract, policy, clips, plan = sweep_inputs(args)
     rows = []
     started = time.perf_counter()
     for i, (name, start, dr, seed) in enumerate(plan, 1):
