@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -101,23 +100,19 @@ def table_markdown(rows) -> str:
 
 
 def main(argv=None) -> int:
-    from sim2sim.sweep import add_sweep_arguments, sweep_inputs
+    from sim2sim.sweep import add_sweep_arguments, run_sweep, sweep_inputs
 
     ap = argparse.ArgumentParser(prog="python -m sim2sim.fall_report", description=__doc__.split("\n\n")[0])
     add_sweep_arguments(ap)
     args = ap.parse_args(argv)
 
     contract, policy, clips, plan = sweep_inputs(args)
-    rows = []
-    started = time.perf_counter()
-    for i, (name, start, dr, seed) in enumerate(plan, 1):
-        row = measure(contract, clips[name], start, dr, seed, policy=policy, seconds=args.seconds)
-        row.clip = name
-        rows.append(row)
-        print(f"[{i}/{len(plan)} {time.perf_counter() - started:.0f} s] {name} {start} DR {dr} seed {seed}: "
-              f"{'FELL at %.2f s' % row.fall_time_s if row.fell else 'upright'}, max IMU tilt "
-              f"{math.degrees(row.max_imu_tilt_rad):.1f} deg, min height estimate {row.min_height_estimate_m:.3f} m",
-              file=sys.stderr, flush=True)
+    rows = run_sweep(
+        plan, lambda name, start, dr, seed: measure(contract, clips[name], start, dr, seed, policy=policy,
+                                                    seconds=args.seconds),
+        lambda row: (f"{'FELL at %.2f s' % row.fall_time_s if row.fell else 'upright'}, max IMU tilt "
+                     f"{math.degrees(row.max_imu_tilt_rad):.1f} deg, min height estimate "
+                     f"{row.min_height_estimate_m:.3f} m"))
 
     tilt, height = recommend(rows)
     upright = [r for r in rows if not r.fell]

@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from dataclasses import asdict, dataclass
 
 
@@ -136,7 +135,7 @@ def table_markdown(rows) -> str:
 
 
 def main(argv=None) -> int:
-    from sim2sim.sweep import add_sweep_arguments, sweep_inputs
+    from sim2sim.sweep import add_sweep_arguments, run_sweep, sweep_inputs
 
     ap = argparse.ArgumentParser(prog="python -m sim2sim.limits_report", description=__doc__.split("\n\n")[0])
     add_sweep_arguments(ap)
@@ -145,16 +144,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     contract, policy, clips, plan = sweep_inputs(args)
-    rows = []
-    started = time.perf_counter()
-    for i, (name, start, dr, seed) in enumerate(plan, 1):
-        row = measure(contract, clips[name], start, dr, seed, args.seconds, policy=policy)
-        row.clip = name
-        rows.append(row)
-        print(f"[{i}/{len(plan)} {time.perf_counter() - started:.0f} s] {name} {start} DR {dr} seed {seed}: "
-              f"excess raw {row.raw_excess_rad:+.3f} ({row.raw_excess_joint}) limited {row.lim_excess_rad:+.3f}; "
-              f"E_mpjpe {row.raw_e_mpjpe_rad:.4f} / {row.lim_e_mpjpe_rad:.4f}; "
-              f"upright {row.raw_upright} / {row.lim_upright}", file=sys.stderr, flush=True)
+    rows = run_sweep(
+        plan, lambda name, start, dr, seed: measure(contract, clips[name], start, dr, seed, args.seconds, policy=policy),
+        lambda row: (f"excess raw {row.raw_excess_rad:+.3f} ({row.raw_excess_joint}) limited {row.lim_excess_rad:+.3f}; "
+                     f"E_mpjpe {row.raw_e_mpjpe_rad:.4f} / {row.lim_e_mpjpe_rad:.4f}; "
+                     f"upright {row.raw_upright} / {row.lim_upright}"))
 
     worst = max(rows, key=lambda r: r.upright_excess_rad)
     worst_any = max(rows, key=lambda r: r.worst_excess_rad)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from collections.abc import Callable
 
 
 def add_sweep_arguments(ap: argparse.ArgumentParser) -> None:
@@ -34,3 +37,17 @@ def sweep_inputs(args):
             for start in (args.starts if dr == "none" else args.dr_starts)
             for seed in ([0] if dr == "none" else args.seeds)]
     return contract, TrackingPolicy(contract), clips, plan
+
+
+def run_sweep(plan, measure_one: Callable, describe: Callable) -> list:
+    """``measure_one(name, start, dr, seed)`` for each plan entry, in order (its row's ``clip``
+    set to the library name), with a progress line ``describe(row)`` on stderr; the rows."""
+    rows = []
+    started = time.perf_counter()
+    for i, (name, start, dr, seed) in enumerate(plan, 1):
+        row = measure_one(name, start, dr, seed)
+        row.clip = name
+        rows.append(row)
+        print(f"[{i}/{len(plan)} {time.perf_counter() - started:.0f} s] {name} {start} DR {dr} seed {seed}: "
+              f"{describe(row)}", file=sys.stderr, flush=True)
+    return rows

@@ -88,7 +88,7 @@ POLICY_FRESH_S = 0.04  # hand over to the policy only while its latest target is
 # --realtime: the sim stands in for physics, which never waits for a CPU; the bridge's 500 Hz writer
 # uses its own writer_priority setting (as on the robot); every node's scheduling group runs ahead
 # of other work (nice applies per autogroup, see process_graph).
-REALTIME = {"sim_fifo": 20, "bridge_writer_fifo": 10, "nice": -15, "node_fifo": {}}
+REALTIME = {"sim_fifo": 20, "bridge_writer_fifo": 10, "nice": -15}
 # Below this real-time factor (or with backlog dropped) the sim's physics ran slower than the wall
 # clock the policy, the player and the bridge run on: the closed loop is not the real one.
 MIN_REAL_TIME_FACTOR = 0.97
@@ -512,7 +512,7 @@ class Sim2SimSession:
         self.graph = ProcessGraph(GRAPH, self.log_dir, arguments={
             "interface": options.interface, "dds_domain": str(options.domain), "policy": options.policy,
             "dry_run": "false"}, extra=extra, env=env, nice=REALTIME["nice"] if options.realtime else options.nice,
-            fifo={"sim": REALTIME["sim_fifo"]} | REALTIME["node_fifo"] if options.realtime else {})
+            fifo={"sim": REALTIME["sim_fifo"]} if options.realtime else {})
         self.hold_s = WARMUP_S + options.ramp_time_s + ENGAGE_MARGIN_S  # gantry, sim seconds
         self.observer: GraphObserver | None = None
         self.policy_time: float | None = None
