@@ -30,14 +30,10 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from gmt_ros.core import g1, rotations
 from gmt_ros.core.frames import MotionFrames, MotionWindow
+from gmt_ros.core.named_pose import FLOATING_BASE_JOINTS, QUAT_NORM_RANGE, named_columns
 from gmt_ros.core.window_check import MotionTargetError
 
-FLOATING_BASE_JOINTS: tuple[str, ...] = (
-    "floating_base_x", "floating_base_y", "floating_base_z",
-    "floating_base_qw", "floating_base_qx", "floating_base_qy", "floating_base_qz",
-)
 FRAME_ID = "world"
-QUAT_NORM_RANGE = (0.9, 1.1)  # producers' float32 / retargeting drift is normalised; beyond, refused
 
 
 def seconds_to_time(t: float) -> Time:
@@ -89,30 +85,6 @@ def encode_window(window: MotionWindow, joint_names=None, with_velocities: bool 
         points.append(point)
     msg.points = points
     return msg
-
-
-def _columns(names):
-    """(floating-base columns in x, y, z, qw, qx, qy, qz order, robot-joint columns, their motor
-    slots); refuses duplicates, a missing floating-base joint and unknown names."""
-    seen, dupes = set(), []
-    for name in names:
-        if name in seen and name not in dupes:
-            dupes.append(name)
-        seen.add(name)
-    if dupes:
-        raise MotionTargetError("duplicate_joint", f"motion target names these joints more than once: {', '.join(dupes)}")
-    missing = [n for n in FLOATING_BASE_JOINTS if n not in seen]
-    if missing:
-        raise MotionTargetError("missing_floating_base",
-                                f"motion target lacks floating-base joints {', '.join(missing)} "
-                                f"(the root pose is sent as {', '.join(FLOATING_BASE_JOINTS)})")
-    unknown = [n for n in names if n not in g1.SLOT_OF and n not in FLOATING_BASE_JOINTS]
-    if unknown:
-        raise MotionTargetError("unknown_joint", f"motion target names unknown joints: {', '.join(unknown)} "
-                                                 "(robot joints use the G1 names, e.g. left_knee_joint)")
-    base_cols = np.array([names.index(n) for n in FLOATING_BASE_JOINTS], dtype=np.int64)
-    joint_cols = np.array([i for i, n in enumerate(names) if n in g1.SLOT_OF], dtype=np.int64)
-    return base_cols, joint_cols, g1.slots_of([names[i] for i in joint_cols])
 
 
 def _point_arrays(msg: JointTrajectory, width: int):
@@ -169,7 +141,7 @@ def decode_window(msg: JointTrajectory, dt: float = 0.02, min_horizon_s: float =
     if len(msg.points) < 2:
         raise MotionTargetError("too_few_points", f"motion target has {len(msg.points)} points; at least 2 are needed")
     names = list(msg.joint_names)
-    base_cols, joint_cols, slots = _columns(names)
+    base_cols, joint_cols, slots = named_columns(names)
     times, positions, velocities = _point_arrays(msg, len(names))
     _check_finite("position", positions, names)
     if velocities is not None:
