@@ -62,6 +62,12 @@ class BufferedFrames:
     def __len__(self) -> int:
         return int(self.stamps.shape[0])
 
+    def until(self, stamp: float) -> BufferedFrames:
+        """The frames at or before local time ``stamp`` (at least the first)."""
+        k = max(1, int(np.searchsorted(self.stamps, stamp + 1e-9, side="right")))
+        cut = {name: (None if value is None else value[:k]) for name, value in vars(self).items() if name != "joint_mask"}
+        return BufferedFrames(joint_mask=self.joint_mask, **cut)
+
     @property
     def has_velocities(self) -> bool:
         return self.joint_vel is not None

@@ -133,6 +133,11 @@ class LiveReference:
         c = self.config
         return self.frames.coverage(now - c.delay_s, c.predict_s, c.max_gap_s)
 
+    def until(self, stamp: float) -> LiveReference:
+        """The same stream without the frames after local time ``stamp``: what was shown while
+        the reference was predicted or held from there."""
+        return LiveReference(self.frames.until(stamp), self.anchor, self.config)
+
 
 class _Fn:
     def frames(self, times: np.ndarray, live: LiveReference | None) -> MotionFrames:
@@ -265,6 +270,7 @@ class StreamSource:
         self._shown_live: LiveReference | None = None  # the one the last window was built from
         self._coverage: str | None = None
         self._gap_noted = math.nan
+        self._run_end = math.nan  # local time of the frame the last window's prediction / hold started from
         self._state_since = -math.inf
         self._last_tp = -math.inf
         self._last_arrival: float | None = None
@@ -445,7 +451,8 @@ class StreamSource:
         previous = self._coverage
         streaming = self.state == STREAMING  # a stream's first frames are sparse: no gap events yet
         if previous in (EXTRAPOLATED, HELD) and coverage == INTERPOLATED:
-            self._out = _Crossfade(_Frozen(self._out, self._shown_live), LIVE, now, c.catch_up_s)
+            shown = self._shown_live.until(self._run_end)  # continues the prediction / hold shown so far
+            self._out = _Crossfade(_Frozen(self._out, shown), LIVE, now, c.catch_up_s)
             if previous == HELD and streaming:
                 self._event(now, "info", "resumed", f"stream resumed: frames cover the playback point again; "
                                                     f"crossfading to them over {c.catch_up_s:g} s")
@@ -457,6 +464,7 @@ class StreamSource:
         if coverage == INTERPOLATED and b > a:
             self._note_interpolated_gap(now, live.frames, a, b)
         self._coverage = coverage
+        self._run_end = float(live.frames.stamps[b])
         if self.state == BLENDING_IN and now >= self._state_since + c.blend_in_s:
             self._set_state(STREAMING, now)
 
