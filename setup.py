@@ -40,6 +40,7 @@ setup(
             "gmt-ros-bridge = gmt_ros.nodes.bridge_node:main",
             "gmt-ros-policy = gmt_ros.nodes.policy_node:main",
             "gmt-ros-player = gmt_ros.nodes.motion_player_node:main",
+            "gmt-ros-stream = gmt_ros.nodes.stream_node:main",
             "gmt-ros-sim = sim2sim.node:main",
             "gmt-ros-recorder = gmt_ros.nodes.recorder_node:main",
         ],

@@ -17,7 +17,7 @@ from pathlib import Path
 
 DEFAULT_POLICY = "twist2_student"
 # Subcommand modules under gmt_ros/tools/, each with register(subparsers).
-TOOL_MODULES: tuple[str, ...] = ("evaluate", "sim2sim_run", "recording", "bench", "faults")
+TOOL_MODULES: tuple[str, ...] = ("evaluate", "sim2sim_run", "recording", "bench", "faults", "stream_producer")
 
 
 class UsageError(Exception):

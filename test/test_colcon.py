@@ -47,7 +47,7 @@ def test_share_space_holds_launch_config_models_and_ament_marker(install_space):
     assert (install_space / "share" / "ament_index" / "resource_index" / "packages" / "gmt_ros").is_file()
 
 
-@pytest.mark.parametrize("script", ["gmt-ros", "gmt-ros-bridge", "gmt-ros-policy", "gmt-ros-player", "gmt-ros-sim"])
+@pytest.mark.parametrize("script", ["gmt-ros", "gmt-ros-bridge", "gmt-ros-policy", "gmt-ros-player", "gmt-ros-stream", "gmt-ros-sim"])
 def test_node_executables_installed_where_ros2_run_looks(install_space, script):
     exe = install_space / "lib" / "gmt_ros" / script
     assert exe.is_file() and os.access(exe, os.X_OK)

@@ -67,6 +67,19 @@ class PolledSubscription:
             mono -= min(max(time.time() - received_ns * 1e-9, 0.0), 1.0)  # clock steps: at most 1 s back
         return msg, mono
 
+    def take_all(self) -> list[tuple[Any, float]]:
+        """Every sample that arrived since the last call (up to the reader's queue depth), oldest
+        first, each with the system time (``time.time()`` clock) DDS received it."""
+        out = []
+        while True:
+            got = self._sub.handle.take_message(self._sub.msg_type, self._sub.raw)
+            if got is None:
+                return out
+            self.taken += 1
+            msg, info = got if isinstance(got, tuple) else (got, {})
+            received_ns = (info or {}).get("received_timestamp") or 0
+            out.append((msg, received_ns * 1e-9 if received_ns > 0 else time.time()))
+
 
 def _measure(seconds: float = 10.0, rate_hz: float = 100.0) -> None:
     """Publish JointState at ``rate_hz`` and read it in a subprocess both ways; print the CPU."""
