@@ -2,8 +2,10 @@
 
     graph          nodes                                     rates
     sim2sim        sim (unitree DDS only), bridge, policy,   sim physics 1 kHz, rt/lowstate 500 Hz,
-                   motion player                             rt/lowcmd 500 Hz, policy 50 Hz, windows 50 Hz
-    real           bridge, policy, motion player             (the robot publishes rt/lowstate)
+                   motion-target source                      rt/lowcmd 500 Hz, policy 50 Hz, windows 50 Hz
+    real           bridge, policy, motion-target source      (the robot publishes rt/lowstate)
+
+The motion-target source is one of ``SOURCES``: the clip player (default) or the live stream.
 
 Launch arguments map onto node settings in one place (``ARGUMENT_TARGETS``), so the launch files
 and the process runner cannot drift apart. Parameters otherwise come from ``config/*.yaml``.
@@ -31,11 +33,31 @@ BRIDGE = NodeSpec("bridge", "gmt_bridge", "gmt-ros-bridge", "gmt_ros.nodes.bridg
 POLICY = NodeSpec("policy", "gmt_policy", "gmt-ros-policy", "gmt_ros.nodes.policy_node", "policy.yaml", ros=True)
 PLAYER = NodeSpec("player", "gmt_motion_player", "gmt-ros-player", "gmt_ros.nodes.motion_player_node",
                   "motion_player.yaml", ros=True)
+STREAM = NodeSpec("stream", "gmt_stream", "gmt-ros-stream", "gmt_ros.nodes.stream_node", "stream.yaml", ros=True)
+
+# What feeds /gmt/motion_target: one entry per source (launch argument source:=NAME). A graph runs
+# exactly one, in the place of the player in GRAPHS.
+SOURCES: dict[str, NodeSpec] = {
+    "player": PLAYER,
+    "stream": STREAM,
+}
+DEFAULT_SOURCE = "player"
 
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     "sim2sim": (SIM, BRIDGE, POLICY, PLAYER),
     "real": (BRIDGE, POLICY, PLAYER),
 }
+
+
+
+def graph_nodes(kind: str, source: str = DEFAULT_SOURCE) -> tuple[NodeSpec, ...]:
+    """The nodes of graph ``kind`` with ``source`` (a SOURCES key) feeding the motion target."""
+    if kind not in GRAPHS:
+        raise ValueError(f"unknown graph {kind!r}; known: {', '.join(GRAPHS)}")
+    if source not in SOURCES:
+        raise ValueError(f"unknown motion-target source {source!r}; known: {', '.join(SOURCES)}")
+    return tuple(SOURCES[source] if spec is PLAYER else spec for spec in GRAPHS[kind])
+
 
 # Launch argument -> [(node key, setting name)]. ROS nodes get `-p name:=value`, the sim `--name value`.
 ARGUMENT_TARGETS: dict[str, tuple[tuple[str, str], ...]] = {

@@ -41,7 +41,7 @@ def test_launch_file_parses_and_defines_generate_launch_description(kind):
 
 def test_graph_executables_are_console_scripts_of_existing_modules():
     scripts = console_scripts()
-    for kind, specs in graph.GRAPHS.items():
+    for kind, specs in list(graph.GRAPHS.items()) + [("source", tuple(graph.SOURCES.values()))]:
         for spec in specs:
             assert scripts.get(spec.executable) == spec.module, (kind, spec.executable)
             assert importlib.util.find_spec(spec.module) is not None
@@ -58,6 +58,17 @@ def test_real_graph_has_no_simulator_and_defaults_to_dry_run_on_domain_0():
     assert graph.ARGUMENT_DEFAULTS["real"]["dds_domain"] == "0"
     assert graph.ARGUMENT_DEFAULTS["sim2sim"]["interface"] == "lo"
     assert graph.ARGUMENT_DEFAULTS["sim2sim"]["dds_domain"] != "0"
+
+
+def test_each_source_takes_the_players_place():
+    for kind in graph.GRAPHS:
+        for name, spec in graph.SOURCES.items():
+            nodes = graph.graph_nodes(kind, name)
+            assert spec in nodes and len(nodes) == len(graph.GRAPHS[kind])
+            assert not set(graph.SOURCES.values()) - {spec} & set(nodes)
+    assert graph.graph_nodes("sim2sim") == graph.GRAPHS["sim2sim"]
+    with pytest.raises(ValueError, match="unknown motion-target source 'radio'; known: player"):
+        graph.graph_nodes("sim2sim", "radio")
 
 
 def test_unknown_launch_argument_is_refused():

@@ -95,7 +95,7 @@ class NodeProcess:
 
 @dataclass
 class ProcessGraph:
-    """Start and stop the nodes of ``graph.GRAPHS[kind]``.
+    """Start and stop the nodes of ``graph.graph_nodes(kind, source)``.
 
     ``arguments``: launch arguments (``graph.ARGUMENT_TARGETS`` keys), e.g. ``{"interface": "lo"}``,
     defaulting to ``graph.ARGUMENT_DEFAULTS[kind]``; ``extra``: per-node settings by node key
@@ -111,11 +111,10 @@ class ProcessGraph:
     nice: int | dict[str, int] = 0
     fifo: dict[str, int] = field(default_factory=dict)  # SCHED_FIFO priority by node key (needs root / CAP_SYS_NICE)
     processes: dict[str, NodeProcess] = field(default_factory=dict)
+    source: str = graph.DEFAULT_SOURCE  # the motion-target source (graph.SOURCES)
 
     def __post_init__(self):
-        if self.kind not in graph.GRAPHS:
-            raise ValueError(f"unknown graph {self.kind!r}; known: {', '.join(graph.GRAPHS)}")
-        self.specs = {spec.key: spec for spec in graph.GRAPHS[self.kind]}
+        self.specs = {spec.key: spec for spec in graph.graph_nodes(self.kind, self.source)}
         unknown = set(self.extra) - set(self.specs)
         if unknown:
             raise ValueError(f"settings for node(s) {sorted(unknown)} not in the {self.kind} graph ({', '.join(self.specs)})")

@@ -413,7 +413,8 @@ def lighter_settings(contract) -> dict[str, dict[str, str]]:
 
 def other_node_processes(own_pids=()) -> list[str]:
     """Node processes of this package not started by us (another graph competing for the CPU)."""
-    names = {spec.executable for spec in graph.GRAPHS[GRAPH]} | {spec.module for spec in graph.GRAPHS[GRAPH]}
+    specs = set(graph.GRAPHS[GRAPH]) | set(graph.SOURCES.values())
+    names = {spec.executable for spec in specs} | {spec.module for spec in specs}
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in own_pids or int(entry.name) == os.getpid():
