@@ -239,6 +239,8 @@ def test_lighter_settings_keep_what_the_policy_reads():
     assert twist2 == {"player": {"window_s": "0.6", "rate_hz": "25"}}
     gmt = lighter_settings(load_contract("gmt_student"))
     assert gmt["player"]["window_s"] == "2.4"  # 1.9 + 0.5 + 0.08 > 2.4: never longer than the launch file's
+    # gmt_stream: the same window length, its windows stay at 50 Hz (they carry fresh frames)
+    assert lighter_settings(load_contract("twist2_student"), "stream") == {"stream": {"window_s": "0.6"}}
 
 
 # ------------------------------------------------------------------------------------ the graph

@@ -74,6 +74,7 @@ import numpy as np
 from gmt_ros import graph
 from gmt_ros.cli import DEFAULT_POLICY, UsageError
 from gmt_ros.tools.process_graph import NodeFailedError, ProcessGraph, autogroup_nice, set_autogroup_nice, tail
+from gmt_ros.tools.stream_run import StreamLink
 
 GRAPH = "sim2sim"
 DEFAULT_DOMAIN = int(graph.ARGUMENT_DEFAULTS[GRAPH]["dds_domain"])
@@ -94,7 +95,7 @@ REALTIME = {"sim_fifo": 20, "bridge_writer_fifo": 10, "nice": -15}
 MIN_REAL_TIME_FACTOR = 0.97
 NODES_UP_TIMEOUT_S = 90.0  # imports (rclpy, onnxruntime, MuJoCo) on a loaded 2-core machine
 LINK_TIMEOUT_S = 30.0  # sim start (MuJoCo model) + the first rt/lowstate at the bridge
-STOP_ORDER = ("sim", "player", "policy", "bridge")
+STOP_ORDER = ("sim", "player", "stream", "policy", "bridge")
 
 
 class Sim2SimError(RuntimeError):
@@ -211,7 +212,7 @@ class GraphObserver:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
-        from std_msgs.msg import String
+        from std_msgs.msg import Float64MultiArray, String
         from trajectory_msgs.msg import JointTrajectory
 
         self._rclpy = rclpy
@@ -222,6 +223,10 @@ class GraphObserver:
         self.supervisor: list[tuple[float, dict]] = []  # (receipt time, state) on every mode/fault change
         self.supervisor_latest: dict | None = None
         self.player: list[tuple[float, dict]] = []
+        self.stream: list[tuple[float, dict]] = []  # gmt_stream's status (graph source "stream")
+        self.stream_latest: dict | None = None
+        self.stream_timing: list[list[float]] = []  # [window stamp, arrival times of the frames it first carries]
+        self.window_receipts: list[tuple[float, float]] = []  # (window stamp, receipt time here)
         self.windows: list[tuple] = []  # window_frames tuples, the reference at known wall times
         self._checked = 0
         self.window_parser = "raw"
@@ -236,6 +241,8 @@ class GraphObserver:
         n = self.node
         n.create_subscription(String, "/gmt/supervisor/state", self._on_supervisor, latched)
         n.create_subscription(String, "/gmt/player/status", self._on_player, reliable)
+        n.create_subscription(String, "/gmt/stream/status", self._on_stream, reliable)
+        n.create_subscription(Float64MultiArray, "/gmt/stream/timing", self._on_stream_timing, reliable)
         n.create_subscription(JointTrajectory, "/gmt/motion_target", self._on_window, reliable, raw=True)
         n.create_subscription(JointState, "/gmt/joint_targets", self._on_target, reliable, raw=True)  # counted only
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
@@ -275,7 +282,22 @@ class GraphObserver:
         with self.lock:
             self.player.append((now, status))
 
+    def _on_stream(self, msg) -> None:
+        now = time.time()
+        try:
+            status = json.loads(msg.data)
+        except ValueError:
+            return
+        with self.lock:
+            self.stream.append((now, status))
+            self.stream_latest = status
+
+    def _on_stream_timing(self, msg) -> None:
+        with self.lock:
+            self.stream_timing.append(list(msg.data))
+
     def _on_window(self, raw: bytes) -> None:
+        received = time.time()
         n = self.FRAMES_PER_WINDOW
         try:
             if self.window_parser == "raw":
@@ -296,6 +318,7 @@ class GraphObserver:
                 return
         with self.lock:
             self.windows.extend(frames)
+            self.window_receipts.append((frames[0][0], received))
 
     def _on_target(self, raw: bytes) -> None:
         t = time.time()
@@ -380,6 +403,8 @@ class Sim2SimOptions:
     launch_settings: bool = False  # True: exactly the launch file's settings (no lighter_settings)
     realtime: bool = False  # REALTIME scheduling (needs root or CAP_SYS_NICE; reported in "machine")
     nice: int = 0  # without realtime: the nodes' nice value (negative needs root or CAP_SYS_NICE)
+    source: str = graph.DEFAULT_SOURCE  # what feeds /gmt/motion_target (graph.SOURCES)
+    stream: StreamLink | None = None  # source "stream": the producer's link (gmt_ros.tools.stream_run)
 
 
 def _ros_parameters(spec: graph.NodeSpec) -> dict:
@@ -388,7 +413,7 @@ def _ros_parameters(spec: graph.NodeSpec) -> dict:
     return yaml.safe_load(graph.config_path(spec).read_text())[spec.node_name]["ros__parameters"]
 
 
-def lighter_settings(contract) -> dict[str, dict[str, str]]:
+def lighter_settings(contract, source: str = graph.DEFAULT_SOURCE) -> dict[str, dict[str, str]]:
     """Settings that cut the graph's CPU without changing what the policy uses: the motion
     windows. Measured per thread on the 2-vCPU development VM (/proc task times, graph in policy
     mode): sim ≈ 0.45 cores, bridge ≈ 0.37, policy ≈ 0.18, player ≈ 0.07 with these (the robot state
@@ -408,6 +433,8 @@ def lighter_settings(contract) -> dict[str, dict[str, str]]:
     lookahead = max(contract.future_offsets, default=0) * contract.control_dt
     needed = lookahead + float(policy["window_max_age_s"]) + 2.0 / rate
     window = min(float(player["window_s"]), math.ceil(needed * 10.0 - 1e-9) / 10.0)
+    if source == "stream":  # the same window length; windows stay at 50 Hz (frame-in latency)
+        return {"stream": {"window_s": f"{window:g}"}}
     return {"player": {"window_s": f"{window:g}", "rate_hz": f"{rate:g}"}}
 
 
@@ -452,6 +479,13 @@ def check_options(opt: Sim2SimOptions):
         raise UsageError(f"--seconds must be positive, got {opt.seconds}")
     if not (math.isfinite(opt.ramp_time_s) and opt.ramp_time_s > 0):
         raise UsageError(f"--ramp-time-s must be positive, got {opt.ramp_time_s}")
+    if opt.source not in graph.SOURCES:
+        raise UsageError(f"--source must be one of {', '.join(graph.SOURCES)}, got {opt.source!r}")
+    if opt.source == "stream":
+        try:
+            (opt.stream or StreamLink()).check()
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if not -20 <= opt.nice <= 19:
         raise UsageError(f"nice must be in -20..19, got {opt.nice}")
     if not 1 <= opt.domain <= dds.MAX_DOMAIN_ID:
@@ -505,15 +539,21 @@ class Sim2SimSession:
         extra = {"bridge": {"ramp_time_s": str(options.ramp_time_s)}}
         if options.realtime:
             extra["bridge"]["writer_priority"] = str(REALTIME["bridge_writer_fifo"])
-        if clip_dirs:
+        self.source_key = graph.SOURCES[options.source].key
+        if options.source == "stream":
+            from gmt_ros.tools import stream_run
+
+            options.stream = options.stream or StreamLink()
+            extra["stream"] = stream_run.node_settings(options.stream)
+        elif clip_dirs:
             extra["player"] = {"clip_dirs": "[" + ",".join(f"'{d}'" for d in clip_dirs) + "]"}
-        self.overrides = {} if options.launch_settings else lighter_settings(self.contract)
+        self.overrides = {} if options.launch_settings else lighter_settings(self.contract, options.source)
         for key, settings in list(self.overrides.items()) + list(options.node_settings.items()):
             extra[key] = extra.get(key, {}) | {k: str(v) for k, v in settings.items()}
         self.graph = ProcessGraph(GRAPH, self.log_dir, arguments={
             "interface": options.interface, "dds_domain": str(options.domain), "policy": options.policy,
             "dry_run": "false"}, extra=extra, env=env, nice=REALTIME["nice"] if options.realtime else options.nice,
-            fifo={"sim": REALTIME["sim_fifo"]} if options.realtime else {})
+            fifo={"sim": REALTIME["sim_fifo"]} if options.realtime else {}, source=options.source)
         self.hold_s = WARMUP_S + options.ramp_time_s + ENGAGE_MARGIN_S  # gantry, sim seconds
         self.observer: GraphObserver | None = None
         self.policy_time: float | None = None
@@ -526,6 +566,8 @@ class Sim2SimSession:
         self.notes: list[str] = []
         self.aborted: str | None = None  # why the clip was not played (a supervisor fault before it)
         self.cpu_during_clip: dict | None = None
+        self.producer_log: dict | None = None  # source "stream": what the producer sent (stream_run)
+        self.stream_standing_at: float | None = None  # source "stream": gmt_stream idle again after the clip
         self.link_time: float | None = None
         self._restore_priority: tuple | None = None
         self.timing: dict = {}
@@ -610,14 +652,17 @@ class Sim2SimSession:
         if self.opt.realtime:
             self._prioritise_self()
         self.observer = GraphObserver(self.ros_domain)
-        for key in ("bridge", "policy", "player"):
+        for key in ("bridge", "policy", self.source_key):
             self.graph.start(key)
         obs = self.observer
         self._wait(lambda: obs.snapshot("supervisor_latest") is not None, NODES_UP_TIMEOUT_S,
                    "no /gmt/supervisor/state from the bridge")
         self._wait(lambda: "gmt_policy" in obs.snapshot("diagnostics"), NODES_UP_TIMEOUT_S,
                    "no /diagnostics from the policy node")
-        self._wait(lambda: obs.snapshot("player"), NODES_UP_TIMEOUT_S, "no /gmt/player/status from the player")
+        if self.source_key == "stream":
+            self._wait(lambda: obs.snapshot("stream"), NODES_UP_TIMEOUT_S, "no /gmt/stream/status from gmt_stream")
+        else:
+            self._wait(lambda: obs.snapshot("player"), NODES_UP_TIMEOUT_S, "no /gmt/player/status from the player")
         self.graph.start("sim", ["--hold-start-s", f"{self.hold_s:g}", "--report", str(self.report_path),
                                  "--trace", str(self.trace_path)])
         self._wait_link()
@@ -738,6 +783,10 @@ class Sim2SimSession:
         (the clip, or ``seconds`` of it), or early on a supervisor fault."""
         if self.aborted:
             return
+        if self.source_key == "stream":
+            from gmt_ros.tools.stream_run import play_stream
+
+            return play_stream(self, timeout_s)
         obs = self.observer
         seconds = self.opt.seconds if self.opt.seconds is not None else self.clip_duration
         scored = min(seconds, self.clip_duration)
@@ -785,6 +834,8 @@ class Sim2SimSession:
         windows = obs.snapshot("windows")
         player = obs.snapshot("player")
         diagnostics = obs.snapshot("diagnostics")
+        self.observer_snapshot = {k: obs.snapshot(k) for k in ("stream", "stream_timing", "window_receipts",
+                                                                "target_stamps", "target_times")}
         self.timing = _timing_summary(obs.snapshot("diagnostics_history"), self.link_time or self.t0, self.stop_time)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.cpu = {"node_cpu_s": self.graph.cpu_seconds() | {"runner": round(usage.ru_utime + usage.ru_stime, 2)},
@@ -876,6 +927,12 @@ class Sim2SimSession:
             "ros_domain": self.ros_domain, "dds_domain": self.opt.domain, "interface": self.opt.interface,
             "wall_time_s": round(time.time() - self.t0, 2), "machine": self.cpu, "notes": self.notes,
         })
+        from gmt_ros.tools import stream_run
+
+        out["source"] = self.opt.source
+        out["vs_clip"] = stream_run.clip_errors(self, trace)
+        if self.source_key == "stream":
+            out["stream"] = stream_run.stream_report(self, trace)
         if self._temp_logs:  # removed at close(): do not point at them
             out["logs"] = out["sim_report"] = out["sim_trace"] = None
         return out
@@ -974,10 +1031,15 @@ def _raise_on_sigterm():
 
 
 def _options(args, motion: str, log_dir) -> Sim2SimOptions:
+    source = getattr(args, "source", graph.DEFAULT_SOURCE)
+    stream = None
+    if source == "stream":
+        stream = StreamLink(rate=args.stream_rate, jitter_ms=args.stream_jitter_ms, drop=args.stream_drop,
+                            seed=args.stream_seed, transport=args.stream_transport, velocities=args.stream_velocities)
     return Sim2SimOptions(motion=motion, policy=args.policy, seconds=getattr(args, "seconds", None),
                           domain=args.domain, interface=args.interface, ros_domain=args.ros_domain,
                           log_dir=log_dir, ramp_time_s=args.ramp_time_s, launch_settings=args.launch_settings,
-                          realtime=args.realtime)
+                          realtime=args.realtime, source=source, stream=stream)
 
 
 def _write(path, text: str) -> None:
@@ -987,14 +1049,28 @@ def _write(path, text: str) -> None:
 
 
 def cmd_sim2sim(args) -> int:
+    from gmt_ros.tools import stream_run
+
     _raise_on_sigterm()
+    if args.compare_player and args.source == "player":
+        raise UsageError("--compare-player compares another --source with the player")
     options = _options(args, args.motion, args.keep_logs)
     try:
         report = run_sim2sim(options)
+        print(summary_line(report), flush=True)
+        if args.source == "stream":
+            print(stream_run.stream_summary_line(report), flush=True)
+        if args.compare_player:
+            baseline = _options(args, args.motion, Path(args.keep_logs) / "player" if args.keep_logs else None)
+            baseline.source, baseline.stream = graph.DEFAULT_SOURCE, None
+            player = run_sim2sim(baseline)
+            print(summary_line(player), flush=True)
+            cmp = stream_run.comparison(report, player)
+            print(stream_run.comparison_markdown(report, player, cmp), end="", flush=True)
+            report = {args.source: report, "player": player, "comparison": cmp}
     except Sim2SimError as exc:
         print(f"gmt-ros sim2sim: error: {exc}", file=sys.stderr)
         return 1
-    print(summary_line(report), flush=True)
     _write(args.report, json.dumps(report, indent=2) + "\n")
     return 0
 
@@ -1079,6 +1155,15 @@ def register(subparsers) -> None:
     p.add_argument("--seconds", type=float, default=None, help="score this much of the clip (default: all of it)")
     p.add_argument("--report", help="write the JSON report here")
     p.add_argument("--keep-logs", help="keep the nodes' logs, the sim's report and trace in this directory")
+    p.add_argument("--source", choices=tuple(graph.SOURCES), default=graph.DEFAULT_SOURCE,
+                   help="what feeds /gmt/motion_target: the clip player (default), or gmt_stream with the clip "
+                        "streamed live by a producer process (gmt-ros stream-clip; options --stream-*)")
+    from gmt_ros.tools.stream_producer import add_link_options
+
+    add_link_options(p, prefix="stream-")
+    p.add_argument("--compare-player", action="store_true",
+                   help="then play the same clip through the player and report the errors against the clip as "
+                        "ratios (stream / player)")
     _common(p)
     p.set_defaults(func=cmd_sim2sim)
 
