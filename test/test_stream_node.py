@@ -295,3 +295,24 @@ def test_ros_frames_then_a_dead_producer_is_held_and_eased_to_standing(rig):
     end = after[-1][1]
     np.testing.assert_allclose(end.frames.joint_pos[0], g1.DEFAULT_POSE, atol=1e-9)
     assert end.frames.root_pos[0, 2] == pytest.approx(STANDING_HEIGHT) and end.joint_mask.all()
+
+
+@pytest.mark.parametrize("transport", ["zmq", "ros"])
+def test_the_documented_minimal_producers_drive_the_stream(rig, transport):
+    node, producer = rig
+    endpoint = producer.latest_status()["zmq_endpoint"]
+    script = REPO / "docs" / "examples" / f"stream_wave_{transport}.py"
+    where = ["--endpoint", endpoint] if transport == "zmq" else ["--topic", node.topics["frame"]]
+    started = time.time()
+    subprocess.run([sys.executable, str(script), *where, "--seconds", "2.5"], check=True, timeout=60)
+    status = producer.wait_status(lambda s: s["counts"].get("accepted", 0) >= 50, timeout=5.0)
+    assert not status["refused"] and status["joints"] in (23, None), status
+    shoulder = g1.SLOT_OF["right_shoulder_roll_joint"]
+    waved = [w.frames.joint_pos[0, shoulder] for _, w in producer.windows_between(started, time.time())]
+    assert min(waved) < -0.5 and max(waved) > -0.45  # standing at -0.4, the wave goes to -1.0
+
+
+def test_the_documented_producers_are_the_example_files():
+    doc = (REPO / "docs" / "STREAMING.md").read_text()
+    for name in ("stream_wave_zmq.py", "stream_wave_ros.py"):
+        assert (REPO / "docs" / "examples" / name).read_text().strip() in doc, name
