@@ -223,6 +223,7 @@ class GraphObserver:
         self.supervisor: list[tuple[float, dict]] = []  # (receipt time, state) on every mode/fault change
         self.supervisor_latest: dict | None = None
         self.player: list[tuple[float, dict]] = []
+        self.player_latest: dict | None = None
         self.stream: list[tuple[float, dict]] = []  # gmt_stream's status (graph source "stream")
         self.stream_latest: dict | None = None
         self.stream_timing: list[list[float]] = []  # [window stamp, arrival times of the frames it first carries]
@@ -274,23 +275,21 @@ class GraphObserver:
             self.supervisor_latest = state
 
     def _on_player(self, msg) -> None:
-        now = time.time()
-        try:
-            status = json.loads(msg.data)
-        except ValueError:
-            return
-        with self.lock:
-            self.player.append((now, status))
+        self._on_status(msg, "player")
 
     def _on_stream(self, msg) -> None:
+        self._on_status(msg, "stream")
+
+    def _on_status(self, msg, source: str) -> None:
+        """A source node's JSON status: appended to ``self.<source>``, kept as ``<source>_latest``."""
         now = time.time()
         try:
             status = json.loads(msg.data)
         except ValueError:
             return
         with self.lock:
-            self.stream.append((now, status))
-            self.stream_latest = status
+            getattr(self, source).append((now, status))
+            setattr(self, f"{source}_latest", status)
 
     def _on_stream_timing(self, msg) -> None:
         with self.lock:
