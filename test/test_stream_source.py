@@ -340,3 +340,15 @@ def test_config_is_checked():
         StreamConfig(delay_s=0.6)
     with pytest.raises(ValueError, match="unknown G1 joint name 'knee'"):
         StreamConfig(required_joints=("knee",))
+
+
+def test_a_window_may_start_before_now_for_velocity_context():
+    src = StreamSource(StreamConfig(delay_s=0.1, blend_in_s=0.2))
+    clock = Clock(src)
+    clock.run(T0 + 1.0)
+    now = clock.now
+    early, _ = src.window(now, N + 5, DT, start=now - 5 * DT)
+    late, _ = src.window(now, N, DT)
+    assert early.start_time == pytest.approx(now - 0.1) and late.start_time == now
+    np.testing.assert_allclose(early.frames.joint_pos[5:], late.frames.joint_pos, atol=1e-12)
+    np.testing.assert_allclose(early.frames.joint_pos[0], expected_joints(now - 0.1 - 0.1), atol=1e-9)

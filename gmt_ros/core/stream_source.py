@@ -354,22 +354,24 @@ class StreamSource:
 
     # ------------------------------------------------------------------ windows out
 
-    def window(self, now: float, n: int, dt: float) -> tuple[MotionWindow, bool]:
-        """(the window of ``n`` frames of ``dt`` from ``now``, whether its velocities are real:
-        False when the producer sends none; publish it without velocities then)."""
+    def window(self, now: float, n: int, dt: float, start: float | None = None) -> tuple[MotionWindow, bool]:
+        """(the window of ``n`` frames of ``dt`` from ``start`` (default ``now``; earlier gives a
+        consumer's velocity rule context before now), whether its velocities are real: False when
+        the producer sends none; publish it without velocities then)."""
         if int(n) != n or n < 2:
             raise ValueError(f"window: n must be an integer >= 2, got {n}")
         if not (math.isfinite(dt) and dt > 0):
             raise ValueError(f"window: dt must be positive, got {dt}")
         self._advance(now)
         live = self._live_reference()
-        times = now + dt * np.arange(int(n))
+        start = now if start is None else float(start)
+        times = start + dt * np.arange(int(n))
         frames = self._out.frames(times, live)
         mask = self._out.mask(live)
         frames.joint_pos[:, ~mask] = 0.0  # unsupplied joints carry no data (MotionWindow convention)
         frames.joint_vel[:, ~mask] = 0.0
         self._shown_live = live
-        return MotionWindow(start_time=float(now), dt=float(dt), frames=frames, joint_mask=mask), self._out.velocities(live)
+        return MotionWindow(start_time=start, dt=float(dt), frames=frames, joint_mask=mask), self._out.velocities(live)
 
     def take_events(self) -> list[StreamEvent]:
         events, self._events = self._events, []

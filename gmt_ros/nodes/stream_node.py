@@ -67,6 +67,8 @@ PARAMETERS = {
     "rate_hz": (50.0, float, "motion target publish rate"),
     "window_s": (2.4, float, "seconds of motion in each window (GMT reads 1.9 s ahead, + window_max_age_s)"),
     "dt": (0.02, float, "frame step of the windows (the policies' control step)"),
+    "history_s": (0.1, float, "each window starts this long before now: the policy derives velocities of a window "
+                              "without them from its points, so 'now' is inside the window, not at its edge"),
     "delay_s": (_DEFAULTS.delay_s, float, "fixed delay buffer: the robot follows the producer's pose of now - delay_s"),
     "predict_s": (_DEFAULTS.predict_s, float, "past the newest frame, extrapolate at most this long, then hold"),
     "max_gap_s": (_DEFAULTS.max_gap_s, float, "interpolate across missing frames up to this gap; longer is a break"),
@@ -165,6 +167,10 @@ class StreamNode(Node):
         self.n_frames = int(math.floor(p["window_s"] / p["dt"] + 1e-9)) + 1
         if self.n_frames < 2:
             raise StreamConfigError(f"window_s {p['window_s']} is shorter than one dt {p['dt']}")
+        if not (math.isfinite(p["history_s"]) and 0 <= p["history_s"] < 0.4):
+            raise StreamConfigError(f"parameter history_s must be in [0, 0.4) (a window's first frame may be at most "
+                                    f"the policy's window_max_age_s old), got {p['history_s']}")
+        self.history_frames = int(round(p["history_s"] / p["dt"]))
         try:
             config = StreamConfig(**{k: p[k] for k in ("delay_s", "predict_s", "max_gap_s", "dead_after_s", "blend_in_s",
                                                        "blend_out_s", "catch_up_s", "max_latency_s", "max_future_s",
@@ -255,7 +261,9 @@ class StreamNode(Node):
     def _on_tick(self) -> None:
         self._take_frames()
         now = self._now()
-        window, with_velocities = self.source.window(now, self.n_frames, self.params["dt"])
+        dt = self.params["dt"]
+        window, with_velocities = self.source.window(now, self.n_frames + self.history_frames, dt,
+                                                     start=now - self.history_frames * dt)
         msg = encode_window(window, with_velocities=with_velocities)
         self._pub_window.publish(msg)
         arrivals = self.source.take_arrivals()
