@@ -9,10 +9,10 @@ import json
 import os
 
 import pytest
+from host_steal import StealMeter
 
 from gmt_ros import cli
 from gmt_ros.tools.stream_run import comparison, frame_to_target_latency
-from host_steal import StealMeter
 
 ROS_DOMAIN = int(os.environ["ROS_DOMAIN_ID"])  # conftest's, or the caller's
 DDS_DOMAIN = int(os.environ["GMT_ROS_DDS_DOMAIN"])

@@ -12,7 +12,7 @@ from gmt_ros.core.clip_library import load_named_clip
 from gmt_ros.core.playback import STANDING_HEIGHT
 from gmt_ros.core.stream_buffer import EXTRAPOLATED, HELD, INTERPOLATED, BufferedFrames, StreamStats
 from gmt_ros.core.stream_frame import frame_columns, frame_from_named
-from gmt_ros.core.stream_source import (BLENDING_IN, EASING_OUT, IDLE, STREAMING, StreamConfig, StreamSource)
+from gmt_ros.core.stream_source import BLENDING_IN, EASING_OUT, IDLE, STREAMING, StreamConfig, StreamSource
 
 T0 = 5000.0
 DT = 0.02
@@ -261,7 +261,7 @@ def test_clock_estimated_maps_a_producer_clock_that_is_off():
 def test_buffered_frames_sampling_by_hand():
     frames = [(10.0 + t, frame(T0 + t, seq=k)) for k, t in enumerate([0.0, 0.1, 0.2, 0.8, 0.9])]
     buf = BufferedFrames.of(frames)
-    q = lambda t: expected_joints(T0 + t)[SLOTS]  # noqa: E731
+    q = lambda t: expected_joints(T0 + t)[SLOTS]
     s = buf.sample(np.array([9.0, 10.05, 10.2, 10.25, 10.5, 10.85, 11.0, 11.5]), predict_s=0.1, max_gap_s=0.25)
     j = s.joint_pos[:, SLOTS]
     np.testing.assert_allclose(j[0], q(0.0))  # before the first frame: held

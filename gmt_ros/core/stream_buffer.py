@@ -199,7 +199,7 @@ class StreamStats:
             step = stamp - self._newest_stamp
             if len(self._stamp_steps) >= 5:
                 period = float(np.median(self._stamp_steps))
-                self.counts["missing"] += max(0, int(round(step / period)) - 1)
+                self.counts["missing"] += max(0, round(step / period) - 1)
             self._stamp_steps.append(step)
         elif self._newest_stamp is not None and self.counts["missing"] > self._missing_before:
             self.counts["missing"] -= 1  # a reordered frame fills a gap counted as missing

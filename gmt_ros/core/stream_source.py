@@ -483,7 +483,7 @@ class StreamSource:
         if seq_a >= 0 and seq_b >= 0:
             lost = seq_b - seq_a - 1
         else:
-            lost = max(0, int(round(step / period)) - 1) if step > 1.5 * period else 0
+            lost = max(0, round(step / period) - 1) if step > 1.5 * period else 0
         if lost > 0:
             self._gap_noted = key
             which = f"seq {seq_a + 1}..{seq_b - 1}" if seq_a >= 0 else f"after stamp {key - self._offset:.3f}"

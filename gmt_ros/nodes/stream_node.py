@@ -164,13 +164,13 @@ class StreamNode(Node):
             raise StreamConfigError(f"parameter required_joints must be one of {', '.join(REQUIRED_JOINTS)}, "
                                     f"got {p['required_joints']!r}")
         self.required = REQUIRED_JOINTS[p["required_joints"]]
-        self.n_frames = int(math.floor(p["window_s"] / p["dt"] + 1e-9)) + 1
+        self.n_frames = math.floor(p["window_s"] / p["dt"] + 1e-9) + 1
         if self.n_frames < 2:
             raise StreamConfigError(f"window_s {p['window_s']} is shorter than one dt {p['dt']}")
         if not (math.isfinite(p["history_s"]) and 0 <= p["history_s"] < 0.4):
             raise StreamConfigError(f"parameter history_s must be in [0, 0.4) (a window's first frame may be at most "
                                     f"the policy's window_max_age_s old), got {p['history_s']}")
-        self.history_frames = int(round(p["history_s"] / p["dt"]))
+        self.history_frames = round(p["history_s"] / p["dt"])
         try:
             config = StreamConfig(**{k: p[k] for k in ("delay_s", "predict_s", "max_gap_s", "dead_after_s", "blend_in_s",
                                                        "blend_out_s", "catch_up_s", "max_latency_s", "max_future_s",
@@ -238,7 +238,7 @@ class StreamNode(Node):
         if self._frames_in is not None:
             try:
                 arrived += [(arrival, "ros", msg) for msg, arrival in self._frames_in.take_all()]
-            except Exception as exc:  # an undecodable sample
+            except Exception as exc:  # noqa: BLE001 - an undecodable sample
                 self.source.refuse("malformed", f"could not take a {self.params['frame_topic']} sample: {exc!r}",
                                    time.time())
         if self.zmq is not None:

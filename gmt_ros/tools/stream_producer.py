@@ -120,7 +120,7 @@ def stream_clip(name: str, transport: str = "zmq", endpoint: str = "tcp://127.0.
     slots = {"clip": np.flatnonzero(clip.joint_mask), "gmt23": np.array(g1.GMT23_SLOTS),
              "all": np.arange(g1.NUM_BODY_JOINTS)}[joints]
     names = frame_columns([g1.JOINT_NAMES[s] for s in slots])
-    count = int(math.floor((lead_in_s + clip.duration) * rate + 1e-9)) + 1
+    count = math.floor((lead_in_s + clip.duration) * rate + 1e-9) + 1
     clip_times = np.clip(np.arange(count) / rate - lead_in_s, 0.0, clip.duration)
     f = clip.sample(clip_times)
     positions = np.concatenate([f.root_pos, f.root_quat, f.joint_pos[:, slots]], axis=1)

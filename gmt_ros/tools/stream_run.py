@@ -102,31 +102,18 @@ def play_stream(session, timeout_s: float | None = None) -> None:
     scored = min(session.opt.seconds or session.clip_duration, session.clip_duration)
     session.scored_s = scored
     log_path = session.log_dir / "producer.json"
-    out = open(session.log_dir / "producer.log", "w")
-    cpu_start = (time.monotonic(), session.graph.cpu_seconds())
-    proc = subprocess.Popen(producer_argv(session.opt.motion, link, status, log_path), stdout=out,
-                            stderr=subprocess.STDOUT, env=session.graph.env, start_new_session=True)
-    session.producer = proc
-    _match_priority(proc.pid, session)
-    deadline = time.monotonic() + (timeout_s or link.lead_in_s + scored + PRODUCER_START_TIMEOUT_S)
-    try:
-        while proc.poll() is None:
-            session._check_nodes()
-            state = session.supervisor_state()
-            if state.get("fault"):
-                session.notes.append(f"supervisor fault during the clip: {state['fault']}")
-                session.ended_early_by = state["fault"]
-                session.play_end = min(state.get("fault_time") or time.time(), time.time())
-                break
-            if time.monotonic() > deadline:
-                raise session._fail(f"the producer did not finish the clip within its time; its log:\n"
-                                    f"{(session.log_dir / 'producer.log').read_text()[-2000:]}")
-            time.sleep(0.05)
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait(timeout=10)
-        out.close()
+    with open(session.log_dir / "producer.log", "w") as out:
+        cpu_start = (time.monotonic(), session.graph.cpu_seconds())
+        proc = subprocess.Popen(producer_argv(session.opt.motion, link, status, log_path), stdout=out,
+                                stderr=subprocess.STDOUT, env=session.graph.env, start_new_session=True)
+        _match_priority(proc.pid, session)
+        deadline = time.monotonic() + (timeout_s or link.lead_in_s + scored + PRODUCER_START_TIMEOUT_S)
+        try:
+            _follow_producer(session, proc, deadline)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait(timeout=10)
     if proc.returncode != 0 or not log_path.is_file():
         raise Sim2SimError(f"the producer (gmt-ros stream-clip) failed with exit code {proc.returncode}:\n"
                            f"{(session.log_dir / 'producer.log').read_text()[-2000:]}")
@@ -143,6 +130,22 @@ def play_stream(session, timeout_s: float | None = None) -> None:
         session.stream_standing_at = idle
     else:
         session.stream_standing_at = None
+
+
+def _follow_producer(session, proc, deadline: float) -> None:
+    """Until the producer exits: the nodes must stay up; a supervisor fault ends the clip early."""
+    while proc.poll() is None:
+        session._check_nodes()
+        state = session.supervisor_state()
+        if state.get("fault"):
+            session.notes.append(f"supervisor fault during the clip: {state['fault']}")
+            session.ended_early_by = state["fault"]
+            session.play_end = min(state.get("fault_time") or time.time(), time.time())
+            return
+        if time.monotonic() > deadline:
+            raise session._fail(f"the producer did not finish the clip within its time; its log:\n"
+                                f"{(session.log_dir / 'producer.log').read_text()[-2000:]}")
+        time.sleep(0.05)
 
 
 def _wait_standing(session) -> float | None:
