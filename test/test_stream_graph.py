@@ -22,7 +22,7 @@ def test_frame_to_target_latency_by_hand():
     # window W=10.000 carries frames that arrived at 9.990 and 9.995; it reached us at 10.001;
     # targets: stamped 9.990 (tick before: not it), 10.010 (received 10.012) -> 22 and 17 ms.
     # window 10.020 (one frame at 10.015) reached us at 10.031, after the 10.030 tick: 10.050's.
-    timing = [[10.0, 9.990, 9.995], [10.02, 10.015], [10.04, 10.035]]
+    timing = [[10.0, 10.0, 9.990, 9.995], [10.02, 10.02, 10.015], [10.04, 10.04, 10.035]]
     receipts = [(10.0, 10.001), (10.02, 10.031)]  # the third window was never seen here: unmatched
     stamps, times = [9.99, 10.01, 10.03, 10.05], [9.992, 10.012, 10.032, 10.052]
     lat = frame_to_target_latency(timing, receipts, stamps, times)
@@ -94,3 +94,11 @@ def test_a_clip_streamed_with_jitter_and_losses_through_the_graph(tmp_path, caps
         assert (tmp_path / "logs" / name).is_file()
     log = (tmp_path / "logs" / "stream.log").read_text()
     assert "stream started" in log and "producer dead" in log and "standing; waiting for a producer" in log
+
+
+def test_frame_to_target_latency_counts_from_the_publish_time_of_a_window_that_starts_in_the_past():
+    # a window stamped 9.9 (its first frame, history 0.1 s) published at 10.0 with a frame from 9.995
+    lat = frame_to_target_latency([[9.9, 10.0, 9.995]], [(9.9, 10.001)], [10.01], [10.012])
+    assert lat["n"] == 1 and lat["max"] == pytest.approx(17.0)
+    assert lat["parts"]["arrival_to_window"]["max"] == pytest.approx(5.0)
+    assert lat["parts"]["window_to_policy_tick"]["max"] == pytest.approx(9.0)

@@ -89,7 +89,8 @@ PARAMETERS = {
     "motion_target_topic": ("/gmt/motion_target", str, "trajectory_msgs/JointTrajectory windows (out)"),
     "status_topic": ("/gmt/stream/status", str, "std_msgs/String JSON: state and producer statistics (out)"),
     "timing_topic": ("/gmt/stream/timing", str, "std_msgs/Float64MultiArray per window with new frames: window stamp, "
-                                                "then the arrival times (s) of the frames it carries first (out)"),
+                                                "publish time, then the arrival times (s) of the frames it carries "
+                                                "first (out)"),
     "status_rate_hz": (1.0, float, "status and diagnostics rate (the status also on every state change)"),
     "log_throttle_s": (2.0, float, "each kind of stream event is logged at most this often"),
 }
@@ -268,7 +269,7 @@ class StreamNode(Node):
         self._pub_window.publish(msg)
         arrivals = self.source.take_arrivals()
         if arrivals:
-            self._pub_timing.publish(Float64MultiArray(data=[window.start_time] + arrivals))
+            self._pub_timing.publish(Float64MultiArray(data=[window.start_time, now] + arrivals))
         self._log_events()
         if self.source.state != self._last_state:
             self._last_state = self.source.state

@@ -20,8 +20,8 @@ Measured, besides everything ``gmt-ros sim2sim`` reports:
   are compared on the same reference; and against the windows gmt_stream published (the usual
   columns: what the policy was asked to track);
 - frame-in -> PD target latency: for every frame, from its arrival at gmt_stream (the node's
-  /gmt/stream/timing: each window's stamp and the arrival times of the frames it is the first to
-  carry) to the receipt here of the first PD target (/gmt/joint_targets) whose policy tick began
+  /gmt/stream/timing: each window's stamp, its publish time and the arrival times of the frames it
+  is the first to carry) to the receipt here of the first PD target (/gmt/joint_targets) whose policy tick began
   after that window reached this process (a tick takes the newest window it has);
 - the producer's latency, jitter and counts as gmt_stream measured them (its status), and what
   the producer sent (its log).
@@ -192,7 +192,7 @@ def frame_to_target_latency(timing, window_receipts, target_stamps, target_times
     whose policy tick began after the window first carrying the frame was received (see the
     module docstring), and its parts: arrival -> window published (gmt_stream's tick),
     window received -> policy tick (the two 50 Hz timers' phase), tick -> target received.
-    ``timing``: rows [window stamp, arrival, ...]; ``window_receipts``: (window stamp, receipt
+    ``timing``: rows [window stamp, publish time, arrival, ...]; ``window_receipts``: (window stamp, receipt
     time); ``target_stamps`` / ``target_times``: each target's stamp (tick start) and receipt time,
     in receipt order."""
     if not timing or not window_receipts or not len(target_stamps):
@@ -202,17 +202,18 @@ def frame_to_target_latency(timing, window_receipts, target_stamps, target_times
     t_stamps, t_times = np.asarray(target_stamps, dtype=np.float64), np.asarray(target_times, dtype=np.float64)
     total, to_window, to_tick, to_target, unmatched = [], [], [], [], 0
     for row in timing:
-        window, arrivals = row[0], row[1:]
+        window, published, arrivals = row[0], row[1], row[2:]
         i = int(np.searchsorted(stamps, window))
         near = [j for j in (i - 1, i) if 0 <= j < len(stamps) and abs(stamps[j] - window) < 1e-5]
-        after = np.flatnonzero(t_stamps >= max(receipts[near[0]][1], window)) if near else np.zeros(0, int)
+        received = max(receipts[near[0]][1], published) if near else math.inf
+        after = np.flatnonzero(t_stamps >= received)
         if not after.size:
             unmatched += len(arrivals)
             continue
         k = after[0]
         total += [float(t_times[k] - a) * 1e3 for a in arrivals]
-        to_window += [(window - a) * 1e3 for a in arrivals]
-        to_tick.append((t_stamps[k] - max(receipts[near[0]][1], window)) * 1e3)
+        to_window += [(published - a) * 1e3 for a in arrivals]
+        to_tick.append((t_stamps[k] - received) * 1e3)
         to_target.append((t_times[k] - t_stamps[k]) * 1e3)
     return _percentiles(total) | {"unmatched": unmatched, "parts": {
         "arrival_to_window": _percentiles(to_window), "window_to_policy_tick": _percentiles(to_tick),
