@@ -320,7 +320,7 @@ _HEIGHT_ESTIMATOR = None
 
 def bridge_fall_check(**thresholds) -> FallCheck:
     """The bridge's fall check (its defaults, or the given thresholds) with the pelvis height
-    estimate, built once per process (it loads the G1 model)."""
+    estimate, built once per process."""
     global _HEIGHT_ESTIMATOR
     if _HEIGHT_ESTIMATOR is None:
         from gmt_ros.core.height_estimate import PelvisHeightEstimator

@@ -1,16 +1,49 @@
-"""The pelvis-height estimate from IMU + joints agrees with the simulator's true height."""
+"""The pelvis-height estimate (numpy leg table in the core) against MuJoCo's kinematics of the
+Menagerie G1 the simulator runs, and against the simulator's true height."""
+import mujoco
 import numpy as np
 import pytest
 
 from gmt_ros.core import g1, rotations
-from gmt_ros.core.height_estimate import PelvisHeightEstimator
+from gmt_ros.core.height_estimate import SOLE_RADIUS, PelvisHeightEstimator
+from gmt_ros.core.state import RobotState
+from sim2sim.g1_model import build_g1_model, foot_sphere_geoms, g1_index
 from sim2sim.simulator import G1Sim
 
 
 @pytest.fixture(scope="module")
 def sim_and_estimator():
     sim = G1Sim(seed=0)
-    return sim, PelvisHeightEstimator(sim.model)
+    return sim, PelvisHeightEstimator()
+
+
+def _state(quat, q) -> RobotState:
+    n = g1.NUM_BODY_JOINTS
+    return RobotState(stamp=0.0, joint_pos=q, joint_vel=np.zeros(n), imu_quat=quat, imu_gyro=np.zeros(3))
+
+
+def test_sole_points_match_mujoco_kinematics_of_the_model_over_random_poses():
+    """The table (offsets, body rotations, axes, sole spheres) is the model's: every sole sphere
+    centre agrees with mj_kinematics to 1e-9 m for random joint angles and orientations."""
+    model = build_g1_model()
+    data = mujoco.MjData(model)
+    idx = g1_index(model)
+    soles = foot_sphere_geoms(model)
+    assert np.allclose(model.geom_size[soles, 0], SOLE_RADIUS)
+    est = PelvisHeightEstimator()
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        q = rng.uniform(g1.Q_MIN, g1.Q_MAX)
+        quat = rotations.from_rpy(rng.uniform(-np.pi, np.pi, 3))
+        data.qpos[idx.root_qpos:idx.root_qpos + 3] = 0.0
+        data.qpos[idx.root_qpos + 3:idx.root_qpos + 7] = quat
+        data.qpos[idx.joint_qpos] = q
+        mujoco.mj_kinematics(model, data)
+        expected = data.geom_xpos[soles]  # left foot's four, then the right foot's
+        got = est.sole_points(quat, q).reshape(-1, 3)
+        np.testing.assert_allclose(got, expected, atol=1e-9)
+        lowest = np.min(expected[:, 2] - SOLE_RADIUS)
+        assert est(_state(quat, q)) == pytest.approx(-lowest, abs=1e-9)
 
 
 def test_standing_default_pose_matches_true_height(sim_and_estimator):

@@ -1,35 +1,92 @@
 """Pelvis height from the IMU and joint encoders alone (the robot has no height sensor).
 
-Leg kinematics of the G1 model with the pelvis at the origin, oriented as the IMU says: the
-lowest sole contact point is assumed to touch the floor, so the pelvis height is minus its z
-(plus the sphere radius). Good while a foot is on the ground; when the robot falls it drops with
-the tilt, which is what the fall check needs. Uses the same Menagerie G1 model as the simulator.
+Leg kinematics of the G1 with the pelvis at the origin, oriented as the IMU says: the lowest sole
+contact point is assumed to touch the floor, so the pelvis height is minus its z (plus the contact
+sphere's radius). Good while a foot is on the ground; when the robot falls it drops with the tilt,
+which is what the fall check needs.
+
+The chain below is the robot's geometry as a table (numpy only, no simulator in the core): body
+offsets, fixed body rotations and joint axes from pelvis to ankle-roll link, and the four sole
+contact spheres, as MuJoCo Menagerie's ``unitree_g1/g1.xml`` (the model the simulator runs) states
+them. ``test/test_height_estimate.py`` checks the estimate against MuJoCo's own kinematics of that
+model, so a model update that moves a link fails there.
 """
 from __future__ import annotations
 
-import mujoco
 import numpy as np
 
+from gmt_ros.core import g1
 from gmt_ros.core.state import RobotState
+
+# One leg from the pelvis down, as (child body, offset in the parent frame (m), body orientation
+# quaternion w, x, y, z relative to the parent, joint, joint axis in the child frame). The right
+# leg mirrors y. Source: g1.xml, bodies left_hip_pitch_link ... left_ankle_roll_link.
+_LEFT_LEG = (
+    ("left_hip_pitch_link", (0.0, 0.064452, -0.1027), (1.0, 0.0, 0.0, 0.0), "left_hip_pitch_joint", "y"),
+    ("left_hip_roll_link", (0.0, 0.052, -0.030465), (0.996179, 0.0, -0.0873386, 0.0), "left_hip_roll_joint", "x"),
+    ("left_hip_yaw_link", (0.025001, 0.0, -0.12412), (1.0, 0.0, 0.0, 0.0), "left_hip_yaw_joint", "z"),
+    ("left_knee_link", (-0.078273, 0.0021489, -0.17734), (0.996179, 0.0, 0.0873386, 0.0), "left_knee_joint", "y"),
+    ("left_ankle_pitch_link", (0.0, -9.4445e-05, -0.30001), (1.0, 0.0, 0.0, 0.0), "left_ankle_pitch_joint", "y"),
+    ("left_ankle_roll_link", (0.0, 0.0, -0.017558), (1.0, 0.0, 0.0, 0.0), "left_ankle_roll_joint", "x"),
+)
+# Sole contact spheres (Menagerie's "foot" geom class) in the ankle-roll link frame, both feet.
+SOLE_POINTS = np.array([[-0.05, 0.025, -0.03], [-0.05, -0.025, -0.03], [0.12, 0.03, -0.03], [0.12, -0.03, -0.03]])
+SOLE_RADIUS = 0.005
+
+
+def _quat_matrix(q) -> np.ndarray:
+    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def _mirror(name: str) -> str:
+    return "right_" + name[len("left_"):]
+
+
+def _chain() -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Per link k, both legs stacked (left, right): offsets (6, 2, 3), fixed rotations (6, 2, 3, 3),
+    joint slots (6, 2) and axis index (6,) (0 x, 1 y, 2 z)."""
+    offsets, fixed, slots, axes = [], [], [], []
+    for _body, pos, quat, joint, axis in _LEFT_LEG:
+        offsets.append((np.array(pos), np.array(pos) * (1.0, -1.0, 1.0)))
+        r = _quat_matrix(quat)
+        fixed.append((r, r))  # the fixed rotations are about y: the same on both sides
+        slots.append((g1.SLOT_OF[joint], g1.SLOT_OF[_mirror(joint)]))
+        axes.append("xyz".index(axis))
+    return np.array(offsets), np.array(fixed), np.array(slots), tuple(axes)
+
+
+def _axis_rotations(axis: int, angles: np.ndarray) -> np.ndarray:
+    """Rotation matrices (n, 3, 3) about one coordinate axis."""
+    c, s = np.cos(angles), np.sin(angles)
+    out = np.zeros((angles.size, 3, 3))
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    out[:, axis, axis] = 1.0
+    out[:, i, i], out[:, i, j], out[:, j, i], out[:, j, j] = c, -s, s, c
+    return out
 
 
 class PelvisHeightEstimator:
-    def __init__(self, model: mujoco.MjModel | None = None):
-        from sim2sim.g1_model import build_g1_model, foot_sphere_geoms, g1_index
+    """``estimator(state)`` -> pelvis height (m) above the lowest sole contact point."""
 
-        self.model = build_g1_model() if model is None else model
-        self.data = mujoco.MjData(self.model)
-        idx = g1_index(self.model)
-        self._root = idx.root_qpos
-        self._jq = idx.joint_qpos
-        self._soles = foot_sphere_geoms(self.model)
-        self._radius = self.model.geom_size[self._soles, 0]
+    def __init__(self) -> None:
+        self._offsets, self._fixed, self._slots, self._axes = _chain()
+
+    def sole_points(self, imu_quat, joint_pos) -> np.ndarray:
+        """Sole contact sphere centres (2 legs, 4, 3) relative to the pelvis, in the world
+        orientation the IMU quaternion (w, x, y, z) gives."""
+        rot = np.broadcast_to(_quat_matrix(imu_quat), (2, 3, 3))
+        pos = np.zeros((2, 3))
+        q = np.asarray(joint_pos, dtype=np.float64)
+        for k, axis in enumerate(self._axes):
+            pos = pos + np.einsum("lij,lj->li", rot, self._offsets[k])
+            rot = rot @ self._fixed[k] @ _axis_rotations(axis, q[self._slots[k]])
+        return pos[:, None, :] + np.einsum("lij,pj->lpi", rot, SOLE_POINTS)
 
     def __call__(self, state: RobotState) -> float:
-        d, r = self.data, self._root
-        d.qpos[r:r + 3] = 0.0
-        d.qpos[r + 3:r + 7] = np.asarray(state.imu_quat) / np.linalg.norm(state.imu_quat)
-        d.qpos[self._jq] = state.joint_pos
-        mujoco.mj_kinematics(self.model, d)
-        lowest = np.min(d.geom_xpos[self._soles, 2] - self._radius)
-        return float(-lowest)
+        lowest = float(np.min(self.sole_points(state.imu_quat, state.joint_pos)[..., 2])) - SOLE_RADIUS
+        return -lowest

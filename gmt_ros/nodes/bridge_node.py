@@ -71,6 +71,7 @@ from gmt_ros.core.command_limits import GROSS_MARGIN_RAD, CommandLimits
 from gmt_ros.core.command_source import TargetMapper, gains_from_contract
 from gmt_ros.core.contract import load_contract
 from gmt_ros.core.fall_check import FALL_HEIGHT_M, FALL_TILT_RAD
+from gmt_ros.core.height_estimate import PelvisHeightEstimator
 from gmt_ros.core.lowlevel import (
     CrcMismatchError, FastLowCmd_, FastLowState_, live_motor_slots, new_lowcmd, pack_lowcmd, unpack_lowstate,
 )
@@ -101,7 +102,7 @@ PARAMETERS = {
     "ramp_time_s": (3.0, float, "minimum-jerk ramp from the measured pose to the default pose"),
     "damping_kd": (g1.DAMPING_KD, float, "kd of the damping command (kp 0) on every motor"),
     "fall_tilt_rad": (FALL_TILT_RAD, float, "pelvis inclination from vertical above this: fall -> damping"),
-    "fall_height_check": (True, bool, "also detect falls from a pelvis height estimate (IMU + leg kinematics, MuJoCo model)"),
+    "fall_height_check": (True, bool, "also detect falls from a pelvis height estimate (IMU + leg kinematics)"),
     "fall_height_m": (FALL_HEIGHT_M, float, "pelvis height estimate below this: fall -> damping"),
     "startup_check_states": (10, int, "rt/lowstate messages (after the first) whose live motor slots and mode_machine are checked against the contract"),
     "release_motion_service": (False, bool, "at start, release the robot's built-in motion service with MotionSwitcherClient (CheckMode/ReleaseMode)"),
@@ -198,13 +199,7 @@ class BridgeNode(Node):
             raise BridgeConfigError(str(exc)) from None
         contract = load_contract(p["contract"])
         self._mapper = TargetMapper(gains_from_contract(contract))
-        fall_height = None
-        if p["fall_height_check"]:
-            from gmt_ros.core.height_estimate import PelvisHeightEstimator  # MuJoCo: only when used
-
-            t0 = time.monotonic()
-            fall_height = PelvisHeightEstimator()
-            self.get_logger().info(f"pelvis height estimator (MuJoCo G1 kinematics) built in {time.monotonic() - t0:.2f} s")
+        fall_height = PelvisHeightEstimator() if p["fall_height_check"] else None
         self._sup = Supervisor(targets_from_contract(contract), config, CommandLimits(gross_margin_rad=p["gross_margin_rad"]), fall_height)
         self._sup_lock = threading.Lock()
         dds.check_rmw_compatible(rclpy.get_rmw_implementation_identifier())
