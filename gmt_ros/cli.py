@@ -15,13 +15,11 @@ import json
 import sys
 from pathlib import Path
 
-DEFAULT_POLICY = "twist2_student"
+from gmt_ros.core.contract import DEFAULT_POLICY
+from gmt_ros.tools import UsageError
+
 # Subcommand modules under gmt_ros/tools/, each with register(subparsers).
 TOOL_MODULES: tuple[str, ...] = ("evaluate", "sim2sim_run", "recording", "bench", "faults", "stream_producer")
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit code 2 (tools raise it too)."""
 
 
 def _write_json(path: str | None, data) -> None:

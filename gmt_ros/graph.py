@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gmt_ros.core.contract import DEFAULT_POLICY
 from gmt_ros.core.paths import config_dir
 
 
@@ -70,8 +71,8 @@ ARGUMENT_TARGETS: dict[str, tuple[tuple[str, str], ...]] = {
 # Per-graph launch-argument defaults: the real robot is domain 0 and a dry run until the operator
 # opts in; the simulator stays on loopback in domain 1 and drives its (simulated) motors.
 ARGUMENT_DEFAULTS: dict[str, dict[str, str]] = {
-    "sim2sim": {"interface": "lo", "dds_domain": "1", "policy": "twist2_student", "dry_run": "false"},
-    "real": {"interface": "eth0", "dds_domain": "0", "policy": "twist2_student", "dry_run": "true"},
+    "sim2sim": {"interface": "lo", "dds_domain": "1", "policy": DEFAULT_POLICY, "dry_run": "false"},
+    "real": {"interface": "eth0", "dds_domain": "0", "policy": DEFAULT_POLICY, "dry_run": "true"},
 }
 
 

@@ -19,7 +19,7 @@ import time
 import warnings
 
 from gmt_ros.core.clip_library import load_named_clip
-from gmt_ros.core.contract import load_contract
+from gmt_ros.core.contract import DEFAULT_POLICY, load_contract
 from sim2sim.evaluate import run_episode
 from sim2sim.randomization import DomainRandomization
 from sim2sim.simulator import G1Sim
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--clips", nargs="*", default=list(DEFAULT_CLIPS))
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 per clip and preset")
     parser.add_argument("--max-seconds", type=float, default=10.0, help="cap on each episode's length")
-    parser.add_argument("--policy", default="twist2_student")
+    parser.add_argument("--policy", default=DEFAULT_POLICY)
     parser.add_argument("--friction", nargs="*", type=float, default=[], help="friction-only presets")
     parser.add_argument("--single-factor", metavar="PRESET", help="each parameter of PRESET alone")
     parser.add_argument("--leave-one-out", metavar="PRESET", help="PRESET without each parameter in turn")

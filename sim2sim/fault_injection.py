@@ -32,7 +32,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from gmt_ros.core import g1, lowlevel, remote
+from gmt_ros.adapters import lowlevel
+from gmt_ros.core import g1, remote
 
 KINDS = ("lowstate_stop", "lowstate_delay", "state_bad_crc", "push", "press", "dead_slots")
 DEFAULT_PRESS_S = 1.0

@@ -62,7 +62,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from gmt_ros.core import lowlevel, remote
+from gmt_ros.adapters import lowlevel
+from gmt_ros.core import remote
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.command_limits import CommandLimits
 from sim2sim import metrics
@@ -468,7 +469,7 @@ class SimRobotServer:
         """Join DDS (``config.domain`` on ``config.interface``) and start taking commands."""
         from unitree_sdk2py.core.channel import ChannelPublisher, ChannelSubscriber
 
-        from gmt_ros.core import dds
+        from gmt_ros.adapters import dds
 
         dds.init_channel_factory(self.config.domain, self.config.interface)
         # The protocol module's wire types: the SDK's unitree_hg types with a one-struct codec.

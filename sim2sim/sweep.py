@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 
 def add_sweep_arguments(ap: argparse.ArgumentParser) -> None:
-    from gmt_ros.cli import DEFAULT_POLICY
+    from gmt_ros.core.contract import DEFAULT_POLICY
 
     ap.add_argument("--policy", default=DEFAULT_POLICY)
     ap.add_argument("--clips", nargs="*", default=None, help="library clip names (default: every shipped clip)")

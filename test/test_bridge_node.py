@@ -123,8 +123,8 @@ class Robot:
         from unitree_sdk2py.idl.unitree_hg.msg.dds_ import LowState_
         from unitree_sdk2py.utils.crc import CRC
 
-        from gmt_ros.core.dds import init_channel_factory
-        from gmt_ros.core.lowlevel import FastLowCmd_ as LowCmd_
+        from gmt_ros.adapters.dds import init_channel_factory
+        from gmt_ros.adapters.lowlevel import FastLowCmd_ as LowCmd_
 
         init_channel_factory(DOMAIN, INTERFACE)
         self._crc = CRC()
@@ -155,7 +155,7 @@ class Robot:
         self._thread.start()
 
     def _on_lowcmd(self, msg):
-        from gmt_ros.core.lowlevel import verify_crc
+        from gmt_ros.adapters.lowlevel import verify_crc
 
         t = time.monotonic()
         arr = np.array([[m.mode, m.q, m.dq, m.tau, m.kp, m.kd] for m in msg.motor_cmd]).T
@@ -546,7 +546,7 @@ def first_damping_after(robot, t0, timeout=2.0):
 
 
 def test_channel_factory_guard_interface_check_and_link_timeout(robot):
-    from gmt_ros.core import dds
+    from gmt_ros.adapters import dds
 
     assert dds.channel_factory_settings() == (DOMAIN, INTERFACE)
     dds.init_channel_factory(DOMAIN, INTERFACE)  # same settings: fine
@@ -918,7 +918,7 @@ def test_live_estop_service_then_bad_crc_counted_then_sigterm_damps(live, robot,
     assert ros.call("clear") == (False, "no fault to clear")
 
     # Bad-CRC states are dropped and counted; their values never reach ROS or the commands.
-    from gmt_ros.core import dds
+    from gmt_ros.adapters import dds
 
     assert dds.wait_for_lowstate(2.0).mode_machine == 5  # the link check used before start-up
     robot.corrupt_sent = 0

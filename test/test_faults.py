@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from host_steal import StealMeter
 
-from gmt_ros.core import g1, lowlevel
+from gmt_ros.adapters import lowlevel
+from gmt_ros.core import g1
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.state import RobotState
 from sim2sim.fault_injection import FaultInjector, FaultSpec, parse_fault, parse_faults

@@ -1,4 +1,4 @@
-"""gmt_ros.core.lowlevel against the Unitree SDK's own messages, codec and CRC."""
+"""gmt_ros.adapters.lowlevel against the Unitree SDK's own messages, codec and CRC."""
 import dataclasses
 import random
 import time
@@ -9,9 +9,10 @@ from unitree_sdk2py.idl.default import unitree_hg_msg_dds__LowCmd_, unitree_hg_m
 from unitree_sdk2py.idl.unitree_hg.msg.dds_ import LowCmd_, LowState_
 from unitree_sdk2py.utils.crc import CRC
 
-from gmt_ros.core import g1, lowlevel
+from gmt_ros.adapters import lowlevel
+from gmt_ros.core import g1
 from gmt_ros.core.command import JointCommand
-from gmt_ros.core.lowlevel import (
+from gmt_ros.adapters.lowlevel import (
     CrcMismatchError, FastLowCmd_, FastLowState_, build_lowstate, compute_crc, live_motor_slots, pack_lowcmd,
     unpack_lowcmd, unpack_lowstate, verify_crc,
 )

@@ -35,7 +35,8 @@ from std_msgs.msg import Float32MultiArray, String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from gmt_ros import cli
-from gmt_ros.core import g1, mcap_io, rotations
+from gmt_ros.adapters import mcap_io
+from gmt_ros.core import g1, rotations
 from gmt_ros.core.clip_library import resolve_clip
 from gmt_ros.core.contract import load_contract
 from gmt_ros.core.motion import load_clip, window_from_clip

@@ -78,7 +78,7 @@ def test_bad_input_is_refused_with_its_name(capsys):
 
 
 def test_a_real_interface_other_than_loopback_is_refused(capsys):
-    from gmt_ros.core import dds
+    from gmt_ros.adapters import dds
 
     others = [n for n in dds.network_interfaces() if n != "lo"]
     if not others:

@@ -2,7 +2,7 @@
 
 The end-to-end test runs ``python -m sim2sim.node`` in a subprocess and plays the controller in
 this process with the SDK's own message classes and the SDK's own CRC (independent of
-gmt_ros.core.lowlevel, which the server uses), on loopback in the test domain.
+gmt_ros.adapters.lowlevel, which the server uses), on loopback in the test domain.
 """
 from __future__ import annotations
 
@@ -79,8 +79,8 @@ def dds_run(tmp_path_factory):
     from unitree_sdk2py.core.channel import ChannelPublisher, ChannelSubscriber
     from unitree_sdk2py.idl.unitree_hg.msg.dds_ import LowCmd_
 
-    from gmt_ros.core import dds
-    from gmt_ros.core.lowlevel import FastLowState_
+    from gmt_ros.adapters import dds
+    from gmt_ros.adapters.lowlevel import FastLowState_
 
     out = tmp_path_factory.mktemp("sim_robot")
     report_path = out / "report.json"

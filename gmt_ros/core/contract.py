@@ -27,6 +27,8 @@ _REQUIRED = (
 )
 _OPTIONAL = ("held_joints", "onnx_sha256", "description")
 _BARE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# The shipped policy every command, node and launch file uses when none is named.
+DEFAULT_POLICY = "twist2_student"
 
 
 @dataclass(frozen=True)

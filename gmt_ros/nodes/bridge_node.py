@@ -65,14 +65,15 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String, UInt8Mu
 from std_srvs.srv import Trigger
 from unitree_sdk2py.core.channel import ChannelPublisher, ChannelSubscriber
 
-from gmt_ros.core import dds, g1, process_tuning
+from gmt_ros.adapters import dds
+from gmt_ros.core import g1, process_tuning
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.command_limits import GROSS_MARGIN_RAD, CommandLimits
 from gmt_ros.core.command_source import TargetMapper, gains_from_contract
-from gmt_ros.core.contract import load_contract
+from gmt_ros.core.contract import DEFAULT_POLICY, load_contract
 from gmt_ros.core.fall_check import FALL_HEIGHT_M, FALL_TILT_RAD
 from gmt_ros.core.height_estimate import PelvisHeightEstimator
-from gmt_ros.core.lowlevel import (
+from gmt_ros.adapters.lowlevel import (
     CrcMismatchError, FastLowCmd_, FastLowState_, live_motor_slots, new_lowcmd, pack_lowcmd, unpack_lowstate,
 )
 from gmt_ros.core.remote import BUTTON_NAMES, decode_remote
@@ -94,7 +95,7 @@ _MAX_CATCH_UP_PERIODS = 5  # later than this the writer re-anchors its schedule 
 PARAMETERS = {
     "network_interface": ("lo", str, "interface of the robot's DDS network (robot: its wired NIC; simulator: lo)"),
     "dds_domain": (1, int, "DDS domain of rt/lowstate and rt/lowcmd (robot: 0; simulator: usually 1)"),
-    "contract": ("twist2_student", str, "policy contract name (models/<name>/contract.yaml) or path: default pose, kp/kd, held joints"),
+    "contract": (DEFAULT_POLICY, str, "policy contract name (models/<name>/contract.yaml) or path: default pose, kp/kd, held joints"),
     "target_topic": ("/gmt/joint_targets", str, "sensor_msgs/JointState PD targets by joint name"),
     "command_rate_hz": (500.0, float, "rt/lowcmd rate"),
     "target_timeout_s": (0.1, float, "policy mode: a PD target older than this (since header.stamp) is a fault -> damping"),

@@ -62,7 +62,7 @@ from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory
 
 from gmt_ros.core import g1, process_tuning
-from gmt_ros.core.contract import load_contract
+from gmt_ros.core.contract import DEFAULT_POLICY, load_contract
 from gmt_ros.core.frames import MotionFrames, MotionWindow
 from gmt_ros.core.playback import settle_to_standing
 from gmt_ros.core.policy import TrackingPolicy
@@ -76,7 +76,7 @@ TIMING_FIELDS = ("period_ms", "step_ms", "published")
 
 # name: (default, type, description)
 PARAMETERS = {
-    "contract": ("twist2_student", str, "policy contract name (models/<name>/contract.yaml) or path"),
+    "contract": (DEFAULT_POLICY, str, "policy contract name (models/<name>/contract.yaml) or path"),
     "rate_hz": (0.0, float, "control rate; 0 = the contract's rate_hz"),
     "joint_states_topic": ("/joint_states", str, "sensor_msgs/JointState robot joints by name"),
     "imu_topic": ("/imu", str, "sensor_msgs/Imu of the pelvis IMU"),

@@ -53,7 +53,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
-from gmt_ros.core.mcap_io import McapRecording, RecordingError, normalize_type_name, offered_qos_yaml
+from gmt_ros.adapters.mcap_io import McapRecording, RecordingError, normalize_type_name, offered_qos_yaml
 
 NODE_NAME = "gmt_recorder"
 

@@ -74,6 +74,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gmt_ros.core.contract import DEFAULT_POLICY
+
 SECTIONS = ("policy", "graph", "rtf")
 TARGET_TICK_P99_MS = 1.0
 TARGET_LATENCY_P99_MS = 2.0
@@ -220,7 +222,7 @@ def noisy_states(count: int = 64, seed: int = 0):
             for _ in range(count)]
 
 
-def measure_policy_step(steps: int, contract: str = "twist2_student") -> dict:
+def measure_policy_step(steps: int, contract: str = DEFAULT_POLICY) -> dict:
     """``steps`` policy steps (after a warm-up); each step's total and its parts."""
     from gmt_ros.core.contract import load_contract
     from gmt_ros.core.observation import ObservationBuilder
@@ -263,7 +265,7 @@ def measure_policy_step(steps: int, contract: str = "twist2_student") -> dict:
 # section "rtf": the headless in-process sim2sim loop
 
 
-def measure_rtf(seconds: float, motion: str, dr: str, seed: int = 0, contract: str = "twist2_student") -> dict:
+def measure_rtf(seconds: float, motion: str, dr: str, seed: int = 0, contract: str = DEFAULT_POLICY) -> dict:
     """Simulated / wall seconds of the episode loop; building the randomised model (MuJoCo
     compile, ≈ 1-2 s, once per episode) is timed apart and reported as ``build_s``."""
     from gmt_ros.core.clip_library import resolve_clip
@@ -567,7 +569,7 @@ def measure_graph(seconds: float, load: bool, pin: bool, work_dir: Path, motion:
     record_dir = work_dir / "records"
     record_dir.mkdir(parents=True, exist_ok=True)
     _write_wrappers(work_dir / "bin", record_dir)
-    dt = load_contract("twist2_student").control_dt
+    dt = load_contract(DEFAULT_POLICY).control_dt
     pid = os.getpid()
     options = Sim2SimOptions(motion=motion, domain=101 + pid % 100, ros_domain=1 + pid % 100,
                              log_dir=work_dir / "logs", node_settings=dict(node_settings or {}),
@@ -687,7 +689,7 @@ def _print_summary(report: dict) -> None:
 
 
 def run_bench(args) -> dict:
-    from gmt_ros.cli import UsageError
+    from gmt_ros.tools import UsageError
 
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))

@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from gmt_ros.cli import DEFAULT_POLICY, UsageError
+from gmt_ros.core.contract import DEFAULT_POLICY
+from gmt_ros.tools import UsageError
 
 
 def _check_dr(dr: str | None) -> None:

@@ -51,7 +51,8 @@ import numpy as np
 import yaml
 
 from gmt_ros import graph
-from gmt_ros.cli import DEFAULT_POLICY, UsageError
+from gmt_ros.core.contract import DEFAULT_POLICY
+from gmt_ros.tools import UsageError
 from gmt_ros.tools import sim2sim_run as s2s
 from gmt_ros.tools.process_graph import tail
 
@@ -1015,7 +1016,7 @@ def summary_line(report: dict) -> str:
 
 
 def cmd_faults(args) -> int:
-    from gmt_ros.core import dds
+    from gmt_ros.adapters import dds
 
     if not 1 <= args.domain <= dds.MAX_DOMAIN_ID:
         raise UsageError(f"--domain must be a non-zero DDS domain (1..{dds.MAX_DOMAIN_ID}), got {args.domain}")
@@ -1049,8 +1050,3 @@ def register(subparsers) -> None:
                         "came first (default 1)")
     p.set_defaults(func=cmd_faults)
 
-
-if __name__ == "__main__":
-    from gmt_ros.cli import main
-
-    sys.exit(main(["faults", *sys.argv[1:]]))

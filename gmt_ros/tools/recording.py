@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gmt_ros.cli import DEFAULT_POLICY, UsageError
+from gmt_ros.core.contract import DEFAULT_POLICY
+from gmt_ros.tools import UsageError
 
 JOINT_STATES_TOPIC = "/joint_states"
 IMU_TOPIC = "/imu"
@@ -143,7 +144,7 @@ def _events(path: Path):
     before a tick at the same nanosecond. Inputs count from when their publisher sent them (the
     DDS source timestamp): on a loaded machine the recorder's own reception time is further from
     the policy node's (measured: a worse match)."""
-    from gmt_ros.core import mcap_io
+    from gmt_ros.adapters import mcap_io
 
     order = {JOINT_STATES_TOPIC: 0, IMU_TOPIC: 0, MOTION_TARGET_TOPIC: 0, TIMING_TOPIC: 0, JOINT_TARGETS_TOPIC: 1}
     events, counts = [], dict.fromkeys(order, 0)
@@ -162,9 +163,9 @@ def _events(path: Path):
 def replay(path: str | Path, policy: str = DEFAULT_POLICY, window_max_age_s: float | None = None) -> ReplayReport:
     """Replay a recording through ``policy`` (see the module docstring). Raises ValueError (e.g.
     RecordingError) for a recording that lacks what replay needs or does not fit the policy."""
-    from gmt_ros.core import mcap_io
+    from gmt_ros.adapters import mcap_io
     from gmt_ros.core.contract import load_contract
-    from gmt_ros.core.mcap_io import RecordingError
+    from gmt_ros.adapters.mcap_io import RecordingError
     from gmt_ros.core.policy import TrackingPolicy
     from gmt_ros.core.state import RobotState
     from gmt_ros.core.window_check import MotionTargetError, check_window_timing
@@ -286,7 +287,7 @@ def replay(path: str | Path, policy: str = DEFAULT_POLICY, window_max_age_s: flo
 def cmd_record(args) -> int:
     from rclpy.parameter import Parameter
 
-    from gmt_ros.core.mcap_io import RecordingError
+    from gmt_ros.adapters.mcap_io import RecordingError
     from gmt_ros.nodes.recorder_node import RecorderConfigError, record
 
     if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):

@@ -72,7 +72,8 @@ from pathlib import Path
 import numpy as np
 
 from gmt_ros import graph
-from gmt_ros.cli import DEFAULT_POLICY, UsageError
+from gmt_ros.core.contract import DEFAULT_POLICY
+from gmt_ros.tools import UsageError
 from gmt_ros.tools.process_graph import NodeFailedError, ProcessGraph, autogroup_nice, set_autogroup_nice, tail
 from gmt_ros.tools.stream_run import StreamLink
 
@@ -469,7 +470,7 @@ def pick_ros_domain(environ=os.environ) -> int:
 def check_options(opt: Sim2SimOptions):
     """Validate the input before anything starts; returns (clip library name, clip duration,
     contract, player clip_dirs). Raises UsageError naming the problem."""
-    from gmt_ros.core import dds
+    from gmt_ros.adapters import dds
     from gmt_ros.core.clip_library import list_clips, resolve_clip
     from gmt_ros.core.contract import load_contract
     from gmt_ros.core.motion import load_clip

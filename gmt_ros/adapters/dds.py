@@ -15,7 +15,7 @@ import threading
 
 from unitree_sdk2py.core.channel import ChannelFactoryInitialize, ChannelSubscriber
 
-from gmt_ros.core.lowlevel import FastLowState_
+from gmt_ros.adapters.lowlevel import FastLowState_
 
 LOWSTATE_TOPIC = "rt/lowstate"
 LOWCMD_TOPIC = "rt/lowcmd"
