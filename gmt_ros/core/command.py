@@ -24,14 +24,14 @@ class JointCommand:
     enabled: np.ndarray
 
     @classmethod
-    def damping(cls, kd: float = g1.DAMPING_KD) -> "JointCommand":
+    def damping(cls, kd: float = g1.DAMPING_KD) -> JointCommand:
         """The terminal safe command: no position stiffness, viscous damping on every motor."""
         n = g1.NUM_BODY_JOINTS
         z = np.zeros(n)
         return cls(q=z.copy(), dq=z.copy(), kp=z.copy(), kd=np.full(n, kd), tau=z.copy(), enabled=np.ones(n, bool))
 
     @classmethod
-    def zero_torque(cls) -> "JointCommand":
+    def zero_torque(cls) -> JointCommand:
         n = g1.NUM_BODY_JOINTS
         z = np.zeros(n)
         return cls(q=z.copy(), dq=z.copy(), kp=z.copy(), kd=z.copy(), tau=z.copy(), enabled=np.ones(n, bool))
@@ -52,5 +52,5 @@ class JointCommand:
             if bad.size:
                 raise ValueError(f"JointCommand.{name} is negative at {g1.JOINT_NAMES[bad[0]]} (slot {bad[0]})")
 
-    def copy(self) -> "JointCommand":
+    def copy(self) -> JointCommand:
         return JointCommand(**{k: np.array(getattr(self, k), copy=True) for k in _FIELDS + ("enabled",)})

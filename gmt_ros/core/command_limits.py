@@ -35,7 +35,6 @@ from gmt_ros.core import g1
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.state import RobotState
 
-
 # See the module docstring for how this was measured; the bridge should expose it as a parameter.
 GROSS_MARGIN_RAD = 3.3
 
@@ -61,10 +60,10 @@ class ClipReport:
 class CommandLimits:
     kp_max: np.ndarray = field(default_factory=lambda: np.full(g1.NUM_BODY_JOINTS, 500.0))
     kd_max: np.ndarray = field(default_factory=lambda: np.full(g1.NUM_BODY_JOINTS, 20.0))
-    q_min: np.ndarray = field(default_factory=lambda: g1.Q_MIN.copy())
-    q_max: np.ndarray = field(default_factory=lambda: g1.Q_MAX.copy())
-    dq_max: np.ndarray = field(default_factory=lambda: g1.DQ_MAX.copy())
-    tau_max: np.ndarray = field(default_factory=lambda: g1.TAU_MAX.copy())
+    q_min: np.ndarray = field(default_factory=g1.Q_MIN.copy)
+    q_max: np.ndarray = field(default_factory=g1.Q_MAX.copy)
+    dq_max: np.ndarray = field(default_factory=g1.DQ_MAX.copy)
+    tau_max: np.ndarray = field(default_factory=g1.TAU_MAX.copy)
     gross_margin_rad: float = GROSS_MARGIN_RAD
 
     def check(self, cmd: JointCommand) -> None:

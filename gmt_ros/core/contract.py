@@ -9,11 +9,13 @@ contract is validated when it is loaded; ``check_against_onnx`` compares it with
 """
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import yaml
@@ -274,7 +276,7 @@ def parse_contract(data: Any, base_dir: Path, origin: str) -> PolicyContract:
         isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in offsets
     ):
         raise r.fail(f"future_offsets must be a list of non-negative integers (control steps), got {offsets!r}")
-    if any(b <= a for a, b in zip(offsets, offsets[1:])):
+    if any(b <= a for a, b in itertools.pairwise(offsets)):
         raise r.fail(f"future_offsets must be strictly increasing, got {offsets}")
 
     held = _parse_held(r, names)

@@ -26,7 +26,7 @@ class MotionFrames:
     def __len__(self) -> int:
         return int(self.root_pos.shape[0])
 
-    def take(self, index) -> "MotionFrames":
+    def take(self, index) -> MotionFrames:
         """Frames at integer index/indices (numpy indexing on the leading axis)."""
         return MotionFrames(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
@@ -44,7 +44,7 @@ class MotionFrames:
         if np.any(np.abs(norms - 1.0) > 1e-3):
             raise ValueError(f"{what}: root_quat is not unit length (|q| in [{norms.min():.3f}, {norms.max():.3f}])")
 
-    def interpolate(self, index: np.ndarray) -> "MotionFrames":
+    def interpolate(self, index: np.ndarray) -> MotionFrames:
         """Frames at fractional indices: linear for vectors, slerp for orientation. Indices are
         clamped to [0, N-1]."""
         idx = np.clip(np.asarray(index, dtype=np.float64), 0.0, len(self) - 1)

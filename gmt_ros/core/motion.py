@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import os
 import sys
 import warnings
@@ -281,7 +282,7 @@ def repair_glitches(name: str, fps: float, root_pos: np.ndarray, root_quat: np.n
         return root_pos, root_quat, joint_pos, []
     n = len(root_pos)
     bounds = [0] + [int(k) + 1 for k in jumps] + [n]
-    stretches = list(zip(bounds[:-1], bounds[1:]))  # [start, end) frame ranges between jumps
+    stretches = list(itertools.pairwise(bounds))  # [start, end) frame ranges between jumps
     genuine = [e - s > MAX_GLITCH_FRAMES for s, e in stretches]
     if not any(genuine):
         raise ValueError(f"{what}: {len(jumps)} implausible jumps and no stretch of more than "

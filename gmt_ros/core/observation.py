@@ -24,8 +24,9 @@ place rather than a deque concatenated on every step.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class Term:
     per_frame: ClassVar[bool] = False
     extra_params: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, contract: "PolicyContract", params: Mapping[str, Any]):
+    def __init__(self, contract: PolicyContract, params: Mapping[str, Any]):
         unknown = sorted(set(params) - {"scale"} - self.extra_params)
         if unknown:
             allowed = sorted({"scale"} | self.extra_params)
@@ -94,7 +95,7 @@ class Term:
         self.scale = float(scale)
         self.size = self._size(contract)
 
-    def _size(self, contract: "PolicyContract") -> int:
+    def _size(self, contract: PolicyContract) -> int:
         raise NotImplementedError
 
     def compute(self, inputs: ObsInputs) -> np.ndarray:
@@ -286,7 +287,7 @@ TERMS: dict[str, type[Term]] = {
 }
 
 
-def make_term(spec, contract: "PolicyContract") -> Term:
+def make_term(spec, contract: PolicyContract) -> Term:
     """Instantiate a contract term spec; an unknown name is an error listing the known ones."""
     cls = TERMS.get(spec.name)
     if cls is None:
@@ -363,7 +364,7 @@ class ObservationBuilder:
     output, leaves the history untouched). ``reset`` refills the history with zeros.
     """
 
-    def __init__(self, contract: "PolicyContract"):
+    def __init__(self, contract: PolicyContract):
         self.contract = contract
         self._offset_times = np.asarray(contract.future_offsets, dtype=np.float64) * contract.control_dt
         self._terms_blocks: dict[str, _TermsBlock] = {}
@@ -480,6 +481,6 @@ class ObservationBuilder:
         raise IndexError(f"observation index {index} outside 0..{self.size - 1}")
 
 
-def layout_width(contract: "PolicyContract") -> int:
+def layout_width(contract: PolicyContract) -> int:
     """The observation width a contract's layout produces (raises ValueError on a bad layout)."""
     return ObservationBuilder(contract).size

@@ -82,7 +82,7 @@ class Anchor:
     world_origin: np.ndarray  # (3,), z = 0
 
     @classmethod
-    def aligning(cls, clip_frame: MotionFrames, reference: MotionFrames) -> "Anchor":
+    def aligning(cls, clip_frame: MotionFrames, reference: MotionFrames) -> Anchor:
         """The anchor that puts the clip frame's x, y and heading onto the reference frame's."""
         yaw = _yaw(reference.root_quat[0]) - _yaw(clip_frame.root_quat[0])
         clip_origin = np.array([clip_frame.root_pos[0, 0], clip_frame.root_pos[0, 1], 0.0])

@@ -15,6 +15,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+
 try:  # numpy >= 2
     from numpy._core import multiarray as _multiarray
     from numpy._core import numeric as _numeric

@@ -37,7 +37,7 @@ import numpy as np
 
 from gmt_ros.core import g1
 from gmt_ros.core.command import JointCommand
-from gmt_ros.core.command_limits import SpeedReference, ClipReport, CommandFault, CommandLimits
+from gmt_ros.core.command_limits import ClipReport, CommandFault, CommandLimits, SpeedReference
 from gmt_ros.core.fall_check import FALL_HEIGHT_M, FALL_TILT_RAD, OVERSPEED_FACTOR, FallCheck
 from gmt_ros.core.state import RobotState
 
