@@ -30,7 +30,7 @@ import numpy as np
 from gmt_ros.core import g1, rotations
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.command_limits import ClipReport, CommandFault, CommandLimits, SpeedReference
-from gmt_ros.core.command_source import TargetMapper, gains_from_contract
+from gmt_ros.core.command_table import TargetMapper
 from gmt_ros.core.contract import PolicyContract
 from gmt_ros.core.fall_check import FallCheck
 from gmt_ros.core.motion import MotionClip, window_from_clip
@@ -352,7 +352,7 @@ class _BridgeSendPath:
     fall check on the state of that tick. Either part may be None (off)."""
 
     def __init__(self, contract: PolicyContract, limits: CommandLimits | None, fall_check: FallCheck | None):
-        self.mapper = TargetMapper(gains_from_contract(contract))
+        self.mapper = TargetMapper(contract.command_table)
         self.names = tuple(contract.joint_names)
         self.slots = np.asarray(contract.slots)
         self.limits = limits

@@ -10,6 +10,7 @@ in file order and bring it to the mode they need); the dry run with a mismatchin
 bad configurations have their own, and run before it.
 """
 import functools
+import hashlib
 import json
 import math
 import os
@@ -63,6 +64,16 @@ def contract_gains():
     return data["joint_names"], gains, held
 
 
+@functools.lru_cache(maxsize=1)
+def contract_wire_id():
+    """The contract identity a policy stamps on its targets (header.frame_id), computed here from
+    the YAML as the wire format states it: name@ the first 16 hex digits of the sha256 of the
+    document as canonical JSON (sorted keys, no spaces)."""
+    data = yaml.safe_load(CONTRACT.read_text())
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return f"{data['name']}@{digest[:16]}"
+
+
 def slot_of(name):
     from gmt_ros.core import g1
 
@@ -78,12 +89,13 @@ def min_jerk(s):
 
 
 def test_target_mapper_maps_by_name_and_names_bad_targets():
-    from gmt_ros.core import g1
-    from gmt_ros.core.command_source import PolicyGains, TargetMapper, gains_from_contract
+    from gmt_ros.core.command_table import TargetMapper
     from gmt_ros.core.contract import load_contract
 
     names, gains, held = contract_gains()
-    mapper = TargetMapper(gains_from_contract(load_contract(CONTRACT)))
+    contract = load_contract(CONTRACT)
+    assert contract.identity.wire == contract_wire_id()
+    mapper = TargetMapper(contract.command_table)
     target = target_for()
     cmd = mapper.command(target[0], target[1], target[2], target[3])
     arr = np.array([np.ones(29), cmd.q, cmd.dq, cmd.tau, cmd.kp, cmd.kd])
@@ -99,10 +111,6 @@ def test_target_mapper_maps_by_name_and_names_bad_targets():
         mapper.command(names, np.zeros(22))
     with pytest.raises(ValueError, match="target names repeat a joint"):
         mapper.command(names[:-1] + names[:1], np.zeros(23))
-    with pytest.raises(ValueError, match=r"neither driven by the policy nor held: \['left_wrist_roll_joint'"):
-        PolicyGains(joint_names=g1.GMT23_NAMES, kp=np.ones(23), kd=np.ones(23))
-    with pytest.raises(ValueError, match="kd is negative for left_knee_joint"):
-        PolicyGains(joint_names=g1.JOINT_NAMES, kp=np.ones(29), kd=-(np.arange(29) == 3).astype(float))
 
 
 # ------------------------------------------------------------------------------------ robot side
@@ -269,6 +277,7 @@ class Ros:
         self.joint_state_positions = deque(maxlen=5000)
         self.diagnostics = []
         self.targets = None  # (names, q, dq, effort) while publishing
+        self.frame_id = contract_wire_id()  # the contract identity the targets carry
         self.last_target_publish = 0.0
         self.first_target_publish = None
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -318,6 +327,7 @@ class Ros:
             msg = self._JointState()
             stamped = time.monotonic()  # the bridge ages a target from its stamp, taken right here
             msg.header.stamp = self.node.get_clock().now().to_msg()
+            msg.header.frame_id = self.frame_id
             msg.name, msg.position, msg.velocity, msg.effort = list(names), list(q), list(dq), list(effort)
             self.pub.publish(msg)
             self.last_target_publish = stamped
@@ -826,6 +836,29 @@ def test_live_nan_target_damps_at_once_and_no_nan_is_sent(live, robot, ros):
     with robot.lock:
         sent = [a for *_, a in robot.lowcmd]
     assert all(np.all(np.isfinite(a)) for a in sent), "a non-finite value reached rt/lowcmd"
+
+
+@pytest.mark.slow
+def test_live_target_of_another_contract_damps_and_names_both_contracts(live, robot, ros):
+    """A target computed under another contract (or one that names none) is never sent: in policy
+    mode it is a fault naming both identities."""
+    target = target_for()
+    bring_to_policy(ros, target)
+    time.sleep(0.1)
+    ros.frame_id = "twist2_student@0123456789abcdef"
+    try:
+        ros.set_targets(target)
+        while ros.first_target_publish is None:
+            time.sleep(0.002)
+        t_foreign = ros.first_target_publish
+        st = ros.wait_status(lambda s: s["fault"] is not None)
+    finally:
+        ros.frame_id = contract_wire_id()
+    assert ("invalid PD target on /gmt/joint_targets: the target was computed under contract "
+            f"'twist2_student@0123456789abcdef' but this bridge runs '{contract_wire_id()}'") in st["fault"], st
+    assert st["contract"] == contract_wire_id()
+    first_damping_after(robot, t_foreign)
+    ros.set_targets(None)
 
 
 @pytest.mark.slow

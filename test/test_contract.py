@@ -238,3 +238,29 @@ def test_boolean_is_not_an_integer(tmp_path):
     data = copy.deepcopy(raw("twist2_student"))
     data["history_length"] = True
     refused(tmp_path, data, "history_length must be an integer >= 0, got True")
+
+
+# --- identity ----------------------------------------------------------------------------------------
+
+
+def test_identity_is_the_content_hash_so_layout_does_not_count_and_every_value_does(tmp_path):
+    shipped = paths.models_dir() / "twist2_student" / "contract.yaml"
+    original = load_contract(shipped).identity
+    assert original.name == "twist2_student" and len(original.sha256) == 64
+    assert original.wire == f"twist2_student@{original.sha256[:16]}"
+    # The same document re-written (no comments, other key order, flow style): the same identity.
+    data = raw("twist2_student")
+    (tmp_path / "same").mkdir()
+    relaid = tmp_path / "same" / "contract.yaml"
+    relaid.write_text(yaml.safe_dump(dict(reversed(list(data.items()))), default_flow_style=True))
+    assert load_contract(relaid).identity == original
+    # One gain changed: another identity (a bridge holding the original refuses its targets).
+    changed = copy.deepcopy(data)
+    changed["kp"][3] += 1
+    assert load_contract(write(tmp_path, changed)).identity.sha256 != original.sha256
+
+
+def test_command_table_is_derived_once_per_contract():
+    c = load_contract("twist2_student")
+    assert c.command_table is c.command_table
+    assert not c.command_table.default_pose.flags.writeable and not c.command_table.kp.flags.writeable

@@ -276,3 +276,29 @@ def test_settle_to_standing_eases_from_the_frame_to_standing_below_it_then_stand
     assert abs(roll) < 1e-9 and abs(pitch) < 1e-9 and yaw == pytest.approx(1.0)  # level, same heading
     assert np.abs(f.joint_vel[0]).max() < 1e-9 and np.abs(end.joint_vel).max() == 0.0  # eased at both ends
     assert np.abs(f.joint_vel[25]).max() > 0.4  # moving in the middle
+
+
+def test_ease_to_standing_goes_to_the_given_pose_not_a_generic_one():
+    """The policy node's stale-window ease ends in its contract's pose (held joints at their
+    targets): a contract whose standing pose is not g1.DEFAULT_POSE stands in its own."""
+    from gmt_ros.core.frames import MotionFrames, MotionWindow
+    from gmt_ros.core.playback import ease_to_standing
+
+    n = 30
+    walk = g1.DEFAULT_POSE + 0.2
+    mask = np.ones(29, bool)
+    mask[list(g1.WRIST_SLOTS)] = False  # a 23-joint clip: wrists not supplied
+    frames = MotionFrames(root_pos=np.tile([0.0, 0.0, 0.75], (n, 1)), root_quat=np.tile([1.0, 0, 0, 0], (n, 1)),
+                          root_lin_vel=np.zeros((n, 3)), root_ang_vel=np.zeros((n, 3)),
+                          joint_pos=np.tile(walk, (n, 1)), joint_vel=np.zeros((n, 29)))
+    window = MotionWindow(start_time=5.0, dt=0.02, frames=frames, joint_mask=mask)
+    pose = g1.DEFAULT_POSE.copy()
+    pose[list(g1.WRIST_SLOTS)] = 0.5  # e.g. wrists held at 0.5 rad by the contract
+    pose[[15, 22]] = -0.3             # shoulders pitched forward
+    w = ease_to_standing(window, now=5.1, blend_s=1.0, horizon_s=2.0, dt=0.02, pose=pose)
+    assert w.start_time == 5.1 and w.end_time >= 5.1 + 3.0 - 1e-9
+    first = w.sample(5.1).joint_pos[0]
+    np.testing.assert_allclose(first[mask], walk[mask])  # from the reference where it had one
+    np.testing.assert_allclose(first[~mask], pose[~mask])  # from the pose where it had none
+    np.testing.assert_allclose(w.sample(6.5).joint_pos[0], pose, atol=1e-12)
+    assert np.abs(w.sample(6.5).joint_pos[0] - g1.DEFAULT_POSE).max() > 0.4

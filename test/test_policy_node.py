@@ -206,6 +206,7 @@ def test_tracks_a_clip_at_50_hz_exactly_as_tracking_policy(rig):
 
     contract = load_contract("twist2_student")
     assert all(list(m.name) == list(contract.joint_names) for m in got)
+    assert {m.header.frame_id for m in got} == {contract.identity.wire}  # the contract each target was made under
     stamps = np.array([time_to_seconds(m.header.stamp) for m in got])
     # never faster than one per 20 ms tick; slower only by ticks lost on a loaded machine
     assert len(stamps) - 1 <= (stamps[-1] - stamps[0]) / 0.02 + 1

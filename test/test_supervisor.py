@@ -4,18 +4,21 @@ import pytest
 
 from gmt_ros.core import g1, rotations
 from gmt_ros.core.command import JointCommand
+from gmt_ros.core.command_table import CommandTable
+from gmt_ros.core.contract import ContractId
 from gmt_ros.core.state import RobotState
-from gmt_ros.core.supervisor import (
-    Mode, Request, Supervisor, SupervisorConfig, Targets, minimum_jerk, targets_from_contract,
-)
+from gmt_ros.core.supervisor import Mode, Request, Supervisor, SupervisorConfig, minimum_jerk
 
 N = g1.NUM_BODY_JOINTS
 ALL_SLOTS = tuple(range(N))
 
 
-def targets(required=ALL_SLOTS, needs_29dof=True):
-    return Targets(default_pose=g1.DEFAULT_POSE.copy(), kp=np.full(N, 40.0), kd=np.full(N, 2.0),
-                   required_slots=required, needs_29dof=needs_29dof)
+def targets(policy_slots=ALL_SLOTS):
+    """A command table: the policy drives ``policy_slots``, the other slots are held."""
+    policy = np.asarray(policy_slots)
+    return CommandTable(identity=ContractId("test", "0" * 64), policy_names=tuple(g1.JOINT_NAMES[s] for s in policy),
+                        policy_slots=policy, held_slots=np.setdiff1d(np.arange(N), policy),
+                        default_pose=g1.DEFAULT_POSE.copy(), kp=np.full(N, 40.0), kd=np.full(N, 2.0))
 
 
 def robot(q=None, rpy=(0.0, 0.0, 0.0), dq=None):
@@ -162,7 +165,7 @@ def test_joint_overspeed_is_a_fault_for_either_sign():
 
 
 def test_startup_mismatch_refuses_to_leave_damping_and_cannot_be_cleared():
-    sup = Supervisor(targets(required=ALL_SLOTS, needs_29dof=True))
+    sup = Supervisor(targets())
     missing = tuple(s for s in ALL_SLOTS if s not in (13, 14))
     msg = sup.startup_check(4, missing)
     assert "mode_machine 4 (23-DoF)" in msg and "waist_roll_joint, waist_pitch_joint" in msg
@@ -175,7 +178,7 @@ def test_startup_mismatch_refuses_to_leave_damping_and_cannot_be_cleared():
 
 def test_twenty_three_joint_contract_accepts_a_29dof_robot():
     gmt_slots = g1.GMT23_SLOTS
-    sup = Supervisor(targets(required=gmt_slots, needs_29dof=True))
+    sup = Supervisor(targets(policy_slots=gmt_slots))
     assert sup.startup_check(5, ALL_SLOTS) is None
 
 
@@ -186,30 +189,30 @@ def test_minimum_jerk_blend_hand_values():
     assert minimum_jerk(-1.0) == 0.0 and minimum_jerk(2.0) == 1.0
 
 
-def test_targets_from_contract_places_policy_and_held_joints_by_slot():
+def test_command_table_places_policy_and_held_joints_by_slot():
     from gmt_ros.core.contract import load_contract
     from gmt_ros.core.paths import models_dir
 
-    gmt = targets_from_contract(load_contract(models_dir() / "gmt_student" / "contract.yaml"))
+    gmt = load_contract(models_dir() / "gmt_student" / "contract.yaml").command_table
     # GMT contract: knees kp 150 kd 4, waist kp 150, arms kp 40 kd 5, wrists held at 0 with kp 20 kd 1.
     assert gmt.kp[3] == 150 and gmt.kd[3] == 4 and gmt.kp[13] == 150 and gmt.kp[18] == 40 and gmt.kd[18] == 5
     for s in g1.WRIST_SLOTS:
         assert (gmt.default_pose[s], gmt.kp[s], gmt.kd[s]) == (0.0, 20.0, 1.0)
     assert gmt.default_pose[16] == 0.4 and gmt.default_pose[23] == -0.4 and gmt.default_pose[18] == 1.2
     assert gmt.required_slots == ALL_SLOTS and gmt.needs_29dof  # waist roll/pitch are policy joints
-    twist = targets_from_contract(load_contract("twist2_student"))
+    twist = load_contract("twist2_student").command_table
     assert twist.required_slots == ALL_SLOTS and twist.needs_29dof
     np.testing.assert_allclose(twist.default_pose, g1.DEFAULT_POSE)
 
 
-def test_targets_from_contract_refuses_a_joint_neither_driven_nor_held():
+def test_command_table_refuses_a_joint_neither_driven_nor_held():
     from types import SimpleNamespace
 
     legs = g1.JOINT_NAMES[:12]
     contract = SimpleNamespace(name="legs_only", joint_names=legs, default_pose=np.zeros(12), kp=np.ones(12),
-                               kd=np.ones(12), held_joints=(), slots=g1.slots_of(legs))
+                               kd=np.ones(12), held_joints=(), identity=ContractId("legs_only", "0" * 64))
     with pytest.raises(ValueError, match=r"contract legs_only: body joint\(s\) neither driven by the policy nor held: \['waist_yaw_joint'"):
-        targets_from_contract(contract)
+        CommandTable.from_contract(contract)
 
 
 def test_legs_only_policy_does_not_need_the_29dof_body():
@@ -220,8 +223,8 @@ def test_legs_only_policy_does_not_need_the_29dof_body():
     legs = g1.JOINT_NAMES[:12] + ("waist_yaw_joint",)
     held = tuple(HeldJoint(n, 0.0, 10.0, 1.0) for n in g1.JOINT_NAMES[13:])
     contract = SimpleNamespace(name="x", joint_names=legs, default_pose=np.zeros(13), kp=np.ones(13),
-                               kd=np.ones(13), held_joints=held, slots=g1.slots_of(legs))
-    assert not targets_from_contract(contract).needs_29dof
+                               kd=np.ones(13), held_joints=held, identity=ContractId("x", "0" * 64))
+    assert not CommandTable.from_contract(contract).needs_29dof
 
 
 def test_first_button_sample_is_not_a_press_but_a_held_estop_fires():

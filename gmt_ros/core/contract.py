@@ -9,10 +9,13 @@ contract is validated when it is loaded; ``check_against_onnx`` compares it with
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -21,6 +24,7 @@ import numpy as np
 import yaml
 
 from gmt_ros.core import g1, paths
+from gmt_ros.core.command_table import CommandTable
 
 _REQUIRED = (
     "name", "onnx", "input_name", "output_name", "obs_dim", "action_dim", "rate_hz", "joint_names",
@@ -62,6 +66,31 @@ class HeldJoint:
     kd: float
 
 
+@dataclass(frozen=True)
+class ContractId:
+    """Which contract: its name and the sha256 of its content (the parsed YAML, so comments and
+    layout do not count, every value does). ``wire`` is how it travels with each PD target (the
+    JointState's header.frame_id, see ``gmt_ros.nodes.policy_node``)."""
+
+    name: str
+    sha256: str
+
+    WIRE_HASH_CHARS = 16  # 64 bits: tells versions of a contract apart (not a security measure)
+
+    @property
+    def wire(self) -> str:
+        return f"{self.name}@{self.sha256[:self.WIRE_HASH_CHARS]}"
+
+    def __str__(self) -> str:
+        return self.wire
+
+
+def content_sha256(data: Any) -> str:
+    """sha256 of a parsed YAML document in a canonical JSON form (sorted keys, no spaces)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 @dataclass(frozen=True, eq=False)
 class PolicyContract:
     name: str
@@ -85,6 +114,17 @@ class PolicyContract:
     history_length: int
     observation: tuple[ObsBlock, ...]
     description: str = ""
+    sha256: str = ""  # content_sha256 of the YAML document it was parsed from
+
+    @property
+    def identity(self) -> ContractId:
+        return ContractId(self.name, self.sha256)
+
+    @cached_property
+    def command_table(self) -> CommandTable:
+        """The 29-slot pose and gain table every command of this policy is built from (derived
+        once per contract object: policy, bridge and supervisor use this one)."""
+        return CommandTable.from_contract(self)
 
     @property
     def control_dt(self) -> float:
@@ -313,6 +353,7 @@ def parse_contract(data: Any, base_dir: Path, origin: str) -> PolicyContract:
         history_length=r.integer("history_length", 0),
         observation=_parse_observation(r),
         description=description,
+        sha256=content_sha256(data),
     )
     has_history = any(b.history_of for b in contract.observation)
     if contract.history_length > 0 and not has_history:

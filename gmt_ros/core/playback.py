@@ -185,6 +185,19 @@ def standing_frame(source: MotionFrames, standing_height: float = STANDING_HEIGH
                         joint_vel=np.zeros((1, g1.NUM_BODY_JOINTS)))
 
 
+def ease_to_standing(window: MotionWindow, now: float, blend_s: float, horizon_s: float, dt: float,
+                     pose: np.ndarray) -> MotionWindow:
+    """What a consumer follows once its motion producer has gone quiet: from ``window``'s reference
+    at ``now`` (the joints it does not supply from ``pose``) to standing in ``pose`` (the policy's
+    default pose, held joints at their targets) over ``blend_s``, then standing, far enough to
+    cover ``horizon_s`` of look-ahead."""
+    source = window.sample(now)
+    unsupplied = ~window.joint_mask
+    source.joint_pos[0, unsupplied] = np.asarray(pose)[unsupplied]  # no data: ease from standing
+    n = int(math.ceil((blend_s + horizon_s) / dt)) + 2
+    return settle_to_standing(source, now, blend_s, n, dt, default_pose=pose)
+
+
 def settle_to_standing(source: MotionFrames, start: float, duration: float, n: int, dt: float,
                        standing_height: float = STANDING_HEIGHT, default_pose: np.ndarray | None = None) -> MotionWindow:
     """A window from ``start``: ease from ``source`` (one frame, every joint set) to standing below

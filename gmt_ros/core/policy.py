@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from gmt_ros.core import g1
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.contract import PolicyContract, check_against_onnx, load_contract
 from gmt_ros.core.frames import MotionWindow
@@ -87,16 +86,8 @@ class TrackingPolicy:
         c = self.contract
         self.network = OnnxPolicy(c, onnx_path)
         self.observations = ObservationBuilder(c)
-        self._slots = c.slots
-        self._slot_index = slot_index(self._slots)  # a slice for the 29-joint policy
-        held = c.held_slots
-        # Per-slot arrays of the command that does not depend on the action.
-        self._kp = np.zeros(g1.NUM_BODY_JOINTS)
-        self._kd = np.zeros(g1.NUM_BODY_JOINTS)
-        self._q_base = np.zeros(g1.NUM_BODY_JOINTS)
-        self._kp[self._slots], self._kd[self._slots], self._q_base[self._slots] = c.kp, c.kd, c.default_pose
-        for slot, h in zip(held, c.held_joints):
-            self._kp[slot], self._kd[slot], self._q_base[slot] = h.kp, h.kd, h.target
+        self.table = c.command_table  # default pose and gains of every slot, held joints included
+        self._slot_index = slot_index(self.table.policy_slots)  # a slice for the 29-joint policy
         self._last_action = np.zeros(c.action_dim)
         self._last_observation: np.ndarray | None = None
         self._checked_window: MotionWindow | None = None  # the last window that passed validate()
@@ -128,14 +119,12 @@ class TrackingPolicy:
         if not np.isfinite(action).all():
             bad = np.flatnonzero(~np.isfinite(action))
             raise ValueError(f"policy {c.name!r}: non-finite action for {[c.joint_names[i] for i in bad]}")
-        q = self._q_base.copy()
+        q = self.table.default_pose.copy()
         # min/max is np.clip for finite values, at a fraction of np.clip's call overhead
         q[self._slot_index] += c.action_scale * np.minimum(np.maximum(action, -c.action_clip), c.action_clip)
-        n = g1.NUM_BODY_JOINTS
         # No JointCommand.validate(): every part is already known good (a finite action, clipped;
         # default pose and gains validated with the contract), and the send path validates again.
-        return JointCommand(q=q, dq=np.zeros(n), kp=self._kp.copy(), kd=self._kd.copy(), tau=np.zeros(n),
-                            enabled=np.ones(n, dtype=bool))
+        return self.table.command(q)
 
     def step(self, state: RobotState, window: MotionWindow, now: float) -> JointCommand:
         """One control step: observe, run the network, map the action to a command."""

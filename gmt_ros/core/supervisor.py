@@ -38,6 +38,7 @@ import numpy as np
 from gmt_ros.core import g1
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.command_limits import ClipReport, CommandFault, CommandLimits, SpeedReference
+from gmt_ros.core.command_table import CommandTable
 from gmt_ros.core.fall_check import FALL_HEIGHT_M, FALL_TILT_RAD, OVERSPEED_FACTOR, FallCheck
 from gmt_ros.core.state import RobotState
 
@@ -115,36 +116,6 @@ class SupervisorConfig:
 
 
 @dataclass
-class Targets:
-    """What the supervisor needs from the policy contract."""
-
-    default_pose: np.ndarray          # (29,) hold/ramp target, slot order
-    kp: np.ndarray                    # (29,) gains for ramp/hold (contract gains, held joints included)
-    kd: np.ndarray
-    required_slots: tuple             # slots the contract drives (policy + held joints)
-    needs_29dof: bool                 # policy uses waist roll/pitch or wrists
-
-
-def targets_from_contract(contract) -> Targets:
-    """Targets from a ``PolicyContract``: the policy joints' default pose and gains, the held
-    joints at their hold target and gains. Every body joint must be one or the other."""
-    held = tuple(contract.held_joints)
-    names = tuple(contract.joint_names) + tuple(h.name for h in held)
-    missing = [n for n in g1.JOINT_NAMES if n not in names]
-    if missing:
-        raise ValueError(f"contract {contract.name}: body joint(s) neither driven by the policy nor held: {missing}")
-    pose = np.concatenate([np.asarray(contract.default_pose, float), [h.target for h in held]])
-    kp = np.concatenate([np.asarray(contract.kp, float), [h.kp for h in held]])
-    kd = np.concatenate([np.asarray(contract.kd, float), [h.kd for h in held]])
-    policy_slots = set(int(s) for s in contract.slots)
-    needs_29dof = bool(policy_slots & ({13, 14} | set(g1.WRIST_SLOTS)))
-    return Targets(
-        default_pose=g1.expand_to_29(pose, names), kp=g1.expand_to_29(kp, names), kd=g1.expand_to_29(kd, names),
-        required_slots=tuple(sorted(int(s) for s in g1.slots_of(names))), needs_29dof=needs_29dof,
-    )
-
-
-@dataclass
 class Decision:
     command: JointCommand
     mode: Mode
@@ -163,9 +134,9 @@ def minimum_jerk(s: float) -> float:
 
 
 class Supervisor:
-    def __init__(self, targets: Targets, config: SupervisorConfig | None = None,
+    def __init__(self, table: CommandTable, config: SupervisorConfig | None = None,
                  limits: CommandLimits | None = None, fall_height=None):
-        self.targets = targets
+        self.table = table  # the contract's pose and gains: ramp and hold use them
         self.config = config or SupervisorConfig()
         self.limits = limits or CommandLimits()
         # fall_height: callable(RobotState) -> pelvis height estimate, or None
@@ -193,13 +164,13 @@ class Supervisor:
         Returns the error text, or None when the robot fits the contract."""
         live = set(int(s) for s in live_slots)
         problems = []
-        if mode_machine in g1.MODE_MACHINE_23DOF and self.targets.needs_29dof:
+        if mode_machine in g1.MODE_MACHINE_23DOF and self.table.needs_29dof:
             problems.append(f"robot reports mode_machine {mode_machine} (23-DoF) but the policy needs the 29-DoF body")
         elif mode_machine in g1.MODE_MACHINE_ARMS_ONLY:
             problems.append(f"robot reports mode_machine {mode_machine} (arms only)")
         elif mode_machine not in g1.MODE_MACHINE_23DOF | g1.MODE_MACHINE_29DOF:
             problems.append(f"robot reports unknown mode_machine {mode_machine}")
-        missing = [g1.JOINT_NAMES[s] for s in self.targets.required_slots if s not in live]
+        missing = [g1.JOINT_NAMES[s] for s in self.table.required_slots if s not in live]
         if missing:
             problems.append(f"motor slots the policy drives report no live data: {', '.join(missing)}"
                             " (23-DoF robot, or waist locked?)")
@@ -209,7 +180,7 @@ class Supervisor:
             self._latch(self.startup_error, now)
         else:
             self._event(now, f"start-up check passed: mode_machine {mode_machine}, "
-                             f"all {len(self.targets.required_slots)} slots the contract drives are live")
+                             f"all {len(self.table.required_slots)} slots the contract drives are live")
         return self.startup_error
 
     def request(self, req: Request | str, now: float) -> RequestOutcome:
@@ -305,12 +276,12 @@ class Supervisor:
                 self._ramp_from = state.joint_pos.copy()
                 self._ramp_start = now
             s = (now - self._ramp_start) / cfg.ramp_time_s if cfg.ramp_time_s > 0 else 1.0
-            q = self._ramp_from + (self.targets.default_pose - self._ramp_from) * minimum_jerk(s)
-            cmd = self._pose_command(q)
+            q = self._ramp_from + (self.table.default_pose - self._ramp_from) * minimum_jerk(s)
+            cmd = self.table.command(q)
             if s >= 1.0:
                 self._enter(Mode.HOLD, now, "ramp done: hold")
         elif self.mode is Mode.HOLD and state_ok:
-            cmd = self._pose_command(self.targets.default_pose)
+            cmd = self.table.command(self.table.default_pose)
         elif self.mode is Mode.POLICY and state_ok:
             if target is None or target_time is None:
                 self._latch("no PD target from the policy", now)
@@ -361,11 +332,6 @@ class Supervisor:
         self._ramp_from = None  # taken from the next fresh state
         self._ramp_start = now
         self._enter(Mode.RAMP, now, why)
-
-    def _pose_command(self, q: np.ndarray) -> JointCommand:
-        n = g1.NUM_BODY_JOINTS
-        return JointCommand(q=np.asarray(q, float).copy(), dq=np.zeros(n), kp=self.targets.kp.copy(),
-                            kd=self.targets.kd.copy(), tau=np.zeros(n), enabled=np.ones(n, bool))
 
     def _fall_reason(self, state: RobotState) -> str | None:
         """Why the robot must stop now (tilt, joint overspeed, height estimate), or None.

@@ -17,9 +17,10 @@ supervisor.startup_check; every
 supervisor.tick(state, target) ->              writer (own thread,   ``command_rate_hz`` (500),
 pack_lowcmd -> rt/lowcmd (dry_run: no          absolute deadlines)   preview ``preview_rate_hz``
 writer; /gmt/lowcmd_preview(_gains) instead)
-``target_topic`` JointState -> TargetMapper    writer: the newest    policy rate (≈ 50 Hz)
--> latest target, aged from header.stamp       sample, taken at
-                                               each tick
+``target_topic`` JointState -> contract        writer: the newest    policy rate (≈ 50 Hz)
+identity check (header.frame_id) ->            sample, taken at
+TargetMapper -> latest target, aged from       each tick
+header.stamp
 /gmt/supervisor/{start,policy,hold,stop,       executor              on request
 estop,clear} (std_srvs/Trigger),
 /gmt/supervisor/request (std_msgs/String)
@@ -69,15 +70,15 @@ from gmt_ros.adapters import dds
 from gmt_ros.core import g1, process_tuning
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.command_limits import GROSS_MARGIN_RAD, CommandLimits
-from gmt_ros.core.command_source import TargetMapper, gains_from_contract
-from gmt_ros.core.contract import DEFAULT_POLICY, load_contract
+from gmt_ros.core.command_table import TargetMapper
+from gmt_ros.core.contract import DEFAULT_POLICY, ContractId, load_contract
 from gmt_ros.core.fall_check import FALL_HEIGHT_M, FALL_TILT_RAD
 from gmt_ros.core.height_estimate import PelvisHeightEstimator
 from gmt_ros.adapters.lowlevel import (
     CrcMismatchError, FastLowCmd_, FastLowState_, live_motor_slots, new_lowcmd, pack_lowcmd, unpack_lowstate,
 )
 from gmt_ros.core.remote import BUTTON_NAMES, decode_remote
-from gmt_ros.core.supervisor import Mode, Request, RequestOutcome, Supervisor, SupervisorConfig, targets_from_contract
+from gmt_ros.core.supervisor import Mode, Request, RequestOutcome, Supervisor, SupervisorConfig
 from gmt_ros.nodes.polled_topics import PolledTopics
 
 NODE_NAME = "gmt_bridge"
@@ -121,6 +122,15 @@ PARAMETERS = {
 
 class BridgeConfigError(ValueError):
     """A parameter value the bridge cannot run with."""
+
+
+def foreign_target_text(frame_id: str, own: ContractId) -> str:
+    """Why a PD target whose header.frame_id is not this bridge's contract identity is refused."""
+    if not frame_id:
+        return (f"the target names no contract (header.frame_id is empty); PD targets must carry the identity "
+                f"of the contract they were computed under, '{own.wire}' for this bridge's")
+    return (f"the target was computed under contract '{frame_id}' but this bridge runs '{own.wire}': start the "
+            f"policy and the bridge with the same contract (its default pose, gains and held joints)")
 
 
 @dataclass
@@ -199,9 +209,11 @@ class BridgeNode(Node):
         except ValueError as exc:
             raise BridgeConfigError(str(exc)) from None
         contract = load_contract(p["contract"])
-        self._mapper = TargetMapper(gains_from_contract(contract))
+        table = contract.command_table  # the one pose/gain table: target mapping, ramp and hold
+        self._mapper = TargetMapper(table)
+        self.contract_id = contract.identity
         fall_height = PelvisHeightEstimator() if p["fall_height_check"] else None
-        self._sup = Supervisor(targets_from_contract(contract), config, CommandLimits(gross_margin_rad=p["gross_margin_rad"]), fall_height)
+        self._sup = Supervisor(table, config, CommandLimits(gross_margin_rad=p["gross_margin_rad"]), fall_height)
         self._sup_lock = threading.Lock()
         dds.check_rmw_compatible(rclpy.get_rmw_implementation_identifier())
         dds.init_channel_factory(p["dds_domain"], p["network_interface"])
@@ -265,7 +277,7 @@ class BridgeNode(Node):
         self._writer.start()
         self._report()
         self.get_logger().info(
-            f"bridge up: interface {p['network_interface']!r} domain {p['dds_domain']}, contract {contract.name} "
+            f"bridge up: interface {p['network_interface']!r} domain {p['dds_domain']}, contract {self.contract_id} "
             f"({len(contract.joint_names)} policy joints, {len(contract.held_joints)} held), targets on "
             f"{p['target_topic']}, lowcmd at {p['command_rate_hz']:.0f} Hz, supervisor in zero_torque "
             f"(services {SUPERVISOR_NS}/*, state on {STATE_TOPIC})"
@@ -390,6 +402,8 @@ class BridgeNode(Node):
         """A new PD target; ``received``: when DDS received it (time.monotonic())."""
         received = time.monotonic() if received is None else received
         try:
+            if msg.header.frame_id != self.contract_id.wire:
+                raise ValueError(foreign_target_text(msg.header.frame_id, self.contract_id))
             cmd = self._mapper.command(msg.name, msg.position, msg.velocity, msg.effort)
         except ValueError as exc:
             self.counters.rejected_targets += 1
@@ -474,6 +488,7 @@ class BridgeNode(Node):
         state = self._latest_state
         status["lowstate_age_s"] = None if state is None else round(time.monotonic() - state.stamp, 4)
         status["dry_run"] = self.params["dry_run"]
+        status["contract"] = self.contract_id.wire
         status["stamp"] = time.time()
         self._publish_ros(self._pub_state, String(data=json.dumps(status)))
 
@@ -620,6 +635,7 @@ class BridgeNode(Node):
             "writer_work_max_ms": f"{1e3 * timing.work_max:.3f}",
             "writer_late_max_ms": f"{1e3 * timing.late_max:.3f}",
             "mode_machine": state.mode_machine if state else "none",
+            "contract": self.contract_id.wire,
             "network_interface": p["network_interface"],
             "dds_domain": p["dds_domain"],
         }

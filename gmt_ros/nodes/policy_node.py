@@ -25,6 +25,11 @@ and reads the state as fresh as it arrived. QoS, chosen on purpose:
   but a dropped window at a clip change would delay the change; depth 2 absorbs one burst.
   Producers must publish reliable (the default QoS): a best-effort publisher does not match.
 - /gmt/joint_targets: reliable, depth 1, so both reliable and best-effort subscribers match.
+  Each target carries the identity of the contract it was computed under (name@content hash,
+  ``ContractId.wire``) in header.frame_id: the bridge builds the motor command from its own load
+  of the contract and refuses targets of another one. The identity travels with every target
+  (a few bytes) rather than on a latched topic or a parameter, so no target can be read under a
+  contract that was not the one it was made for, even across a restart of either node.
 
 Each tick publishes nothing (the bridge's supervisor then damps on the stale target) while the robot state is missing
 or older than state_max_age_s, or no motion target has been accepted yet; the reason is logged,
@@ -64,7 +69,7 @@ from trajectory_msgs.msg import JointTrajectory
 from gmt_ros.core import g1, process_tuning
 from gmt_ros.core.contract import DEFAULT_POLICY, load_contract
 from gmt_ros.core.frames import MotionFrames, MotionWindow
-from gmt_ros.core.playback import settle_to_standing
+from gmt_ros.core.playback import ease_to_standing
 from gmt_ros.core.policy import TrackingPolicy
 from gmt_ros.core.state import RobotState
 from gmt_ros.core.window_check import MotionTargetError, check_window_timing
@@ -172,8 +177,10 @@ class PolicyNode(Node):
         self.dt = 1.0 / rate
         # How far ahead of the tick the observation reads the reference.
         self.horizon_s = max(contract.future_offsets, default=0) * contract.control_dt
-        self._policy_slots = contract.slots
-        self._policy_names = list(contract.joint_names)
+        self.table = contract.command_table  # default pose (the safe standing pose) and gains
+        self._policy_slots = self.table.policy_slots
+        self._policy_names = list(self.table.policy_names)
+        self._frame_id = contract.identity.wire
         self._warm_up()
         self._debug_fault: tuple[str, float] | None = None  # (kind, monotonic time it starts)
         self._debug_fault_active = False
@@ -205,7 +212,7 @@ class PolicyNode(Node):
         self.create_timer(self.dt, self._on_tick)
         self.create_timer(1.0, self._on_diagnostics)
         self.get_logger().info(
-            f"policy {contract.name} ({len(self._policy_names)} joints, looks {self.horizon_s:.2f} s ahead) at "
+            f"policy {contract.identity} ({len(self._policy_names)} joints, looks {self.horizon_s:.2f} s ahead) at "
             f"{rate:g} Hz; state from {p['joint_states_topic']} + {p['imu_topic']}, motion targets from "
             f"{p['motion_target_topic']}, joint targets to {p['joint_targets_topic']}"
         )
@@ -222,9 +229,9 @@ class PolicyNode(Node):
         n = g1.NUM_BODY_JOINTS
         frames = MotionFrames(root_pos=np.tile([0.0, 0.0, 0.78], (2, 1)), root_quat=np.tile([1.0, 0.0, 0.0, 0.0], (2, 1)),
                               root_lin_vel=np.zeros((2, 3)), root_ang_vel=np.zeros((2, 3)),
-                              joint_pos=np.tile(g1.DEFAULT_POSE, (2, 1)), joint_vel=np.zeros((2, n)))
+                              joint_pos=np.tile(self.table.default_pose, (2, 1)), joint_vel=np.zeros((2, n)))
         window = MotionWindow(start_time=0.0, dt=self.dt, frames=frames, joint_mask=np.ones(n, dtype=bool))
-        state = RobotState(stamp=0.0, joint_pos=g1.DEFAULT_POSE.copy(), joint_vel=np.zeros(n),
+        state = RobotState(stamp=0.0, joint_pos=self.table.default_pose.copy(), joint_vel=np.zeros(n),
                            imu_quat=np.array([1.0, 0.0, 0.0, 0.0]), imu_gyro=np.zeros(3))
         for _ in range(3):
             self.policy.step(state, window, 0.0)
@@ -329,12 +336,9 @@ class PolicyNode(Node):
                 self.get_logger().info("motion target resumed: following the new windows again")
             return window
         if self._fallback is None:
-            source = window.sample(now)
-            unsupplied = ~window.joint_mask
-            source.joint_pos[0, unsupplied] = g1.DEFAULT_POSE[unsupplied]  # no data: ease from standing
             blend = self.params["stale_blend_s"]
-            n = int(math.ceil((blend + self.horizon_s) / self.dt)) + 2
-            self._fallback = settle_to_standing(source, now, blend, n, self.dt)
+            # The contract's standing pose (held joints at their targets), not a generic one.
+            self._fallback = ease_to_standing(window, now, blend, self.horizon_s, self.dt, self.table.default_pose)
             self.counts["stale_windows"] += 1
             self.get_logger().warning(
                 f"motion target stale: none accepted for {mono - window_at:.2f} s (window_timeout_s "
@@ -405,6 +409,7 @@ class PolicyNode(Node):
     def _publish_targets(self, command, now: float) -> None:
         msg = JointState()
         msg.header.stamp = seconds_to_time(now)
+        msg.header.frame_id = self._frame_id
         msg.name = self._policy_names
         positions = command.q[self._policy_slots]
         if self._debug_fault is not None:
