@@ -47,19 +47,24 @@ class ObsInputs:
     last_action: np.ndarray  # raw policy output of the previous step (before clipping)
     _shared: dict = field(default_factory=dict, repr=False, compare=False)  # per-step values several terms use
 
+    def _reference(self) -> MotionFrames:
+        if self.reference is None:
+            raise ValueError("a reference term was computed without reference frames")
+        return self.reference
+
     def reference_rotation(self) -> np.ndarray:
         """Rotation matrices (N, 3, 3) world ← reference root, computed once per step whichever
         terms ask (roll/pitch and the root-frame velocities all read them)."""
         rotation = self._shared.get("rotation")
         if rotation is None:
-            rotation = self._shared["rotation"] = rotations.to_matrix(self.reference.root_quat)
+            rotation = self._shared["rotation"] = rotations.to_matrix(self._reference().root_quat)
         return rotation
 
     def reference_in_root_frame(self) -> tuple[np.ndarray, np.ndarray]:
         """Reference root linear and angular velocity (N, 3 each) in the reference root's own frame."""
         cached = self._shared.get("root_frame_vel")
         if cached is None:
-            ref = self.reference
+            ref = self._reference()
             vel = np.stack([ref.root_lin_vel, ref.root_ang_vel], axis=-1)  # (N, 3, 2): columns lin, ang
             rotated = self.reference_rotation().swapaxes(-1, -2) @ vel  # Rᵀ v: world → root
             cached = self._shared["root_frame_vel"] = (rotated[..., 0], rotated[..., 1])
@@ -378,7 +383,7 @@ class ObservationBuilder:
             elif block.history_of:
                 self._history_of[block.name] = block.history_of
                 self._order.append(("history", block.name))
-            else:
+            elif block.copy_of is not None:  # the contract parser admits exactly one of the three
                 self._copy_of[block.name] = block.copy_of
                 self._order.append(("copy", block.name))
         for name, sources in self._history_of.items():

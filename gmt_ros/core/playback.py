@@ -162,6 +162,7 @@ class _Blend(_Segment):
 
 class _Play(_Segment):
     state = PLAYING
+    clip: MotionClip
 
     def __init__(self, start: float, clip: MotionClip, anchor: Anchor, name: str):
         super().__init__(start, start + clip.duration)
@@ -400,6 +401,8 @@ class MotionPlayer:
     def _successor(self, seg: _Segment, queue: list[str]) -> _Segment:
         """What follows ``seg`` when it ends; pops ``queue`` when that starts a queued clip."""
         if isinstance(seg, _Blend) and seg.state == BLENDING_IN:
+            if seg.clip is None or seg.anchor is None:
+                raise AssertionError("a blend-in without the clip it leads into")
             return _Play(seg.end, seg.clip, seg.anchor, seg.name)
         if isinstance(seg, _Blend):
             return _Idle(seg.end, seg.target)

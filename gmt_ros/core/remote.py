@@ -16,7 +16,7 @@ BUTTON_BITS: dict[str, int] = {
     "R1": 0, "L1": 1, "Start": 2, "Select": 3, "R2": 4, "L2": 5, "F1": 6, "F2": 7,
     "A": 8, "B": 9, "X": 10, "Y": 11, "Up": 12, "Right": 13, "Down": 14, "Left": 15,
 }
-BUTTON_NAMES: tuple[str, ...] = tuple(sorted(BUTTON_BITS, key=BUTTON_BITS.get))
+BUTTON_NAMES: tuple[str, ...] = tuple(sorted(BUTTON_BITS, key=BUTTON_BITS.__getitem__))
 
 _BUTTONS_AT = 2
 _BUTTONS = struct.Struct("<H")

@@ -20,8 +20,8 @@ try:  # numpy >= 2
     from numpy._core import multiarray as _multiarray
     from numpy._core import numeric as _numeric
 except ImportError:  # numpy 1.x
-    from numpy.core import multiarray as _multiarray
-    from numpy.core import numeric as _numeric
+    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
+    from numpy.core import numeric as _numeric  # type: ignore[no-redef]
 
 
 class UnsafePickleError(ValueError):
@@ -34,7 +34,7 @@ _ALLOWED: dict[tuple[str, str], object] = {}
 for _module in ("numpy.core", "numpy._core"):
     _ALLOWED[(_module + ".multiarray", "_reconstruct")] = _multiarray._reconstruct
     _ALLOWED[(_module + ".multiarray", "scalar")] = _multiarray.scalar
-    _ALLOWED[(_module + ".numeric", "_frombuffer")] = _numeric._frombuffer
+    _ALLOWED[(_module + ".numeric", "_frombuffer")] = _numeric._frombuffer  # type: ignore[attr-defined]
 _ALLOWED[("numpy", "ndarray")] = np.ndarray
 _ALLOWED[("numpy", "dtype")] = np.dtype
 # Protocols 0-2 encode bytes as _codecs.encode(text, "latin1"); it only converts text to bytes.

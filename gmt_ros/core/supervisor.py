@@ -261,28 +261,29 @@ class Supervisor:
         clock as ``now``. Never raises for bad inputs: they become faults."""
         clip = ClipReport()
         cfg = self.config
-        state_ok = state is not None and state_time is not None and now - state_time <= cfg.state_timeout_s
-        if state is not None and not state_ok and self.mode is not Mode.ZERO_TORQUE:
-            self._latch(
-                f"robot state stale ({_ms(now - state_time)} > {_ms(cfg.state_timeout_s)}): no rt/lowstate", now)
-        if state_ok and self.mode in ACTIVE_MODES:
-            fall = self._fall_reason(state)
+        # The state to act on: present and fresh, else None.
+        fresh = state if state_time is not None and now - state_time <= cfg.state_timeout_s else None
+        if state is not None and fresh is None and self.mode is not Mode.ZERO_TORQUE:
+            age = _ms(now - state_time) if state_time is not None else "no receipt time"
+            self._latch(f"robot state stale ({age} > {_ms(cfg.state_timeout_s)}): no rt/lowstate", now)
+        if fresh is not None and self.mode in ACTIVE_MODES:
+            fall = self._fall_reason(fresh)
             if fall:
                 self._latch(fall, now)
 
         cmd = None
-        if self.mode is Mode.RAMP and state_ok:
+        if self.mode is Mode.RAMP and fresh is not None:
             if self._ramp_from is None:
-                self._ramp_from = state.joint_pos.copy()
+                self._ramp_from = fresh.joint_pos.copy()
                 self._ramp_start = now
             s = (now - self._ramp_start) / cfg.ramp_time_s if cfg.ramp_time_s > 0 else 1.0
             q = self._ramp_from + (self.table.default_pose - self._ramp_from) * minimum_jerk(s)
             cmd = self.table.command(q)
             if s >= 1.0:
                 self._enter(Mode.HOLD, now, "ramp done: hold")
-        elif self.mode is Mode.HOLD and state_ok:
+        elif self.mode is Mode.HOLD and fresh is not None:
             cmd = self.table.command(self.table.default_pose)
-        elif self.mode is Mode.POLICY and state_ok:
+        elif self.mode is Mode.POLICY and fresh is not None:
             if target is None or target_time is None:
                 self._latch("no PD target from the policy", now)
             elif now - target_time > cfg.target_timeout_s:
@@ -291,9 +292,9 @@ class Supervisor:
             else:
                 cmd = target
         key = target_time if self.mode is Mode.POLICY else None  # a policy target, by its stamp
-        if cmd is not None:
+        if cmd is not None and fresh is not None:  # a command is only built on a fresh state
             try:
-                cmd, clip = self.limits.apply(cmd, state, *self._speed_ref.reference(now, key))
+                cmd, clip = self.limits.apply(cmd, fresh, *self._speed_ref.reference(now, key))
             except CommandFault as exc:
                 self._latch(f"unsafe command in {self.mode.value}: {exc}", now)
                 cmd = None
