@@ -2,7 +2,7 @@
 
 Fast parts: the sim's fault-spec parser (errors name the spec and the problem), the injector on
 real unitree_hg LowState_ messages with real CRCs, the sim's out-of-limit command count, the
-malformed windows against the real decoder, the policy node's test-only debug_fault parser.
+malformed windows against the real decoder, corrupted PD targets.
 
 The end-to-end part runs ``gmt-ros faults --short`` once: four fresh node graphs (sim, bridge,
 policy, player as real processes, unitree DDS on lo in a test-only domain, ROS in a test-only
@@ -242,16 +242,32 @@ def test_plan_and_bounds():
     assert bound_s(BY_NAME["dead_waist"], s) is None
 
 
-def test_policy_debug_fault_parameter_parser():
-    from gmt_ros.nodes.policy_node import PolicyConfigError, parse_debug_fault
 
-    assert parse_debug_fault("") is None and parse_debug_fault("  ") is None
-    assert parse_debug_fault("nan") == ("nan", 0.0)
-    assert parse_debug_fault("huge@2.5") == ("huge", 2.5)
-    for bad, message in (("inf", "unknown kind 'inf'"), ("nan@x", "must be a number of seconds"),
-                         ("nan@-1", "must be a number of seconds")):
-        with pytest.raises(PolicyConfigError, match=message):
-            parse_debug_fault(bad)
+def test_corrupted_targets_are_nan_or_past_the_policy_clip():
+    from gmt_ros.tools.faults.model import corrupted_positions
+
+    q, scale = np.array([0.1, -0.2, 0.3]), np.array([0.5, 0.5, 0.25])
+    assert np.all(np.isnan(corrupted_positions("nan", q, scale)))
+    np.testing.assert_allclose(corrupted_positions("huge", q, scale), [500.1, 499.8, 250.3])
+    with pytest.raises(ValueError, match="unknown corrupted target kind 'inf'"):
+        corrupted_positions("inf", q, scale)
+
+
+def test_every_fault_class_says_how_it_is_injected_and_judged():
+    from gmt_ros.tools.faults import BY_NAME, FAULTS, Fault
+
+    assert [f.number for f in FAULTS] == list(range(1, 13)) and len(BY_NAME) == 12
+    for f in FAULTS:
+        assert type(f).verdict is not Fault.verdict, f.name
+        if f.startup:
+            assert f.sim_settings(0.0), f.name  # the simulated robot misreports from the start
+        elif f.sim_side:
+            assert "@12.345" in f.sim_settings(12.345)["fault"], f.name  # played at the planned sim time
+            assert type(f).inject is not Fault.inject
+        else:
+            assert f.sim_settings(12.345) == {} and type(f).inject is not Fault.inject, f.name
+    assert BY_NAME["lowstate_delay"].sim_settings(1.5) == {"fault": "lowstate_delay@1.500:0.2±0.05"}
+    assert BY_NAME["wrong_mode_machine"].sim_settings(1.5) == {"mode_machine": "4"}
 
 
 # ------------------------------------------------------------------------------------ end to end

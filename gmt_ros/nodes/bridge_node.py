@@ -55,7 +55,6 @@ from dataclasses import dataclass
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -79,6 +78,7 @@ from gmt_ros.adapters.lowlevel import (
 )
 from gmt_ros.core.remote import BUTTON_NAMES, decode_remote
 from gmt_ros.core.supervisor import Mode, Request, RequestOutcome, Supervisor, SupervisorConfig
+from gmt_ros.nodes.parameters import read_parameters
 from gmt_ros.nodes.polled_topics import PolledTopics
 
 NODE_NAME = "gmt_bridge"
@@ -186,7 +186,7 @@ def release_motion_service(logger, timeout_s: float = 3.0, attempts: int = 5) ->
 class BridgeNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        p = self._read_parameters()
+        p = read_parameters(self, PARAMETERS, BridgeConfigError)
         self.params = p
         if p["command_rate_hz"] <= 0 or p["preview_rate_hz"] <= 0 or p["status_rate_hz"] <= 0:
             raise BridgeConfigError("command_rate_hz, preview_rate_hz and status_rate_hz must be positive")
@@ -286,18 +286,6 @@ class BridgeNode(Node):
 
     # ---------------------------------------------------------------------------------------
     # parameters
-
-    def _read_parameters(self) -> dict:
-        values = {}
-        for name, (default, kind, text) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=text, dynamic_typing=True))
-            raw = self.get_parameter(name).value
-            if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
-                raw = float(raw)
-            if type(raw) is not kind:
-                raise BridgeConfigError(f"parameter {name} must be a {kind.__name__}, got {raw!r}")
-            values[name] = raw
-        return values
 
     # ---------------------------------------------------------------------------------------
     # rt/lowstate (SDK listener thread)

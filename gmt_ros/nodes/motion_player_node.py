@@ -29,7 +29,6 @@ import time
 
 import numpy as np
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -41,6 +40,7 @@ from trajectory_msgs.msg import JointTrajectory
 from gmt_ros.core import g1, process_tuning
 from gmt_ros.core.clip_library import list_clips
 from gmt_ros.core.playback import STANDING_HEIGHT, MotionPlayer
+from gmt_ros.nodes.parameters import read_parameters
 from gmt_ros.nodes.polled_topics import PolledTopics
 from gmt_ros.nodes.window_codec import encode_window
 
@@ -75,7 +75,7 @@ class PlayerConfigError(ValueError):
 class MotionPlayerNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        p = self._read_parameters()
+        p = read_parameters(self, PARAMETERS, PlayerConfigError)
         self.params = p
         for name in ("rate_hz", "window_s", "dt", "status_rate_hz", "joint_state_max_age_s"):
             if not (math.isfinite(p[name]) and p[name] > 0):
@@ -107,20 +107,6 @@ class MotionPlayerNode(Node):
             f"{len(library)} clips ({', '.join(library) or 'none'}); windows of {self.n_frames} frames at "
             f"{p['rate_hz']:g} Hz on {p['motion_target_topic']}; commands on /gmt/player/command: {', '.join(COMMANDS)}"
         )
-
-    def _read_parameters(self) -> dict:
-        values = {}
-        for name, (default, kind, text) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=text, dynamic_typing=True))
-            raw = self.get_parameter(name).value
-            if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
-                raw = float(raw)
-            if kind is list and isinstance(raw, (list, tuple)) and all(isinstance(x, str) for x in raw):
-                raw = list(raw)
-            if type(raw) is not kind:
-                raise PlayerConfigError(f"parameter {name} must be a {kind.__name__}, got {raw!r}")
-            values[name] = raw
-        return values
 
     def destroy_node(self) -> None:
         readers = getattr(self, "_readers", None)

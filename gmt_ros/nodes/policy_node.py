@@ -40,12 +40,6 @@ most window_timeout_s: then the producer is taken to have stopped, and the node 
 from the reference at that moment to the standing pose (stale_blend_s), held until a new window
 is accepted, so a robot is not left in mid-motion or dropped into damping. The first tick of every tracking run (after start-up or
 after publishing nothing) resets the policy's history and last action, as at an episode start.
-
-TEST ONLY: the parameter ``debug_fault`` (default '' = off; settable at run time) makes the node
-publish NaN targets ('nan') or the targets of absurd actions ('huge': raw action 1000, past the
-policy's own clip) from T s after it was set ('nan@T'), bypassing the policy's own checks, so the
-fault-injection suite (``gmt-ros faults``, docs/FAULTS.md) can prove that the bridge's supervisor
-stops them. Never set it on a robot.
 """
 from __future__ import annotations
 
@@ -58,7 +52,6 @@ from collections import deque
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -73,6 +66,7 @@ from gmt_ros.core.playback import ease_to_standing
 from gmt_ros.core.policy import TrackingPolicy
 from gmt_ros.core.state import RobotState
 from gmt_ros.core.window_check import MotionTargetError, check_window_timing
+from gmt_ros.nodes.parameters import read_parameters
 from gmt_ros.nodes.polled_topics import PolledTopics
 from gmt_ros.nodes.window_codec import decode_window, seconds_to_time
 
@@ -93,11 +87,7 @@ PARAMETERS = {
     "stale_blend_s": (1.0, float, "how long that easing to the standing pose takes"),
     "state_max_age_s": (0.1, float, "publish nothing when /joint_states or /imu is older than this"),
     "log_throttle_s": (2.0, float, "log each reason for publishing nothing at most this often"),
-    "debug_fault": ("", str, "TEST ONLY fault injection (docs/FAULTS.md): 'nan' or 'huge' [@T s after being set] "
-                              "corrupts every published target, bypassing the policy's checks; '' = off"),
 }
-DEBUG_FAULTS = ("nan", "huge")
-DEBUG_HUGE_ACTION = 1000.0  # raw action of a 'huge' debug fault (the policy itself clips to ±action_clip)
 
 STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 TARGET_IN_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
@@ -106,24 +96,6 @@ TARGET_OUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliabilit
 
 class PolicyConfigError(ValueError):
     """A parameter value the policy node cannot run with."""
-
-
-def parse_debug_fault(text: str) -> tuple[str, float] | None:
-    """The test-only ``debug_fault`` parameter: '' -> None, 'nan' / 'huge' [ '@T' ] -> (kind, T s)."""
-    text = text.strip()
-    if not text:
-        return None
-    kind, at, delay = text.partition("@")
-    if kind not in DEBUG_FAULTS:
-        raise PolicyConfigError(f"debug_fault {text!r}: unknown kind {kind!r}; known: {', '.join(DEBUG_FAULTS)} "
-                                "(optionally @SECONDS), or '' for off")
-    try:
-        delay_s = float(delay) if at else 0.0
-    except ValueError:
-        delay_s = math.nan
-    if not (math.isfinite(delay_s) and delay_s >= 0):
-        raise PolicyConfigError(f"debug_fault {text!r}: the time after '@' must be a number of seconds >= 0")
-    return kind, delay_s
 
 
 class TickStats:
@@ -162,7 +134,7 @@ class TickStats:
 class PolicyNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        p = self._read_parameters()
+        p = read_parameters(self, PARAMETERS, PolicyConfigError)
         self.params = p
         for name in ("window_max_age_s", "window_timeout_s", "stale_blend_s", "state_max_age_s", "log_throttle_s"):
             if not (math.isfinite(p[name]) and p[name] > 0):
@@ -182,10 +154,6 @@ class PolicyNode(Node):
         self._policy_names = list(self.table.policy_names)
         self._frame_id = contract.identity.wire
         self._warm_up()
-        self._debug_fault: tuple[str, float] | None = None  # (kind, monotonic time it starts)
-        self._debug_fault_active = False
-        self._arm_debug_fault(p["debug_fault"])
-        self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._lock = threading.Lock()
         self._joints = None  # (receipt monotonic time, pos (29,), vel (29,), tau (29,))
@@ -236,18 +204,6 @@ class PolicyNode(Node):
         for _ in range(3):
             self.policy.step(state, window, 0.0)
         self.policy.reset()
-
-    def _read_parameters(self) -> dict:
-        values = {}
-        for name, (default, kind, text) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=text, dynamic_typing=True))
-            raw = self.get_parameter(name).value
-            if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
-                raw = float(raw)
-            if type(raw) is not kind:
-                raise PolicyConfigError(f"parameter {name} must be a {kind.__name__}, got {raw!r}")
-            values[name] = raw
-        return values
 
     def _log_once_in_a_while(self, reason: str, text: str, error: bool = False) -> None:
         """One line per reason at most every log_throttle_s (rclpy's throttle is per call site)."""
@@ -411,43 +367,10 @@ class PolicyNode(Node):
         msg.header.stamp = seconds_to_time(now)
         msg.header.frame_id = self._frame_id
         msg.name = self._policy_names
-        positions = command.q[self._policy_slots]
-        if self._debug_fault is not None:
-            positions = self._debug_corrupt(positions)
-        msg.position = positions.tolist()
+        msg.position = command.q[self._policy_slots].tolist()
         msg.velocity = command.dq[self._policy_slots].tolist()
         msg.effort = command.tau[self._policy_slots].tolist()
         self._pub_targets.publish(msg)
-
-    # ------------------------------------------------------------------ test-only fault injection
-
-    def _arm_debug_fault(self, text: str) -> None:
-        parsed = parse_debug_fault(text)
-        self._debug_fault_active = False
-        self._debug_fault = None if parsed is None else (parsed[0], time.monotonic() + parsed[1])
-        if parsed is not None:
-            self.get_logger().warning(f"debug_fault {text!r} armed (TEST ONLY): corrupted joint targets "
-                                      f"in {parsed[1]:g} s")
-
-    def _on_set_parameters(self, params) -> SetParametersResult:
-        for param in params:
-            if param.name == "debug_fault":
-                try:
-                    self._arm_debug_fault(str(param.value))
-                except PolicyConfigError as exc:
-                    return SetParametersResult(successful=False, reason=str(exc))
-        return SetParametersResult(successful=True)
-
-    def _debug_corrupt(self, positions: np.ndarray) -> np.ndarray:
-        kind, start = self._debug_fault
-        if time.monotonic() < start:
-            return positions
-        if not self._debug_fault_active:
-            self._debug_fault_active = True
-            self.get_logger().error(f"debug_fault {kind}: publishing corrupted joint targets from now on (TEST ONLY)")
-        if kind == "nan":
-            return np.full_like(positions, np.nan)
-        return positions + self.policy.contract.action_scale * DEBUG_HUGE_ACTION
 
     # ------------------------------------------------------------------ diagnostics
 

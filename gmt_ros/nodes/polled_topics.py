@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import rclpy
 from rclpy.node import Node
 
 

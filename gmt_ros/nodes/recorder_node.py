@@ -45,8 +45,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -54,6 +52,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 
 from gmt_ros.adapters.mcap_io import McapRecording, RecordingError, normalize_type_name, offered_qos_yaml
+from gmt_ros.nodes.parameters import read_parameters
 
 NODE_NAME = "gmt_recorder"
 
@@ -132,7 +131,7 @@ class _Recorded:
 class RecorderNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        p = self._read_parameters()
+        p = read_parameters(self, PARAMETERS, RecorderConfigError)
         self.params = p
         for name in ("discovery_period_s", "poll_period_s", "flush_period_s"):
             if not (math.isfinite(p[name]) and p[name] > 0):
@@ -168,25 +167,6 @@ class RecorderNode(Node):
             return re.compile(text)
         except re.error as exc:
             raise RecorderConfigError(f"parameter {name}: {text!r} is not a regular expression ({exc})") from None
-
-    def _read_parameters(self) -> dict:
-        values = {}
-        for name, (default, kind, text) in PARAMETERS.items():
-            if kind is list:  # an empty list has no type of its own
-                self.declare_parameter(name, Parameter.Type.STRING_ARRAY, ParameterDescriptor(description=text))
-                try:
-                    values[name] = list(self.get_parameter(name).value)
-                except ParameterUninitializedException:
-                    values[name] = []
-                continue
-            self.declare_parameter(name, default, ParameterDescriptor(description=text, dynamic_typing=True))
-            raw = self.get_parameter(name).value
-            if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
-                raw = float(raw)
-            if type(raw) is not kind:
-                raise RecorderConfigError(f"parameter {name} must be a {kind.__name__}, got {raw!r}")
-            values[name] = raw
-        return values
 
     def selected(self, topic: str) -> bool:
         if self._exclude is not None and self._exclude.search(topic):
