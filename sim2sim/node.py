@@ -147,7 +147,9 @@ def make_server(settings: dict) -> SimRobotServer:
     return SimRobotServer(config, start, trace=trace, faults=faults)
 
 
-def main(argv=None) -> int:
+def main(argv=None, on_state_write=None) -> int:
+    """``on_state_write``: called with the tick of each rt/lowstate just before it is written
+    (measurement tools: gmt-ros bench)."""
     process_tuning.short_switch_interval()  # the paced physics loop shares the GIL with the lowcmd listener
     args = build_parser().parse_args(argv)
     try:
@@ -157,6 +159,7 @@ def main(argv=None) -> int:
                              f"'lo' (pass --allow-network to publish it on a real network)")
         logging.basicConfig(level=settings["log_level"], format="%(asctime)s %(name)s %(levelname)s: %(message)s")
         server = make_server(settings)
+        server.on_state_write = on_state_write
     except UsageError as exc:
         print(f"sim2sim.node: error: {exc}", file=sys.stderr)
         return 2

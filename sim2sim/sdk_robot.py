@@ -449,6 +449,9 @@ class SimRobotServer:
         self._msg = lowlevel.new_lowstate()
         self._publisher = None
         self._subscriber = None
+        # Measurement tools (gmt-ros bench) set this: called with the tick of each rt/lowstate just
+        # before it is written.
+        self.on_state_write = None
         self._wall_start: float | None = None
         self._wall_end: float | None = None
         self._sim_start = 0.0
@@ -627,6 +630,8 @@ class SimRobotServer:
             msg = self.faults.outgoing_state(msg, self.sim_time)
             if msg is None:  # a fault withholds this state
                 return
+        if self.on_state_write is not None:
+            self.on_state_write(msg.tick)
         written = self._publisher.Write(msg)  # the SDK prints the DDS error and returns False
         self._last_state_pub = time.perf_counter()
         with self._stats_lock:

@@ -124,6 +124,20 @@ class BridgeConfigError(ValueError):
     """A parameter value the bridge cannot run with."""
 
 
+class BridgeHooks:
+    """Observation points for measurement tools (``gmt-ros bench``), given to ``BridgeNode(hooks=)``
+    or ``main(hooks=)``; the methods do nothing here. They run in the bridge's own threads and must
+    be quick."""
+
+    def state_received(self, t: float, wall: float, tick: int) -> None:
+        """SDK listener thread, after a valid rt/lowstate was handled (and republished): ``t`` and
+        ``wall`` are time.monotonic() and time.time() when its callback began, ``tick`` its tick."""
+
+    def command_written(self, t: float, target_stamp_ns: int, policy_mode: bool, written: bool) -> None:
+        """Writer thread, end of a tick (time.monotonic() ``t``): the header stamp of the PD target
+        the supervisor was given (0: none), whether it was in policy mode, whether a lowcmd went out."""
+
+
 def foreign_target_text(frame_id: str, own: ContractId) -> str:
     """Why a PD target whose header.frame_id is not this bridge's contract identity is refused."""
     if not frame_id:
@@ -184,8 +198,9 @@ def release_motion_service(logger, timeout_s: float = 3.0, attempts: int = 5) ->
 
 
 class BridgeNode(Node):
-    def __init__(self, **kwargs):
+    def __init__(self, hooks: BridgeHooks | None = None, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
+        self._hooks = hooks
         p = read_parameters(self, PARAMETERS, BridgeConfigError)
         self.params = p
         if p["command_rate_hz"] <= 0 or p["preview_rate_hz"] <= 0 or p["status_rate_hz"] <= 0:
@@ -229,7 +244,7 @@ class BridgeNode(Node):
         self.counters = _Counters()
         self._timing = _WriterTiming()
         self._latest_state = None  # RobotState, replaced whole (atomic) by the SDK thread
-        self._latest_target = None  # (JointCommand, computed_at on time.monotonic)
+        self._latest_target = None  # (JointCommand, computed_at on time.monotonic, header stamp in ns)
         self._start = time.monotonic()
         self._epoch_offset = time.time() - self._start  # monotonic -> wall clock, for the state topic
         self._link_warned = False
@@ -292,6 +307,7 @@ class BridgeNode(Node):
 
     def _on_lowstate(self, msg) -> None:
         now = time.monotonic()
+        wall = time.time() if self._hooks is not None else 0.0
         try:
             state = unpack_lowstate(msg, now)
             remote = decode_remote(msg.wireless_remote)
@@ -322,6 +338,8 @@ class BridgeNode(Node):
         except Exception as exc:
             if rclpy.ok(context=self.context):
                 self.get_logger().error(f"could not republish robot state: {exc!r}", throttle_duration_sec=1.0)
+        if self._hooks is not None:
+            self._hooks.state_received(now, wall, int(msg.tick))
 
     def _supervise_state(self, msg, state, remote, now: float) -> None:
         """Start-up check over the first states, then the remote's buttons (every state)."""
@@ -415,7 +433,7 @@ class BridgeNode(Node):
                 computed_at = min(taken - max(age, 0.0), received)
         age_at_arrival = received - computed_at
         previous = self._latest_target
-        self._latest_target = (cmd, computed_at)
+        self._latest_target = (cmd, computed_at, stamp.nanoseconds)
         self.counters.targets += 1
         if previous is not None and received - self._last_target_arrival > LATE_TARGET_GAP_S:
             # Say which side was late: the policy (its stamps are as far apart) or the way here.
@@ -538,19 +556,20 @@ class BridgeNode(Node):
         if events != self._writer_events_seen:
             self._writer_events_seen = events
             self._trigger_report()
-        if state is None:  # no mode_machine to address the robot with yet: send nothing
-            return True
-        cmd = decision.command
-        pack_lowcmd(cmd, state.mode_machine, self.params["mode_pr"], msg=msg)
-        if self._lowcmd_pub is not None:
-            if self._lowcmd_pub.Write(msg):
+        written = False
+        if state is not None:  # else no mode_machine to address the robot with yet: send nothing
+            cmd = decision.command
+            pack_lowcmd(cmd, state.mode_machine, self.params["mode_pr"], msg=msg)
+            written = self._lowcmd_pub.Write(msg) if self._lowcmd_pub is not None else True
+            if written:
                 self.counters.lowcmd += 1
             else:
                 self.counters.write_failures += 1
-        else:
-            self.counters.lowcmd += 1
-            if preview:
+            if self._lowcmd_pub is None and preview:
                 self._publish_preview(cmd, state.mode_machine)
+        if self._hooks is not None:
+            self._hooks.command_written(time.monotonic(), target[2] if target is not None else 0,
+                                        decision.mode is Mode.POLICY, written)
         return True
 
     def _trigger_report(self) -> None:
@@ -668,7 +687,7 @@ class BridgeNode(Node):
             logger.warning(text)
 
 
-def main(argv=None) -> int:  # never returns: see end_process
+def main(argv=None, hooks: BridgeHooks | None = None) -> int:  # never returns: see end_process
     # A thread waiting for the GIL otherwise waits up to 5 ms: jitter for a 2 ms writer period.
     process_tuning.short_switch_interval()
     # SIGINT/SIGTERM start the damping at once from a thread woken by Python's signal wakeup fd
@@ -695,7 +714,7 @@ def main(argv=None) -> int:  # never returns: see end_process
 
     threading.Thread(target=wait_for_signals, name="signals", daemon=True).start()
     try:
-        node = BridgeNode()
+        node = BridgeNode(hooks=hooks)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:  # configuration, contract, network
         rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()

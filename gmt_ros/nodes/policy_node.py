@@ -98,6 +98,18 @@ class PolicyConfigError(ValueError):
     """A parameter value the policy node cannot run with."""
 
 
+class PolicyHooks:
+    """An observation point for measurement tools (``gmt-ros bench``), given to
+    ``PolicyNode(hooks=)`` or ``main(hooks=)``; does nothing here. Runs in the tick, must be quick."""
+
+    def tick(self, t: float, duration_s: float, step_s: float, target_stamp_ns: int, state_stamp_ns: int,
+             state_received: float) -> None:
+        """End of a control tick that began at time.monotonic() ``t``: its duration and the policy
+        step's (NaN when none ran), the header stamp of the PD target it published (0: none), and
+        the header stamp and DDS receipt time (time.monotonic()) of the /joint_states it used (0 and
+        NaN: none)."""
+
+
 class TickStats:
     """Tick period and step time over the last ``span_s`` seconds (monotonic clock)."""
 
@@ -132,8 +144,9 @@ class TickStats:
 
 
 class PolicyNode(Node):
-    def __init__(self, **kwargs):
+    def __init__(self, hooks: PolicyHooks | None = None, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
+        self._hooks = hooks
         p = read_parameters(self, PARAMETERS, PolicyConfigError)
         self.params = p
         for name in ("window_max_age_s", "window_timeout_s", "stale_blend_s", "state_max_age_s", "log_throttle_s"):
@@ -156,7 +169,8 @@ class PolicyNode(Node):
         self._warm_up()
 
         self._lock = threading.Lock()
-        self._joints = None  # (receipt monotonic time, pos (29,), vel (29,), tau (29,))
+        self._joints = None  # (receipt monotonic time, pos (29,), vel (29,), tau (29,), header stamp ns)
+        self._state_source = (0, math.nan)  # (header stamp ns, receipt) of the /joint_states the tick uses
         self._imu = None  # (receipt monotonic time, quat wxyz, gyro, acc)
         self._window = None  # latest accepted MotionWindow
         self._window_at = 0.0  # when it was accepted (time.monotonic())
@@ -253,7 +267,7 @@ class PolicyNode(Node):
             self._log_once_in_a_while("bad_joint_states", f"ignored joint states: {exc}")
             return
         with self._lock:
-            self._joints = (received, pos, vel, tau)
+            self._joints = (received, pos, vel, tau, msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
 
     def _on_imu(self, msg: Imu, received: float | None = None) -> None:
         received = time.monotonic() if received is None else received
@@ -319,9 +333,12 @@ class PolicyNode(Node):
             state.validate()
         except ValueError as exc:
             return None, "bad_state", f"robot state unusable: {exc}"
+        self._state_source = (joints[4], joints[0])
         return state, "", ""
 
     def _on_tick(self) -> None:
+        start = time.monotonic()
+        self._state_source = (0, math.nan)
         self._poll_state()
         mono = time.monotonic()
         period = mono - self._last_tick if self._last_tick is not None else float("nan")
@@ -330,6 +347,7 @@ class PolicyNode(Node):
         self.counts["ticks"] += 1
         step_s = float("nan")
         published = False
+        target_stamp_ns = 0
         state, reason, why = self._robot_state(mono)
         with self._lock:
             window, window_at = self._window, self._window_at
@@ -351,7 +369,7 @@ class PolicyNode(Node):
             self._skip_reason = why
             self._log_once_in_a_while(reason, f"publishing no joint targets: {why}", error=reason == "policy_error")
         else:
-            self._publish_targets(command, now)
+            target_stamp_ns = self._publish_targets(command, now)
             self._tracking = True
             self._skip_reason = ""
             published = True
@@ -361,16 +379,20 @@ class PolicyNode(Node):
         timing.layout.dim = [MultiArrayDimension(label=",".join(TIMING_FIELDS), size=len(TIMING_FIELDS), stride=len(TIMING_FIELDS))]
         timing.data = [period * 1e3, step_s * 1e3, float(published)]
         self._pub_timing.publish(timing)
+        if self._hooks is not None:
+            self._hooks.tick(start, time.monotonic() - start, step_s, target_stamp_ns, *self._state_source)
 
-    def _publish_targets(self, command, now: float) -> None:
+    def _publish_targets(self, command, now: float) -> int:
+        """Publish the tick's PD target; returns its header stamp in ns."""
         msg = JointState()
-        msg.header.stamp = seconds_to_time(now)
+        msg.header.stamp = stamp = seconds_to_time(now)
         msg.header.frame_id = self._frame_id
         msg.name = self._policy_names
         msg.position = command.q[self._policy_slots].tolist()
         msg.velocity = command.dq[self._policy_slots].tolist()
         msg.effort = command.tau[self._policy_slots].tolist()
         self._pub_targets.publish(msg)
+        return stamp.sec * 1_000_000_000 + stamp.nanosec
 
     # ------------------------------------------------------------------ diagnostics
 
@@ -388,14 +410,14 @@ class PolicyNode(Node):
         self._pub_diag.publish(diag)
 
 
-def main(argv=None) -> int:
+def main(argv=None, hooks: PolicyHooks | None = None) -> int:
     # rclpy and the DDS library run helper threads that take the GIL: keep the tick's wait short.
     process_tuning.short_switch_interval()
     rclpy.init(args=argv)
     node = None
     code = 0
     try:
-        node = PolicyNode()
+        node = PolicyNode(hooks=hooks)
         process_tuning.freeze_startup_objects()
         executor = SingleThreadedExecutor()
         executor.add_node(node)

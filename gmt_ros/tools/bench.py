@@ -54,8 +54,9 @@ settings, every figure, and each target with its verdict. Targets (from the issu
 p99 <= 1 ms, lowstate -> lowcmd p99 <= 2 ms, sim2sim with full DR >= 2x real time.
 
 ``python -m gmt_ros.tools.bench probe {sim,bridge,policy} RECORD_FILE NODE_ARGS...`` is the
-recording layer: it runs that node's own ``main()`` with the probe subclass in place and writes
-the records (.npz) when the node exits. The graph section starts the nodes through wrapper
+recording layer: it runs that node's own ``main()`` with a recorder on the node's explicit
+measurement hooks (``BridgeHooks``, ``PolicyHooks``, the sim's ``on_state_write``) and writes the
+records (.npz) when the node exits. The graph section starts the nodes through wrapper
 scripts that call it.
 """
 from __future__ import annotations
@@ -405,106 +406,36 @@ class _Records:
 
 def _probe_sim(records: _Records, argv: list[str]) -> int:
     from sim2sim import node
-    from sim2sim.sdk_robot import SimRobotServer
 
     rows = records.rows["pub"]
-    open_ = SimRobotServer.open
-
-    def open_recording(self):
-        open_(self)
-        write = self._publisher.Write
-
-        def recording_write(msg, *args, **kwargs):
-            rows.append((time.monotonic(), msg.tick))
-            return write(msg, *args, **kwargs)
-
-        self._publisher.Write = recording_write
-
-    SimRobotServer.open = open_recording
-    return node.main(argv)
+    return node.main(argv, on_state_write=lambda tick: rows.append((time.monotonic(), tick)))
 
 
 def _probe_bridge(records: _Records, argv: list[str]) -> int:
-    from gmt_ros.core.supervisor import Mode
     from gmt_ros.nodes import bridge_node
 
     states, writes = records.rows["state"], records.rows["write"]
 
-    class RecordingBridgeNode(bridge_node.BridgeNode):
-        def __init__(self, **kwargs):
-            self._bench_targets: list = []  # (target tuple, header stamp ns), newest last
-            super().__init__(**kwargs)  # starts the writer and the lowstate reader
+    class Recorder(bridge_node.BridgeHooks):
+        def state_received(self, t, wall, tick):
+            states.append((t, wall, tick))
 
-        def _on_lowstate(self, msg):
-            t, wall = time.monotonic(), time.time()
-            super()._on_lowstate(msg)
-            states.append((t, wall, msg.tick))
+        def command_written(self, t, target_stamp_ns, policy_mode, written):
+            writes.append((t, target_stamp_ns, policy_mode, written))
 
-        def _on_target(self, msg, received=None):
-            before = self._latest_target
-            super()._on_target(msg, received)
-            after = self._latest_target
-            if after is not before:
-                self._bench_targets = self._bench_targets[-7:] + [(after, _stamp_ns(msg.header.stamp))]
-
-        def _tick(self, now, msg, preview):
-            sent = self.counters.lowcmd
-            ok = super()._tick(now, msg, preview)
-            done = time.monotonic()
-            # The tick took the newest target at its start, in this thread: nothing replaced it since.
-            target = self._latest_target
-            stamp = next((s for tup, s in reversed(self._bench_targets) if tup is target), 0) if target else 0
-            writes.append((done, stamp, self._sup.mode is Mode.POLICY, self.counters.lowcmd != sent))
-            return ok
-
-    bridge_node.BridgeNode = RecordingBridgeNode
-    return bridge_node.main(["gmt-ros-bridge", *argv])  # rclpy reads argv[0] as the program
+    return bridge_node.main(["gmt-ros-bridge", *argv], hooks=Recorder())  # rclpy reads argv[0] as the program
 
 
 def _probe_policy(records: _Records, argv: list[str]) -> int:
     from gmt_ros.nodes import policy_node
-    from gmt_ros.nodes.window_codec import seconds_to_time
 
     ticks = records.rows["tick"]
 
-    class RecordingPolicyNode(policy_node.PolicyNode):
-        def __init__(self, **kwargs):
-            self._bench_js: list = []  # (joint_pos array the node stored, stamp ns, receipt time)
-            self._bench_tick: dict = {}
-            super().__init__(**kwargs)
-            self.policy.step = self._bench_step = _Timed(self.policy.step)
+    class Recorder(policy_node.PolicyHooks):
+        def tick(self, t, duration_s, step_s, target_stamp_ns, state_stamp_ns, state_received):
+            ticks.append((t, duration_s, step_s, target_stamp_ns > 0, target_stamp_ns, state_stamp_ns, state_received))
 
-        def _on_joint_states(self, msg, received=None):
-            received = time.monotonic() if received is None else received  # when DDS received it
-            super()._on_joint_states(msg, received)
-            joints = self._joints
-            if joints is not None:
-                self._bench_js = self._bench_js[-15:] + [(joints[1], _stamp_ns(msg.header.stamp), received)]
-
-        def _robot_state(self, mono):
-            state, reason, why = super()._robot_state(mono)
-            if state is not None:  # which /joint_states message the tick uses
-                used = next((e for e in reversed(self._bench_js) if e[0] is state.joint_pos), None)
-                if used is not None:
-                    self._bench_tick["js"] = used[1:]
-            return state, reason, why
-
-        def _publish_targets(self, command, now):
-            self._bench_tick["target"] = _stamp_ns(seconds_to_time(now))
-            super()._publish_targets(command, now)
-
-        def _on_tick(self):
-            self._bench_tick = {}
-            self._bench_step.last = math.nan
-            t0 = time.monotonic()
-            super()._on_tick()
-            t1 = time.monotonic()
-            js_stamp, js_t = self._bench_tick.get("js", (0, math.nan))
-            target = self._bench_tick.get("target", 0)
-            ticks.append((t0, t1 - t0, self._bench_step.last, target > 0, target, js_stamp, js_t))
-
-    policy_node.PolicyNode = RecordingPolicyNode
-    return policy_node.main(["gmt-ros-policy", *argv])
+    return policy_node.main(["gmt-ros-policy", *argv], hooks=Recorder())
 
 
 _PROBES = {
