@@ -47,45 +47,51 @@ def _mirror(name: str) -> str:
     return "right_" + name[len("left_"):]
 
 
-def _chain() -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
-    """Per link k, both legs stacked (left, right): offsets (6, 2, 3), fixed rotations (6, 2, 3, 3),
-    joint slots (6, 2) and axis index (6,) (0 x, 1 y, 2 z)."""
-    offsets, fixed, slots, axes = [], [], [], []
+def _axis_matrix(axis: int) -> np.ndarray:
+    """The cross-product matrix K of a unit coordinate axis: a rotation by q about it is
+    I + sin(q) K + (1 - cos(q)) K² (Rodrigues)."""
+    k = np.zeros((3, 3))
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    k[i, j], k[j, i] = -1.0, 1.0
+    return k
+
+
+def _chain() -> tuple[np.ndarray, ...]:
+    """Per link k (6) and leg l (left, right): offsets (6, 2, 3); the link's fixed rotation F and
+    F K, F K² for its joint axis (6, 2, 3, 3 each), so its full rotation is
+    F + sin(q) F K + (1 - cos(q)) F K²; joint slots (6, 2)."""
+    offsets, f, fk, fk2, slots = [], [], [], [], []
     for _body, pos, quat, joint, axis in _LEFT_LEG:
         offsets.append((np.array(pos), np.array(pos) * (1.0, -1.0, 1.0)))
-        r = _quat_matrix(quat)
-        fixed.append((r, r))  # the fixed rotations are about y: the same on both sides
+        r, k = _quat_matrix(quat), _axis_matrix("xyz".index(axis))
+        f.append((r, r))  # the fixed rotations are about y: the same on both sides
+        fk.append((r @ k, r @ k))
+        fk2.append((r @ k @ k, r @ k @ k))
         slots.append((g1.SLOT_OF[joint], g1.SLOT_OF[_mirror(joint)]))
-        axes.append("xyz".index(axis))
-    return np.array(offsets), np.array(fixed), np.array(slots), tuple(axes)
-
-
-def _axis_rotations(axis: int, angles: np.ndarray) -> np.ndarray:
-    """Rotation matrices (n, 3, 3) about one coordinate axis."""
-    c, s = np.cos(angles), np.sin(angles)
-    out = np.zeros((angles.size, 3, 3))
-    i, j = [(1, 2), (2, 0), (0, 1)][axis]
-    out[:, axis, axis] = 1.0
-    out[:, i, i], out[:, i, j], out[:, j, i], out[:, j, j] = c, -s, s, c
-    return out
+    return np.array(offsets), np.array(f), np.array(fk), np.array(fk2), np.array(slots)
 
 
 class PelvisHeightEstimator:
-    """``estimator(state)`` -> pelvis height (m) above the lowest sole contact point."""
+    """``estimator(state)`` -> pelvis height (m) above the lowest sole contact point.
+
+    The bridge runs it on every robot state (500 Hz), so it is written for few numpy calls: all
+    twelve joint rotations at once (Rodrigues), then the chain's six products for both legs together."""
 
     def __init__(self) -> None:
-        self._offsets, self._fixed, self._slots, self._axes = _chain()
+        self._offsets, self._f, self._fk, self._fk2, self._slots = _chain()
 
     def sole_points(self, imu_quat, joint_pos) -> np.ndarray:
         """Sole contact sphere centres (2 legs, 4, 3) relative to the pelvis, in the world
         orientation the IMU quaternion (w, x, y, z) gives."""
-        rot = np.broadcast_to(_quat_matrix(imu_quat), (2, 3, 3))
-        pos = np.zeros((2, 3))
-        q = np.asarray(joint_pos, dtype=np.float64)
-        for k, axis in enumerate(self._axes):
-            pos = pos + np.einsum("lij,lj->li", rot, self._offsets[k])
-            rot = rot @ self._fixed[k] @ _axis_rotations(axis, q[self._slots[k]])
-        return pos[:, None, :] + np.einsum("lij,pj->lpi", rot, SOLE_POINTS)
+        q = np.asarray(joint_pos, dtype=np.float64)[self._slots]  # (6, 2)
+        s, c = np.sin(q)[..., None, None], (1.0 - np.cos(q))[..., None, None]
+        links = self._f + s * self._fk + c * self._fk2  # (6, 2, 3, 3): each link's rotation in its parent
+        frames = np.empty((7, 2, 3, 3))  # frames[k]: the orientation the k-th offset is expressed in
+        frames[0] = _quat_matrix(imu_quat)
+        for k in range(6):
+            np.matmul(frames[k], links[k], out=frames[k + 1])
+        ankle = np.einsum("klij,klj->li", frames[:6], self._offsets)  # (2, 3): sum of rotated offsets
+        return ankle[:, None, :] + np.einsum("lij,pj->lpi", frames[6], SOLE_POINTS)
 
     def __call__(self, state: RobotState) -> float:
         lowest = float(np.min(self.sole_points(state.imu_quat, state.joint_pos)[..., 2])) - SOLE_RADIUS
