@@ -83,6 +83,18 @@ def config_path(spec: NodeSpec, directory: Path | None = None) -> Path:
     return path
 
 
+def node_parameters(spec: NodeSpec, directory: Path | None = None) -> dict:
+    """A ROS node's parameters as its config/*.yaml sets them: code that must agree with a node
+    (the offline loop with the bridge's rate, the fault suite with its timeouts) reads them here
+    instead of keeping a copy."""
+    import yaml
+
+    if not spec.ros:
+        raise ValueError(f"the {spec.key} node has no ROS parameters file")
+    data = yaml.safe_load(config_path(spec, directory).read_text())
+    return dict(data[spec.node_name]["ros__parameters"])
+
+
 def settings_for(spec: NodeSpec, arguments: dict[str, str]) -> dict[str, str]:
     """The node settings a set of launch arguments implies for one node."""
     unknown = set(arguments) - set(ARGUMENT_TARGETS)

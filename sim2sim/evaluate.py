@@ -35,6 +35,7 @@ from gmt_ros.core.contract import PolicyContract
 from gmt_ros.core.fall_check import FallCheck
 from gmt_ros.core.motion import MotionClip, window_from_clip
 from gmt_ros.core.policy import TrackingPolicy
+from gmt_ros.graph import BRIDGE, node_parameters
 from sim2sim import metrics
 from sim2sim.g1_model import g1_index
 from sim2sim.kinematics import KEY_BODIES, ReferenceKinematics
@@ -45,7 +46,7 @@ FrameHook = Callable[[float, G1Sim], None]
 
 _TRACE_ERRORS = metrics.TickErrors._fields
 # The bridge's writer rate (config/bridge.yaml command_rate_hz): how often it applies the limits.
-BRIDGE_RATE_HZ = 500.0
+BRIDGE_RATE_HZ = float(node_parameters(BRIDGE)["command_rate_hz"])
 _CLIP_REASONS = ("joint_limit", "velocity_limit", "torque_limit")
 
 

@@ -61,6 +61,8 @@ def test_start_sequence_zero_torque_damping_ramp_hold_policy():
     assert out.accepted and out.message == "ramping"
     d = sup.tick(0.5, robot(), 0.5, None, None)  # ramp start sampled here
     np.testing.assert_allclose(d.command.q, np.zeros(N))
+    d = sup.tick(0.75, robot(), 0.75, None, None)  # a quarter: 10/64 - 15/256 + 6/1024 of the way
+    np.testing.assert_allclose(d.command.q, (10 / 64 - 15 / 256 + 6 / 1024) * g1.DEFAULT_POSE, atol=1e-9)
     d = sup.tick(1.0, robot(), 1.0, None, None)  # half way: minimum-jerk blend = 0.5
     np.testing.assert_allclose(d.command.q, 0.5 * g1.DEFAULT_POSE, atol=1e-9)
     d = sup.tick(1.5, robot(), 1.5, None, None)

@@ -495,6 +495,7 @@ class BridgeNode(Node):
         status["lowstate_age_s"] = None if state is None else round(time.monotonic() - state.stamp, 4)
         status["dry_run"] = self.params["dry_run"]
         status["contract"] = self.contract_id.wire
+        status["targets_received"] = self.counters.targets
         status["stamp"] = time.time()
         self._publish_ros(self._pub_state, String(data=json.dumps(status)))
 

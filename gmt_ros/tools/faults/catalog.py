@@ -62,15 +62,23 @@ class Fault:
     cause: ClassVar[str]      # regular expression the supervisor's fault (or refusal log) must match
     bound: ClassVar[str] = ""  # "state_timeout", "target_timeout", "detection", "window_timeout", "" (none)
     startup: ClassVar[bool] = False  # only the bridge and the sim run; the robot is checked at start
-    sim_side: ClassVar[bool] = False  # the simulated robot plays it at a fixed sim time
+    # The simulated robot plays it at a fixed sim time: its --fault spec, "{t}" standing for that time.
+    spec: ClassVar[str] = ""
+
+    @property
+    def sim_side(self) -> bool:
+        return bool(self.spec)
 
     def sim_settings(self, fault_sim_time: float) -> dict[str, str]:
         """Settings for the sim node that make it play this fault (none for suite-side faults)."""
-        return {}
+        return {"fault": self.spec.format(t=f"{fault_sim_time:.3f}")} if self.spec else {}
 
     def inject(self, run: FaultRun, inj: Injection) -> None:
-        """Cause the fault during tracking and wait for the supervisor's reaction."""
-        raise NotImplementedError(f"{self.name} is not injected by the suite")
+        """Cause the fault during tracking (the sim plays sim-side faults by itself) and wait for
+        the supervisor's reaction."""
+        if not self.sim_side:
+            raise NotImplementedError(f"{self.name} says neither how the suite injects it nor a sim spec")
+        run.await_sim_fault(inj)
 
     def reference(self, v: Verdict) -> tuple[float | None, str]:
         """When detection became possible (wall time) and what that moment is."""
@@ -145,14 +153,7 @@ class DampingFault(Fault):
 class StateLinkFault(DampingFault):
     """rt/lowstate stops, comes late or corrupt: the supervisor's state watchdog."""
 
-    group, cause, bound, sim_side = "state link", r"robot state stale", "state_timeout", True
-    spec = ""  # the sim's --fault spec, "{t}" the sim time
-
-    def sim_settings(self, fault_sim_time: float) -> dict[str, str]:
-        return {"fault": self.spec.format(t=f"{fault_sim_time:.3f}")}
-
-    def inject(self, run: FaultRun, inj: Injection) -> None:
-        run.await_sim_fault(inj)
+    group, cause, bound = "state link", r"robot state stale", "state_timeout"
 
     def reference(self, v: Verdict) -> tuple[float | None, str]:
         row = sim_fault(v.sim, self.name)
@@ -242,13 +243,8 @@ class PolicyHuge(CorruptTargets):
 
 class PushFall(DampingFault):
     number, name, title, group = 9, "push_fall", f"robot pushed over ({PUSH_MPS:g} m/s)", "robot"
-    cause, bound, sim_side = r"fall detected|joint overspeed|unsafe command in policy: q target", "detection", True
-
-    def sim_settings(self, fault_sim_time: float) -> dict[str, str]:
-        return {"fault": f"push@{fault_sim_time:.3f}:{PUSH_MPS:g}"}
-
-    def inject(self, run: FaultRun, inj: Injection) -> None:
-        run.await_sim_fault(inj)
+    cause, bound = r"fall detected|joint overspeed|unsafe command in policy: q target", "detection"
+    spec = "push@{t}:" + f"{PUSH_MPS:g}"
 
     def reference(self, v: Verdict) -> tuple[float | None, str]:
         row = sim_fault(v.sim, "push")
@@ -280,13 +276,8 @@ class PushFall(DampingFault):
 
 class EStop(DampingFault):
     number, name, title, group = 10, "estop", "e-stop (remote L1+R1) during tracking", "robot"
-    cause, bound, sim_side = r"^e-stop$", "detection", True
-
-    def sim_settings(self, fault_sim_time: float) -> dict[str, str]:
-        return {"fault": f"press@{fault_sim_time:.3f}:L1+R1:1.0"}
-
-    def inject(self, run: FaultRun, inj: Injection) -> None:
-        run.await_sim_fault(inj)
+    cause, bound = r"^e-stop$", "detection"
+    spec = "press@{t}:L1+R1:1.0"
 
     def reference(self, v: Verdict) -> tuple[float | None, str]:
         row = sim_fault(v.sim, "press")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import yaml
 
 from gmt_ros import graph
 from gmt_ros.core import g1
@@ -65,11 +64,7 @@ class Verdict:
 
 def node_settings() -> dict:
     """The bridge's and policy's timeouts as config/*.yaml sets them (what the graph runs with)."""
-    def params(spec):
-        data = yaml.safe_load(graph.config_path(spec).read_text())
-        return data[spec.node_name]["ros__parameters"]
-
-    bridge, policy, player = params(graph.BRIDGE), params(graph.POLICY), params(graph.PLAYER)
+    bridge, policy, player = (graph.node_parameters(s) for s in (graph.BRIDGE, graph.POLICY, graph.PLAYER))
     return {"state_timeout_s": float(bridge["state_timeout_s"]), "target_timeout_s": float(bridge["target_timeout_s"]),
             "window_max_age_s": float(policy["window_max_age_s"]), "window_timeout_s": float(policy["window_timeout_s"]),
             "stale_blend_s": float(policy["stale_blend_s"]), "fall_tilt_rad": float(bridge["fall_tilt_rad"]),
