@@ -28,8 +28,6 @@ import sys
 import time
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -37,12 +35,13 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from gmt_ros.core import g1, process_tuning
+from gmt_ros.core import g1
 from gmt_ros.core.clip_library import list_clips
 from gmt_ros.core.playback import STANDING_HEIGHT, MotionPlayer
 from gmt_ros.nodes.parameters import read_parameters
 from gmt_ros.nodes.polled_topics import PolledTopics
 from gmt_ros.nodes.window_codec import encode_window
+from gmt_ros.nodes.run import run_node
 
 NODE_NAME = "gmt_motion_player"
 COMMANDS = ("play NAME", "queue NAME", "loop NAME", "next", "stop", "list")
@@ -227,23 +226,7 @@ class MotionPlayerNode(Node):
 
 
 def main(argv=None) -> int:
-    rclpy.init(args=argv)
-    node = None
-    code = 0
-    try:
-        node = MotionPlayerNode()
-        process_tuning.freeze_startup_objects()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, FileNotFoundError) as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-        code = 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_node(MotionPlayerNode, NODE_NAME, argv)
 
 
 if __name__ == "__main__":

@@ -50,16 +50,14 @@ import time
 from collections import deque
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory
 
-from gmt_ros.core import g1, process_tuning
+from gmt_ros.core import g1
 from gmt_ros.core.contract import DEFAULT_POLICY, load_contract
 from gmt_ros.core.frames import MotionFrames, MotionWindow
 from gmt_ros.core.playback import ease_to_standing
@@ -68,6 +66,7 @@ from gmt_ros.core.state import RobotState
 from gmt_ros.core.window_check import MotionTargetError, check_window_timing
 from gmt_ros.nodes.parameters import read_parameters
 from gmt_ros.nodes.polled_topics import PolledTopics
+from gmt_ros.nodes.run import run_node
 from gmt_ros.nodes.window_codec import decode_window, seconds_to_time
 
 NODE_NAME = "gmt_policy"
@@ -411,27 +410,7 @@ class PolicyNode(Node):
 
 
 def main(argv=None, hooks: PolicyHooks | None = None) -> int:
-    # rclpy and the DDS library run helper threads that take the GIL: keep the tick's wait short.
-    process_tuning.short_switch_interval()
-    rclpy.init(args=argv)
-    node = None
-    code = 0
-    try:
-        node = PolicyNode(hooks=hooks)
-        process_tuning.freeze_startup_objects()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, FileNotFoundError) as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-        code = 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_node(lambda: PolicyNode(hooks=hooks), NODE_NAME, argv)
 
 
 if __name__ == "__main__":
