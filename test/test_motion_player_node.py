@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from waiting import wait_until
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -237,10 +238,10 @@ def test_play_walk_stand_blends_in_plays_the_clip_and_returns_to_standing(rig):
     sent = time.monotonic()
     op.command("play walk_stand")
     op.wait_status(lambda s: s["state"] == "blending_in")
-    time.sleep(0.1)
-    after = [decode_window(m) for m in op.windows_since(sent)]
     # the first window after the command took effect (earlier ones are the idle standing pose)
-    first = next(w for w in after if np.abs(w.frames.joint_pos[0] - g1.DEFAULT_POSE).max() > 1e-9)
+    first = wait_until(lambda: next((w for w in map(decode_window, op.windows_since(sent))
+                                     if np.abs(w.frames.joint_pos[0] - g1.DEFAULT_POSE).max() > 1e-9), None),
+                       what="a window of the blend-in")
     # the command publishes at once the window starting where the blend-in starts: the robot's joints
     np.testing.assert_allclose(first.frames.joint_pos[0, mask], ROBOT_Q[mask], atol=1e-12)
     # ... and reaching the clip's first frame after the blend
@@ -269,8 +270,8 @@ def test_play_walk_stand_blends_in_plays_the_clip_and_returns_to_standing(rig):
                    and "playing" in _state_sequence(op.statuses), timeout=clip.duration + 5)
     assert _state_sequence(op.statuses) == ["idle", "blending_in", "playing", "blending_out", "idle"]
     assert {s["clip"] for s in op.statuses if s["state"] in ("blending_in", "playing")} == {"gmt/walk_stand"}
-    time.sleep(0.1)
-    _assert_standing(op.windows_since(0)[-1])
+    idle = time.monotonic()
+    _assert_standing(wait_until(lambda: op.windows_since(idle)[-1:], what="a window after the clip")[0])
     player.wait_for_log("command 'play walk_stand': play gmt/walk_stand")
 
 
