@@ -285,8 +285,22 @@ def test_live_motor_slots():
     assert np.flatnonzero(live_motor_slots(after, previous=before)).tolist() == [9]
 
 
+def test_flat_lowcmd_packs_exactly_like_the_sdk_type_and_stays_editable():
+    from unitree_sdk2py.idl.default import unitree_hg_msg_dds__LowCmd_
+
+    cmd = distinct_command()
+    flat = pack_lowcmd(cmd, 6, msg=lowlevel.new_lowcmd())
+    sdk = pack_lowcmd(cmd, 6, msg=unitree_hg_msg_dds__LowCmd_())  # field by field, the SDK's own class
+    assert "_flat" in vars(flat) and flat.crc == sdk.crc == SDK_CRC.Crc(sdk)
+    assert flat.serialize() == FastLowCmd_.deserialize(sdk.serialize()).serialize()
+    # A motor field changed after packing counts once read (the objects take over from the list).
+    flat.motor_cmd[3].q += 0.5
+    assert "_flat" not in vars(flat) and not verify_crc(flat)
+
+
 def test_pack_and_decode_speed():
-    """Measured figures for the report; the bounds only catch a fall back to the SDK's codec."""
+    """Measured figures for the report (speed is `gmt-ros bench`'s to judge); the fast codecs are
+    the ones used."""
     cmd, msg = distinct_command(), lowlevel.new_lowcmd()
     wire_state = build_lowstate(standing_state()).serialize()
     n = 300
@@ -303,7 +317,7 @@ def test_pack_and_decode_speed():
     pack_us, ser_us, state_us = ((b - a) / n * 1e6 for a, b in ((t0, t1), (t1, t2), (t2, t3)))
     print(f"\npack_lowcmd+CRC {pack_us:.0f} us, LowCmd_ CDR encode {ser_us:.0f} us, "
           f"LowState_ CDR decode+CRC check+unpack {state_us:.0f} us")
-    assert pack_us < 1000 and ser_us < 500 and state_us < 1000
+    assert "_flat" in vars(msg) and "_flat" in vars(FastLowState_.deserialize(wire_state))
 
 
 def test_flat_lowstate_matches_the_field_by_field_one_and_stays_editable():

@@ -62,6 +62,18 @@ def _body_column(field: int) -> slice:
     start = _STATE_HEAD + field
     return slice(start, start + NUM_BODY * _STATE_PER_MOTOR, _STATE_PER_MOTOR)
 
+
+# Positions in a LowCmd_'s flat value list: mode_pr, mode_machine, 35 x (mode q dq tau kp kd reserve), reserve[4], crc.
+_CV_RESERVE = 2 + NUM_SLOTS * _CMD_PER_MOTOR
+_CV_CRC = _CV_RESERVE + 4
+_LOWCMD_TEMPLATE = tuple([0, 0] + [0, 0.0, 0.0, 0.0, 0.0, 0.0, 0] * NUM_SLOTS + [0, 0, 0, 0, 0])
+
+
+def _cmd_column(field: int) -> slice:
+    """The values of one motor_cmd field (0 mode, 1 q, 2 dq, 3 tau, 4 kp, 5 kd) of the 29 body slots."""
+    start = 2 + field
+    return slice(start, start + NUM_BODY * _CMD_PER_MOTOR, _CMD_PER_MOTOR)
+
 _CDR_LE_HEADER = b"\x00\x01\x00\x00"  # XCDR1, little-endian, no options
 _BIT_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 
@@ -96,6 +108,19 @@ def _lowstate_values(msg: LowState_) -> list:
     values += msg.wireless_remote
     values += msg.reserve
     values.append(msg.crc)
+    return values
+
+
+def _cmd_values(msg) -> list:
+    """The flat values of a LowCmd_: from its flat list when pack_lowcmd built one, with the
+    top-level fields laid over; else from its motor objects."""
+    flat = msg.__dict__.get("_flat") if isinstance(msg, FastLowCmd_) else None
+    if flat is None:
+        return _lowcmd_values(msg)
+    values = list(flat)
+    values[0:2] = (msg.mode_pr, msg.mode_machine)
+    values[_CV_RESERVE:_CV_CRC] = msg.reserve
+    values[_CV_CRC] = msg.crc
     return values
 
 
@@ -166,7 +191,7 @@ def crc32_words(image: bytes) -> int:
 def compute_crc(msg) -> int:
     """The crc a LowCmd_ or LowState_ (unitree_hg) must carry, as ``CRC().Crc(msg)`` computes it."""
     if isinstance(msg, LOWCMD_TYPES):
-        return crc32_words(_pack(_CMD_CRC, _lowcmd_values(msg), msg))
+        return crc32_words(_pack(_CMD_CRC, _cmd_values(msg), msg))
     if isinstance(msg, LOWSTATE_TYPES):
         return crc32_words(_pack(_STATE_CRC, _state_values(msg), msg))
     raise TypeError(f"compute_crc expects a unitree_hg LowCmd_ or LowState_, got {type(msg).__name__}")
@@ -205,7 +230,27 @@ class FastLowCmd_(idl.IdlStruct, typename="unitree_hg.msg.dds_.LowCmd_"):
     def serialize(self, buffer=None, endianness=None, use_version_2=None) -> bytes:
         if buffer is not None or endianness is not None or use_version_2:
             return super().serialize(buffer=buffer, endianness=endianness, use_version_2=use_version_2)
-        return _CDR_LE_HEADER + _pack(_CMD_CDR, _lowcmd_values(self), self)
+        return _CDR_LE_HEADER + _pack(_CMD_CDR, _cmd_values(self), self)
+
+    # pack_lowcmd fills a reused message as one flat value list ("_flat", as FastLowState_ does):
+    # setting 35 MotorCmd_ objects' fields field by field cost more than the rest of the packing.
+    # The motor objects are built only when something reads them; from then on they count.
+
+    def __getattr__(self, name):
+        flat = self.__dict__.get("_flat") if name == "motor_cmd" else None
+        if flat is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.__dict__["motor_cmd"] = [MotorCmd_(*flat[k:k + _CMD_PER_MOTOR])
+                                      for k in range(2, _CV_RESERVE, _CMD_PER_MOTOR)]
+        del self.__dict__["_flat"]
+        return self.__dict__["motor_cmd"]
+
+    def _set_flat(self, values: list) -> None:
+        d = self.__dict__
+        d.pop("motor_cmd", None)
+        d["_flat"] = values
+        d["mode_pr"], d["mode_machine"] = values[0], values[1]
+        d["reserve"], d["crc"] = list(values[_CV_RESERVE:_CV_CRC]), values[_CV_CRC]
 
     @classmethod
     def deserialize(cls, data: bytes, has_header: bool = True, use_version_2=None) -> "FastLowCmd_":
@@ -325,6 +370,15 @@ def pack_lowcmd(cmd: JointCommand, mode_machine: int, mode_pr: int = MODE_PR_SER
         msg = new_lowcmd()
     elif not isinstance(msg, LOWCMD_TYPES):
         raise TypeError(f"msg must be a unitree_hg LowCmd_, got {type(msg).__name__}")
+    if isinstance(msg, FastLowCmd_):
+        v = list(_LOWCMD_TEMPLATE)  # slots 29-34 disabled with zeros, reserve 0, crc 0
+        v[0], v[1] = mode_pr, mode_machine
+        v[_cmd_column(0)] = np.asarray(cmd.enabled, dtype=np.uint8).tolist()  # 1 enabled, 0 disabled
+        for column, values in enumerate((cmd.q, cmd.dq, cmd.tau, cmd.kp, cmd.kd), start=1):
+            v[_cmd_column(column)] = np.asarray(values, dtype=np.float64).tolist()
+        v[_CV_CRC] = crc32_words(_pack(_CMD_CRC, v, msg))
+        msg._set_flat(v)
+        return msg
     q, dq, tau = cmd.q.tolist(), cmd.dq.tolist(), cmd.tau.tolist()
     kp, kd, enabled = cmd.kp.tolist(), cmd.kd.tolist(), cmd.enabled.tolist()
     motors = msg.motor_cmd

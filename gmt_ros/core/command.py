@@ -38,6 +38,8 @@ class JointCommand:
 
     def validate(self) -> None:
         """Raise ValueError naming the field and slot of a wrong shape, NaN/inf, or negative gain."""
+        if self._looks_valid():
+            return
         for name in _FIELDS + ("enabled",):
             value = np.asarray(getattr(self, name))
             if value.shape != (g1.NUM_BODY_JOINTS,):
@@ -51,6 +53,19 @@ class JointCommand:
             bad = np.flatnonzero(np.asarray(getattr(self, name)) < 0)
             if bad.size:
                 raise ValueError(f"JointCommand.{name} is negative at {g1.JOINT_NAMES[bad[0]]} (slot {bad[0]})")
+
+    def _looks_valid(self) -> bool:
+        """The common case in a few vectorised operations (the bridge validates 500 commands a
+        second); False sends ``validate`` down the slow path that names the problem."""
+        n = g1.NUM_BODY_JOINTS
+        fields = (self.q, self.dq, self.kp, self.kd, self.tau)
+        if not all(isinstance(f, np.ndarray) and f.shape == (n,) for f in fields) or np.shape(self.enabled) != (n,):
+            return False
+        values = np.concatenate(fields)
+        if values.dtype.kind not in "fiu":
+            return False
+        gains = values[2 * n:4 * n]
+        return bool(np.isfinite(values).all() and (gains >= 0).all())
 
     def copy(self) -> JointCommand:
         return JointCommand(**{k: np.array(getattr(self, k), copy=True) for k in _FIELDS + ("enabled",)})
