@@ -1,6 +1,6 @@
 """ament_python package: builds with colcon on a ROS 2 host and installs with pip in a venv."""
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 

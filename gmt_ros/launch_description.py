@@ -5,13 +5,13 @@ from gmt_ros import graph
 
 
 def generate_graph_launch_description(kind: str):
-    from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, ExecuteProcess
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
     from launch_ros.substitutions import ExecutableInPackage
 
     from gmt_ros.core.paths import config_dir
+    from launch import LaunchDescription
 
     defaults = graph.ARGUMENT_DEFAULTS[kind]
     actions = [DeclareLaunchArgument(name, default_value=value) for name, value in defaults.items()]

@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/lint-imports
-.venv/bin/ruff check gmt_ros/core
+.venv/bin/ruff check .
 .venv/bin/mypy

@@ -79,7 +79,7 @@ def main() -> None:
                 total += 1
                 pushes = [t for t in drawn.push_times_s if t < seconds]
                 print(f"{label:14s} {clip.name:22s} seed {seed}: "
-                      f"{'FELL at %5.2f s' % result.fall_time_s if result.fell else 'upright        '}"
+                      f"{f'FELL at {result.fall_time_s:5.2f} s' if result.fell else 'upright        '}"
                       f" | E_mpjpe {result.errors['e_mpjpe_rad']:.3f} | friction "
                       f"{drawn.friction if drawn.friction is not None else 0.6:.2f} | delay "
                       f"{1000 * (drawn.action_delay_s + drawn.command_delay_s):4.1f} ms | mass "

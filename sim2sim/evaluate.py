@@ -102,7 +102,7 @@ class EpisodeTrace:
         return path
 
     @classmethod
-    def load_npz(cls, path: str | Path) -> "EpisodeTrace":
+    def load_npz(cls, path: str | Path) -> EpisodeTrace:
         with np.load(path, allow_pickle=False) as data:
             fields = {k: data[k] for k in data.files if k != "joint_names"}
             names = tuple(str(n) for n in data["joint_names"])

@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     rows = run_sweep(
         plan, lambda name, start, dr, seed: measure(contract, clips[name], start, dr, seed, policy=policy,
                                                     seconds=args.seconds),
-        lambda row: (f"{'FELL at %.2f s' % row.fall_time_s if row.fell else 'upright'}, max IMU tilt "
+        lambda row: (f"{f'FELL at {row.fall_time_s:.2f} s' if row.fell else 'upright'}, max IMU tilt "
                      f"{math.degrees(row.max_imu_tilt_rad):.1f} deg, min height estimate "
                      f"{row.min_height_estimate_m:.3f} m"))
 

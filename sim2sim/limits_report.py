@@ -26,7 +26,6 @@ import math
 import sys
 from dataclasses import asdict, dataclass
 
-
 from gmt_ros.core.command_limits import CommandLimits
 
 DEFAULT_FACTOR = 1.5  # margin >= this x the worst excess of normal tracking

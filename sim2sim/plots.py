@@ -18,11 +18,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: headless, deterministic output
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from gmt_ros.core import g1  # noqa: E402
-from sim2sim import metrics  # noqa: E402
+from gmt_ros.core import g1
+from sim2sim import metrics
 
 DEFAULT_PLOT_JOINTS: tuple[str, ...] = (
     "left_hip_pitch_joint",

@@ -64,9 +64,10 @@ import dataclasses
 import math
 import zlib
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -261,7 +262,7 @@ class DrawnParameters:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DrawnParameters":
+    def from_dict(cls, data: Mapping[str, Any]) -> DrawnParameters:
         """Inverse of :meth:`as_dict` (an unknown key is a ValueError naming it)."""
         if not isinstance(data, Mapping):
             raise ValueError(f"DrawnParameters.from_dict needs a mapping, got {type(data).__name__}")
@@ -325,7 +326,7 @@ class DomainRandomization:
         return tuple(_read_presets(cls.preset_file()))
 
     @classmethod
-    def load(cls, name_or_path: str | Path) -> "DomainRandomization":
+    def load(cls, name_or_path: str | Path) -> DomainRandomization:
         """A preset of ``config/randomization.yaml`` by name, or a YAML file holding one preset
         (a mapping of parameter names to ranges)."""
         text = str(name_or_path)

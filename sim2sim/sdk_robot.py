@@ -507,7 +507,7 @@ class SimRobotServer:
         Runs on the SDK's listener thread, so nothing may escape from it."""
         try:
             self._take_lowcmd(msg)
-        except Exception as exc:  # noqa: BLE001 - a malformed sample must not kill the listener
+        except Exception as exc:  # a malformed sample must not kill the listener
             with self._stats_lock:
                 self._stats.invalid += 1
                 count = self._stats.invalid

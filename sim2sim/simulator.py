@@ -109,7 +109,7 @@ class G1Sim:
         self.reset()  # also sets the zero-torque command
 
     @classmethod
-    def randomized(cls, preset: str, seed: int, physics_dt: float = 0.001) -> "G1Sim":
+    def randomized(cls, preset: str, seed: int, physics_dt: float = 0.001) -> G1Sim:
         """A simulator with one episode of domain randomisation: ``preset`` is a name in
         config/randomization.yaml (``none``, ``gmt``, ``hard``) or a YAML file of one preset, and
         ``seed`` both draws the values and seeds the simulator. ``sim.randomization.as_dict()``

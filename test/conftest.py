@@ -9,7 +9,7 @@ os.environ.setdefault("GMT_ROS_DDS_INTERFACE", "lo")
 
 
 # Shared by the offline-loop test modules (module scope: each module builds them once).
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ def _cpu_times() -> tuple[int, int]:
 
 
 class StealMeter:
-    def __enter__(self) -> "StealMeter":
+    def __enter__(self) -> StealMeter:
         self._start = _cpu_times()
         self._end = None
         return self

@@ -88,7 +88,7 @@ def test_target_mapper_maps_by_name_and_names_bad_targets():
     from gmt_ros.core.command_table import TargetMapper
     from gmt_ros.core.contract import load_contract
 
-    names, gains, held = contract_gains()
+    names, _gains, _held = contract_gains()
     contract = load_contract(CONTRACT)
     assert contract.identity.wire == contract_wire_id()
     mapper = TargetMapper(contract.command_table)
@@ -153,7 +153,7 @@ class Robot:
         self._sub = ChannelSubscriber("rt/lowcmd", LowCmd_)
         self._sub.Init(self._on_lowcmd, 0)
         self._switcher = ChannelSubscriber("rt/api/motion_switcher/request", Request_)
-        self._switcher.Init(lambda m: self.motion_switcher_requests.append(m), 10)
+        self._switcher.Init(self.motion_switcher_requests.append, 10)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -571,7 +571,7 @@ def test_channel_factory_guard_interface_check_and_link_timeout(robot):
     dds.init_channel_factory(DOMAIN, INTERFACE)  # same settings: fine
     with pytest.raises(RuntimeError, match=f"already initialised on interface 'lo' domain {DOMAIN}"):
         dds.init_channel_factory(DOMAIN + 1, INTERFACE)
-    with pytest.raises(ValueError, match="network interface 'gmt_no_such_if0' does not exist.*available: .*lo"):
+    with pytest.raises(ValueError, match=r"network interface 'gmt_no_such_if0' does not exist.*available: .*lo"):
         dds.check_interface("gmt_no_such_if0")
     with pytest.raises(ValueError, match="DDS domain must be an integer"):
         dds.init_channel_factory(-1, INTERFACE)
@@ -695,7 +695,7 @@ def test_live_start_sequence_via_services(live, robot, ros):
         b = (arr[1, :29] - MEASURED) / span
         assert np.ptp(b) < 1e-4, f"joints off a common blend: {b}"
         blends.append((t, float(np.mean(b))))
-    times, b = np.array(blends).T
+    _times, b = np.array(blends).T
     assert b[0] < 0.01 and b[-1] == pytest.approx(1.0, abs=1e-5), (b[0], b[-1])
     assert np.all(np.diff(b) > -1e-5), "the ramp went backwards"
     # Its timing (minimum jerk over ramp_time_s) is the supervisor's, tested with an explicit clock

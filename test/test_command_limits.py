@@ -38,7 +38,7 @@ def test_non_finite_anywhere_is_a_fault_naming_field_and_joint(field):
 def test_gain_bounds():
     cmd = command(kp=40.0)
     cmd.kp[3] = 900.0
-    with pytest.raises(CommandFault, match="kp 900.0 above its bound 500.0 at left_knee_joint"):
+    with pytest.raises(CommandFault, match=r"kp 900.0 above its bound 500.0 at left_knee_joint"):
         CommandLimits().check(cmd)
     cmd = command()
     cmd.kd[0] = -1.0
@@ -60,7 +60,7 @@ def test_gross_joint_limit_excursion_is_a_fault_small_one_is_clipped():
     assert report.joint_limit == 1
     # A custom margin is honoured (the bridge may set its own).
     q[3] = g1.Q_MAX[3] + 0.6
-    with pytest.raises(CommandFault, match="left_knee_joint is 0.60 rad outside"):
+    with pytest.raises(CommandFault, match=r"left_knee_joint is 0.60 rad outside"):
         CommandLimits(gross_margin_rad=0.5).apply(command(q), state(), None, 0.0)
 
 

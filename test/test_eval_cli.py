@@ -10,7 +10,7 @@ GMT_ROS = Path(sys.executable).parent / "gmt-ros"
 
 
 def run(*args, timeout=300):
-    return subprocess.run([str(GMT_ROS), *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(GMT_ROS), *args], check=False, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ def test_each_source_takes_the_players_place():
 
 
 def test_unknown_launch_argument_is_refused():
-    with pytest.raises(ValueError, match="unknown launch argument.*speed"):
+    with pytest.raises(ValueError, match=r"unknown launch argument.*speed"):
         graph.settings_for(graph.BRIDGE, {"speed": "1"})
 
 
@@ -118,7 +118,7 @@ def test_launch_description_wires_every_node_with_its_yaml_and_arguments(kind, r
         assert node.kwargs["executable"] in scripts and node.kwargs["package"] == "gmt_ros"
         cfg, overrides = node.kwargs["parameters"]
         assert Path(cfg).is_file()
-        for name, value in overrides.items():
+        for _name, value in overrides.items():
             assert type(value).__name__ == "LaunchConfiguration"
         if node.kwargs["executable"] == "gmt-ros-bridge":
             assert set(overrides) == {"network_interface", "dds_domain", "contract", "dry_run"}

@@ -10,12 +10,20 @@ from unitree_sdk2py.idl.unitree_hg.msg.dds_ import LowCmd_, LowState_
 from unitree_sdk2py.utils.crc import CRC
 
 from gmt_ros.adapters import lowlevel
+from gmt_ros.adapters.lowlevel import (
+    CrcMismatchError,
+    FastLowCmd_,
+    FastLowState_,
+    build_lowstate,
+    compute_crc,
+    live_motor_slots,
+    pack_lowcmd,
+    unpack_lowcmd,
+    unpack_lowstate,
+    verify_crc,
+)
 from gmt_ros.core import g1
 from gmt_ros.core.command import JointCommand
-from gmt_ros.adapters.lowlevel import (
-    CrcMismatchError, FastLowCmd_, FastLowState_, build_lowstate, compute_crc, live_motor_slots, pack_lowcmd,
-    unpack_lowcmd, unpack_lowstate, verify_crc,
-)
 from gmt_ros.core.state import RobotState
 
 SDK_CRC = CRC()

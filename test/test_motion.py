@@ -355,7 +355,7 @@ def test_save_load_round_trip_and_determinism(tmp_path, shipped):
     with np.load(a, allow_pickle=False) as npz:
         assert npz["root_pos"].dtype == np.float32 and int(npz["schema_version"]) == 1
         assert tuple(npz["joint_names"]) == g1.JOINT_NAMES
-    with pytest.raises(ValueError, match="must end in .npz"):
+    with pytest.raises(ValueError, match=r"must end in .npz"):
         save_clip(clip, tmp_path / "x.pkl")
 
 
@@ -391,10 +391,10 @@ def test_npz_errors(tmp_path, shipped):
             load_clip(rewrite_npz(good, tmp_path / f"bad{i}.npz", **changes))
     # object arrays need pickle: refused by allow_pickle=False
     np.savez(tmp_path / "obj.npz", schema_version=np.array(1), name=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(ValueError, match="not a readable project .npz clip"):
+    with pytest.raises(ValueError, match=r"not a readable project .npz clip"):
         load_clip(tmp_path / "obj.npz")
     (tmp_path / "text.npz").write_text("not a zip")
-    with pytest.raises(ValueError, match="not a readable project .npz clip"):
+    with pytest.raises(ValueError, match=r"not a readable project .npz clip"):
         load_clip(tmp_path / "text.npz")
 
 
@@ -439,7 +439,7 @@ def test_library_names(tmp_path):
         resolve_clip("walk_stand", [extra])
     with pytest.raises(ValueError, match=r"two motion clips are both named 'gmt/airkick_stand': .*airkick_stand.npz and .*airkick_stand.pkl"):
         list_clips([ASSETS])
-    with pytest.raises(FileNotFoundError, match="directory .* does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"directory .* does not exist"):
         list_clips([tmp_path / "none"])
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from waiting import wait_until
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -30,6 +29,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
+from waiting import wait_until
 
 from gmt_ros.core import g1, rotations
 from gmt_ros.core.clip_library import resolve_clip

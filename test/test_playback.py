@@ -10,8 +10,7 @@ import pytest
 from gmt_ros.core import g1, rotations
 from gmt_ros.core.clip_library import list_clips
 from gmt_ros.core.motion import load_clip
-from gmt_ros.core.playback import (BLENDING_IN, BLENDING_OUT, IDLE, PLAYING, STANDING_HEIGHT, MotionPlayer,
-                                   ease)
+from gmt_ros.core.playback import BLENDING_IN, BLENDING_OUT, IDLE, PLAYING, STANDING_HEIGHT, MotionPlayer, ease
 
 T0 = 1000.0
 DT = 0.02
@@ -235,7 +234,7 @@ def test_unknown_or_ambiguous_names_change_nothing(player, library):
     player.queue("twist2/walk_001", T0)
     before = player.status(T0 + 0.3)
     for command in (player.play, player.queue, player.loop_clip):
-        with pytest.raises(ValueError, match="unknown clip 'walk_stnad'; did you mean .*gmt/walk_stand"):
+        with pytest.raises(ValueError, match=r"unknown clip 'walk_stnad'; did you mean .*gmt/walk_stand"):
             command("walk_stnad", T0 + 0.3)
     assert player.status(T0 + 0.3) == before
     twin = MotionPlayer({"a/walk": library["gmt/squat"], "b/walk": library["gmt/squat"]})

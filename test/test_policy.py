@@ -192,7 +192,7 @@ def test_nan_state_and_window_are_refused_and_leave_the_policy_untouched(gmt_gra
     action, obs = policy.last_action, policy.last_observation
     bad = standing_state()
     bad.joint_vel[7] = np.nan
-    with pytest.raises(ValueError, match="RobotState.joint_vel contains NaN"):
+    with pytest.raises(ValueError, match=r"RobotState.joint_vel contains NaN"):
         policy.step(bad, window, 0.02)
     bad_window = pose_window(DEFAULT_29)
     bad_window.frames.root_pos[5, 2] = np.nan
@@ -230,7 +230,7 @@ def test_wrong_action_shape_is_refused(twist2):
 
 def test_graph_that_does_not_fit_the_contract_is_refused(tmp_path):
     graph = affine_onnx(tmp_path / "small.onnx", np.zeros((1432, 23)), np.zeros(23))
-    with pytest.raises(ValueError, match="contract says action_dim 29 but small.onnx output 'output' has width 23"):
+    with pytest.raises(ValueError, match=r"contract says action_dim 29 but small.onnx output 'output' has width 23"):
         OnnxPolicy(load_contract("twist2_student"), graph)
 
 

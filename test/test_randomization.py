@@ -144,7 +144,7 @@ def test_unknown_preset_and_bad_files_are_named(tmp_path):
     for ranges, message in cases:
         with pytest.raises(ValueError, match=message):
             DomainRandomization(ranges)
-    with pytest.raises(ValueError, match="randomization file .*missing.yaml does not exist"):
+    with pytest.raises(ValueError, match=r"randomization file .*missing.yaml does not exist"):
         DomainRandomization.load(tmp_path / "missing.yaml")
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         DomainRandomization.from_preset("gmt", -1)

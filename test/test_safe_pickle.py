@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gmt_ros.core.safe_pickle import (ALLOWED_GLOBALS, UnsafePickleError, load_pickled_dict,
-                                      safe_load, safe_loads)
+from gmt_ros.core.safe_pickle import ALLOWED_GLOBALS, UnsafePickleError, load_pickled_dict, safe_load, safe_loads
 
 ASSETS = Path("/work/shared/assets/motions")
 SHIPPED = sorted(glob.glob(str(ASSETS / "*" / "*.pkl")))
@@ -122,7 +121,7 @@ def test_code_execution_is_refused_before_it_runs(tmp_path, name, nested):
 def test_protocol0_global_os_system_is_named(tmp_path):
     marker = tmp_path / "pwned"
     data = f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()
-    with pytest.raises(UnsafePickleError, match="it references os.system"):
+    with pytest.raises(UnsafePickleError, match=r"it references os.system"):
         safe_loads(data, "clip handmade")
     assert not marker.exists()
 
@@ -145,7 +144,7 @@ def test_object_arrays_are_refused():
 def test_truncated_file(tmp_path):
     path = tmp_path / "cut.pkl"
     path.write_bytes(Path(ASSETS / "gmt" / "walk_stand.pkl").read_bytes()[:5000])
-    with pytest.raises(ValueError, match="cannot read clip cut.pkl: not a valid pickle"):
+    with pytest.raises(ValueError, match=r"cannot read clip cut.pkl: not a valid pickle"):
         load_pickled_dict(path)
 
 
@@ -162,7 +161,7 @@ def test_empty_and_missing_files(tmp_path):
     (tmp_path / "empty.pkl").write_bytes(b"")
     with pytest.raises(ValueError, match="empty"):
         safe_load(tmp_path / "empty.pkl")
-    with pytest.raises(FileNotFoundError, match="nothere.pkl"):
+    with pytest.raises(FileNotFoundError, match=r"nothere.pkl"):
         safe_load(tmp_path / "nothere.pkl")
 
 

@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 import pytest
+from host_steal import StealMeter
 
 from gmt_ros import cli
-from host_steal import StealMeter
 from gmt_ros.core import g1, rotations
 
 ROS_DOMAIN = 61  # not conftest's 87 nor the other tests' SDK domain 7: other suites may run at the same time
@@ -120,7 +120,7 @@ def _reference(times, yaw_rate=0.0, lin_vel=(0.5, 0.0, 0.0)):
 
 def test_reference_interpolates_between_samples_and_refuses_gaps():
     ref = _reference([100.0, 100.02, 100.04, 100.5])
-    pos, quat, lin, ang, q, mask = ref.at(100.01, max_gap_s=0.1)
+    pos, _quat, _lin, _ang, q, mask = ref.at(100.01, max_gap_s=0.1)
     np.testing.assert_allclose(pos, [0.5 * 0.01, 0.0, 0.78], atol=1e-12)  # half way
     np.testing.assert_allclose(q, 0.5 * (ref.joint_pos[0] + ref.joint_pos[1]))
     assert mask.sum() == 23
@@ -298,9 +298,8 @@ def test_cli_runs_a_clip_through_the_graph_and_reports(tmp_path, capsys):
 
 
 def test_graph_tracks_a_clip_then_a_killed_policy_leads_to_damping(tmp_path):
-    from sim2sim.trace import DAMPING, PD, SimTrace
-
     from gmt_ros.tools.sim2sim_run import Sim2SimOptions, Sim2SimSession, summary_line
+    from sim2sim.trace import DAMPING, PD, SimTrace
 
     # A TWIST2 walk: the shipped policy's own kind of data (it tracks the GMT clips in the graph
     # less reliably; see the README's sim2sim table).

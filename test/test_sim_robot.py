@@ -90,7 +90,7 @@ def dds_run(tmp_path_factory):
         "--remote-script", "1.0:A,2.5:L1+B@0.5", "--report", str(report_path),
     ]
     # Output to files: a full pipe would block the server mid-run.
-    out_file, err_file = open(out / "stdout.txt", "w+"), open(out / "stderr.txt", "w+")  # noqa: SIM115
+    out_file, err_file = open(out / "stdout.txt", "w+"), open(out / "stderr.txt", "w+")
     proc = subprocess.Popen(argv, cwd=REPO, stdout=out_file, stderr=err_file, text=True)
     received: list = []  # (perf_counter, LowState_)
     sent = {"good": 0, "bad_crc": 0, "bad_mode": 0}

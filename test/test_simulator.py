@@ -62,7 +62,7 @@ def test_default_reset_stands_on_the_floor_in_default_pose(sim):
     # MuJoCo's own collision agrees: the closest sole-floor contact has zero distance.
     dists = [sim.data.contact[i].dist for i in range(sim.data.ncon)]
     assert dists and abs(min(dists)) < 1e-9 and min(dists) > -1e-9
-    pos, quat = sim.root_pose()
+    pos, _quat = sim.root_pose()
     assert pos[0] == 0.0 and pos[1] == 0.0 and 0.70 < pos[2] < 0.80  # bent knees: below Menagerie's 0.79
 
 
@@ -146,7 +146,7 @@ def test_bad_command_rejected_and_previous_kept(sim):
     sim.set_command(good)
     bad = hold_command()
     bad.q[18] = np.nan
-    with pytest.raises(ValueError, match="JointCommand.q is not finite at left_elbow_joint"):
+    with pytest.raises(ValueError, match=r"JointCommand.q is not finite at left_elbow_joint"):
         sim.set_command(bad)
     with pytest.raises(TypeError, match="expected a JointCommand"):
         sim.set_command(good.q)

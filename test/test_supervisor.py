@@ -332,7 +332,7 @@ def test_owner_fault_latches_damping_and_unknown_request_is_an_error():
 
 
 def test_config_values_are_checked():
-    with pytest.raises(ValueError, match="supervisor: state_timeout_s must be a positive number, got -1.0"):
+    with pytest.raises(ValueError, match=r"supervisor: state_timeout_s must be a positive number, got -1.0"):
         SupervisorConfig(state_timeout_s=-1.0)
     with pytest.raises(ValueError, match="supervisor: ramp_time_s must be a number >= 0, got nan"):
         SupervisorConfig(ramp_time_s=float("nan"))

@@ -13,8 +13,13 @@ from gmt_ros.core.clip_library import resolve_clip
 from gmt_ros.core.frames import MotionFrames, MotionWindow
 from gmt_ros.core.motion import load_clip, window_from_clip
 from gmt_ros.core.window_check import MotionTargetError, check_window_timing
-from gmt_ros.nodes.window_codec import (FLOATING_BASE_JOINTS, decode_window, encode_window, seconds_to_time,
-                                        time_to_seconds)
+from gmt_ros.nodes.window_codec import (
+    FLOATING_BASE_JOINTS,
+    decode_window,
+    encode_window,
+    seconds_to_time,
+    time_to_seconds,
+)
 
 STAMP = 1_763_800_000.123456  # a realistic system time: precision matters at this magnitude
 
@@ -292,14 +297,14 @@ def test_refuses_other_frames():
 def test_window_timing_checks():
     window = _constant_rate_window(n=101)  # 2.0 s from STAMP
     check_window_timing(window, now=STAMP + 0.05, max_age_s=0.5, horizon_s=1.9)
-    with pytest.raises(MotionTargetError, match="0.600 s old") as info:
+    with pytest.raises(MotionTargetError, match=r"0.600 s old") as info:
         check_window_timing(window, now=STAMP + 0.6, max_age_s=0.5, horizon_s=0.02)
     assert info.value.reason == "stale"
     with pytest.raises(MotionTargetError, match="in the future") as info:
         check_window_timing(window, now=STAMP - 0.7, max_age_s=0.5, horizon_s=0.02)
     assert info.value.reason == "future"
     # 0.2 s old: ends 1.8 s from now, GMT reads 1.9 s ahead
-    with pytest.raises(MotionTargetError, match="ends at \\+1.800 s") as info:
+    with pytest.raises(MotionTargetError, match=r"ends at \+1.800 s") as info:
         check_window_timing(window, now=STAMP + 0.2, max_age_s=0.5, horizon_s=1.9)
     assert info.value.reason == "too_short"
     with pytest.raises(ValueError, match="max_age_s"):

@@ -66,6 +66,15 @@ from std_srvs.srv import Trigger
 from unitree_sdk2py.core.channel import ChannelPublisher, ChannelSubscriber
 
 from gmt_ros.adapters import dds
+from gmt_ros.adapters.lowlevel import (
+    CrcMismatchError,
+    FastLowCmd_,
+    FastLowState_,
+    live_motor_slots,
+    new_lowcmd,
+    pack_lowcmd,
+    unpack_lowstate,
+)
 from gmt_ros.core import g1, process_tuning
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.command_limits import GROSS_MARGIN_RAD, CommandLimits
@@ -73,9 +82,6 @@ from gmt_ros.core.command_table import TargetMapper
 from gmt_ros.core.contract import DEFAULT_POLICY, ContractId, load_contract
 from gmt_ros.core.fall_check import FALL_HEIGHT_M, FALL_TILT_RAD
 from gmt_ros.core.height_estimate import PelvisHeightEstimator
-from gmt_ros.adapters.lowlevel import (
-    CrcMismatchError, FastLowCmd_, FastLowState_, live_motor_slots, new_lowcmd, pack_lowcmd, unpack_lowstate,
-)
 from gmt_ros.core.remote import BUTTON_NAMES, decode_remote
 from gmt_ros.core.supervisor import Mode, Request, RequestOutcome, Supervisor, SupervisorConfig
 from gmt_ros.nodes.parameters import read_parameters

@@ -40,8 +40,8 @@ from gmt_ros.core.clip_library import list_clips
 from gmt_ros.core.playback import STANDING_HEIGHT, MotionPlayer
 from gmt_ros.nodes.parameters import read_parameters
 from gmt_ros.nodes.polled_topics import PolledTopics
-from gmt_ros.nodes.window_codec import encode_window
 from gmt_ros.nodes.run import run_node
+from gmt_ros.nodes.window_codec import encode_window
 
 NODE_NAME = "gmt_motion_player"
 COMMANDS = ("play NAME", "queue NAME", "loop NAME", "next", "stop", "list")

@@ -107,7 +107,7 @@ def git_info(repo: Path | None = None) -> dict:
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")  # never write the index (others use this repo)
 
     def git(*args):
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, timeout=20)
+        return subprocess.run(["git", "-C", str(repo), *args], check=False, capture_output=True, text=True, env=env, timeout=20)
 
     try:
         head = git("rev-parse", "HEAD")

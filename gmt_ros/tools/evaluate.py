@@ -105,7 +105,7 @@ def _meta(args, policy_name: str, clips: dict, seeds: list[int], wall_s: float) 
         "start": args.start,
         "jobs": args.jobs,
         "wall_s": round(wall_s, 1),
-        "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "finished_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": ["gmt-ros", *sys.argv[1:]] if Path(sys.argv[0]).name == "gmt-ros" else None,
         "versions": {"mujoco": mujoco.__version__, "onnxruntime": onnxruntime.__version__,
                      "python": sys.version.split()[0]},

@@ -247,7 +247,7 @@ class ProcessGraph:
             if key in self.processes:
                 try:
                     codes[key] = self.stop(key, timeout_s)
-                except Exception:  # noqa: BLE001 - go on stopping the others
+                except Exception:  # go on stopping the others
                     _signal_group(self.processes[key], signal.SIGKILL)
                     codes[key] = self.processes[key].poll()
         return codes

@@ -164,8 +164,8 @@ def replay(path: str | Path, policy: str = DEFAULT_POLICY, window_max_age_s: flo
     """Replay a recording through ``policy`` (see the module docstring). Raises ValueError (e.g.
     RecordingError) for a recording that lacks what replay needs or does not fit the policy."""
     from gmt_ros.adapters import mcap_io
-    from gmt_ros.core.contract import load_contract
     from gmt_ros.adapters.mcap_io import RecordingError
+    from gmt_ros.core.contract import load_contract
     from gmt_ros.core.policy import TrackingPolicy
     from gmt_ros.core.state import RobotState
     from gmt_ros.core.window_check import MotionTargetError, check_window_timing

@@ -258,7 +258,7 @@ class GraphObserver:
     def _spin(self) -> None:
         try:
             self.executor.spin()
-        except Exception:  # noqa: BLE001 - the context is shut down at close()
+        except Exception:  # the context is shut down at close()
             pass
 
     # -- callbacks (executor thread) --------------------------------------------------------------
@@ -375,11 +375,11 @@ class GraphObserver:
     def close(self) -> None:
         try:
             self.executor.shutdown(timeout_sec=1.0)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         try:
             self.node.destroy_node()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         self._rclpy.try_shutdown(context=self.context)
         self._thread.join(timeout=2.0)
