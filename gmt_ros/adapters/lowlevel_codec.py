@@ -209,6 +209,33 @@ def _require_crc(msg) -> None:
 # Fast wire types
 
 
+def _lowcmd_objects(v) -> dict:
+    return {"motor_cmd": [MotorCmd_(*v[k:k + _CMD_PER_MOTOR]) for k in range(2, _CV_RESERVE, _CMD_PER_MOTOR)]}
+
+
+def _lowstate_objects(v) -> dict:
+    return {
+        "imu_state": IMUState_(list(v[5:9]), list(v[9:12]), list(v[12:15]), list(v[15:18]), v[18]),
+        "motor_state": [
+            MotorState_(v[k], v[k + 1], v[k + 2], v[k + 3], v[k + 4], [v[k + 5], v[k + 6]], v[k + 7],
+                        [v[k + 8], v[k + 9]], v[k + 10], list(v[k + 11 : k + 15]))
+            for k in range(_STATE_HEAD, _SV_REMOTE, _STATE_PER_MOTOR)
+        ],
+    }
+
+
+def _objects_from_flat(msg, name: str, build):
+    """``__getattr__`` of a fast message holding flat values: the member objects ``build(flat)``
+    returns are made when one is first read; from then on they count (the flat list is dropped)."""
+    flat = msg.__dict__.get("_flat")
+    objects = build(flat) if flat is not None and name in ("motor_cmd", "imu_state", "motor_state") else None
+    if objects is None or name not in objects:
+        raise AttributeError(f"{type(msg).__name__!r} object has no attribute {name!r}")
+    msg.__dict__.update(objects)
+    del msg.__dict__["_flat"]
+    return objects[name]
+
+
 @dataclass
 @annotate.final
 @annotate.autoid("sequential")
@@ -232,13 +259,7 @@ class FastLowCmd_(idl.IdlStruct, typename="unitree_hg.msg.dds_.LowCmd_"):
     # The motor objects are built only when something reads them; from then on they count.
 
     def __getattr__(self, name):
-        flat = self.__dict__.get("_flat") if name == "motor_cmd" else None
-        if flat is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        self.__dict__["motor_cmd"] = [MotorCmd_(*flat[k:k + _CMD_PER_MOTOR])
-                                      for k in range(2, _CV_RESERVE, _CMD_PER_MOTOR)]
-        del self.__dict__["_flat"]
-        return self.__dict__["motor_cmd"]
+        return _objects_from_flat(self, name, _lowcmd_objects)
 
     def _set_flat(self, values: list) -> None:
         d = self.__dict__
@@ -284,18 +305,7 @@ class FastLowState_(idl.IdlStruct, typename="unitree_hg.msg.dds_.LowState_"):
     # from then on the objects are what counts (the flat list is dropped).
 
     def __getattr__(self, name):
-        flat = self.__dict__.get("_flat") if name in ("imu_state", "motor_state") else None
-        if flat is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        v = flat
-        self.__dict__["imu_state"] = IMUState_(list(v[5:9]), list(v[9:12]), list(v[12:15]), list(v[15:18]), v[18])
-        self.__dict__["motor_state"] = [
-            MotorState_(v[k], v[k + 1], v[k + 2], v[k + 3], v[k + 4], [v[k + 5], v[k + 6]], v[k + 7],
-                        [v[k + 8], v[k + 9]], v[k + 10], list(v[k + 11 : k + 15]))
-            for k in range(_STATE_HEAD, _SV_REMOTE, _STATE_PER_MOTOR)
-        ]
-        del self.__dict__["_flat"]
-        return self.__dict__[name]
+        return _objects_from_flat(self, name, _lowstate_objects)
 
     @classmethod
     def _from_flat(cls, values, msg: "FastLowState_ | None" = None) -> "FastLowState_":
