@@ -50,8 +50,10 @@ are not stopped, hence the load average in the report) and *loaded*: one busy-lo
 
 The report (``--json``) holds the git commit measured (``git rev-parse HEAD``, plus whether the
 working tree differs from it), the machine (CPUs, load average at start and end, versions), the
-settings, every figure, and each target with its verdict. Targets (from the issue): policy tick
-p99 <= 1 ms, lowstate -> lowcmd p99 <= 2 ms, sim2sim with full DR >= 2x real time.
+settings, every figure, and each target with its verdict. Targets (issue 10, idle / loaded): policy
+tick in the graph p99 <= 1.5 / 3 ms, lowstate -> lowcmd (a) p99 <= 1 / 2 ms, (b) less the sample
+wait p99 <= 2 / 4 ms, bridge <= 15 % of a core and <= 150 MB RSS, policy node <= 100 MB, offline
+sim2sim with DR hard >= 6x real time.
 
 ``python -m gmt_ros.tools.bench probe {sim,bridge,policy} RECORD_FILE NODE_ARGS...`` is the
 recording layer: it runs that node's own ``main()`` with a recorder on the node's explicit
@@ -78,9 +80,13 @@ import numpy as np
 from gmt_ros.core.contract import DEFAULT_POLICY
 
 SECTIONS = ("policy", "graph", "rtf")
-TARGET_TICK_P99_MS = 1.0
-TARGET_LATENCY_P99_MS = 2.0
-TARGET_RTF = 2.0
+# The targets of issue 10 (headroom on the robot's computer), idle / one core loaded.
+TARGET_TICK_P99_MS = {"idle": 1.5, "loaded": 3.0}        # policy tick in the graph
+TARGET_BRIDGE_P99_MS = {"idle": 1.0, "loaded": 2.0}      # (a) lowstate arrival -> lowcmd write
+TARGET_PROCESSING_P99_MS = {"idle": 2.0, "loaded": 4.0}  # (b) less the 50 Hz sample wait
+TARGET_CPU_PERCENT = {"bridge": 15.0}                     # of one core
+TARGET_RSS_MB = {"bridge": 150.0, "policy": 100.0}
+TARGET_RTF = 6.0                                          # offline sim2sim with DR hard
 WARMUP_STEPS = 100
 SETTLE_AFTER_LOAD_S = 1.0  # let the scheduler settle after the busy loop starts
 PROBED = ("sim", "bridge", "policy")  # graph nodes started through the recording layer
@@ -566,23 +572,25 @@ def _targets(report: dict) -> list[dict]:
     def add(name, target, value, ok):
         out.append({"name": name, "target": target, "value": value, "met": None if value is None else ok})
 
+    def at_most(name, limit, value, unit):
+        add(name, f"<= {limit:g} {unit}", value, value is not None and value <= limit)
+
     graph = report.get("graph", {}).get("phases", {})  # absent when the graph could not run
     for phase, fig in graph.items():
-        p99 = fig["policy_tick_ms"]["p99"]
-        add(f"policy tick p99 ({phase}, node)", f"<= {TARGET_TICK_P99_MS} ms", p99,
-            p99 is not None and p99 <= TARGET_TICK_P99_MS)
-        for key, label in (("bridge_state_to_write_ms", "lowstate arrival -> lowcmd write p99 (a) bridge"),
-                           ("e2e_state_to_write_ms", "lowstate publish -> lowcmd write p99 (b) end to end")):
-            p99 = fig[key]["p99"]
-            add(f"{label} ({phase})", f"<= {TARGET_LATENCY_P99_MS} ms", p99,
-                p99 is not None and p99 <= TARGET_LATENCY_P99_MS)
-        p99 = fig["e2e_parts_ms"]["processing"]["p99"]
-        add(f"(b) minus the 50 Hz sample wait p99 ({phase})", f"<= {TARGET_LATENCY_P99_MS} ms", p99,
-            p99 is not None and p99 <= TARGET_LATENCY_P99_MS)
+        tick = TARGET_TICK_P99_MS.get(phase, TARGET_TICK_P99_MS["loaded"])
+        at_most(f"policy tick p99 ({phase}, node)", tick, fig["policy_tick_ms"]["p99"], "ms")
+        at_most(f"lowstate arrival -> lowcmd write p99 (a) bridge ({phase})",
+                TARGET_BRIDGE_P99_MS.get(phase, TARGET_BRIDGE_P99_MS["loaded"]), fig["bridge_state_to_write_ms"]["p99"], "ms")
+        at_most(f"(b) minus the 50 Hz sample wait p99 ({phase})",
+                TARGET_PROCESSING_P99_MS.get(phase, TARGET_PROCESSING_P99_MS["loaded"]),
+                fig["e2e_parts_ms"]["processing"]["p99"], "ms")
+        for node, limit in TARGET_CPU_PERCENT.items():
+            at_most(f"{node} CPU ({phase})", limit, fig["cpu_percent"].get(node), "% of a core")
+        for node, limit in TARGET_RSS_MB.items():
+            at_most(f"{node} RSS ({phase})", limit, fig["rss_mb"].get(node), "MB")
     for phase, fig in report.get("policy", {}).items():
-        p99 = fig["step_ms"]["p99"]
-        add(f"policy step p99 ({phase}, in-process)", f"<= {TARGET_TICK_P99_MS} ms", p99,
-            p99 is not None and p99 <= TARGET_TICK_P99_MS)
+        at_most(f"policy step p99 ({phase}, in-process)", TARGET_TICK_P99_MS.get(phase, TARGET_TICK_P99_MS["loaded"]),
+                fig["step_ms"]["p99"], "ms")
     for phase, fig in report.get("rtf", {}).items():
         rtf = fig["real_time_factor"]
         add(f"sim2sim real-time factor, DR {fig['dr']} ({phase})", f">= {TARGET_RTF}x", rtf,
