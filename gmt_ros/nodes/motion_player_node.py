@@ -226,7 +226,7 @@ class MotionPlayerNode(Node):
 
 
 def main(argv=None) -> int:
-    return run_node(MotionPlayerNode, NODE_NAME, argv)
+    return run_node(MotionPlayerNode, NODE_NAME, argv, short_switch_interval=False)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,14 @@ from rclpy.node import Node
 from gmt_ros.core import process_tuning
 
 
-def run_node(make_node: Callable[[], Node], name: str, argv=None) -> int:
+def run_node(make_node: Callable[[], Node], name: str, argv=None, short_switch_interval: bool = True) -> int:
     """Start rclpy with ``argv``'s ROS arguments, build the node and spin it on one
     SingleThreadedExecutor until SIGINT or shutdown. A configuration error (ValueError,
-    FileNotFoundError while building) is one fatal log line naming it and exit code 1."""
-    # rclpy and the DDS library run helper threads that take the GIL: keep a callback's wait short.
-    process_tuning.short_switch_interval()
+    FileNotFoundError while building) is one fatal log line naming it and exit code 1.
+    ``short_switch_interval``: for a node with a deadline (the policy's tick), since rclpy and the
+    DDS library run helper threads that take the GIL."""
+    if short_switch_interval:
+        process_tuning.short_switch_interval()
     rclpy.init(args=argv)
     node = None
     code = 0
