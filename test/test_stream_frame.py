@@ -8,8 +8,13 @@ import pytest
 
 from gmt_ros.core import g1
 from gmt_ros.core.named_pose import FLOATING_BASE_JOINTS
-from gmt_ros.core.stream_frame import (StreamFrameError, decode_frame_json, encode_frame_json, frame_columns,
-                                       frame_from_named)
+from gmt_ros.core.stream_frame import (
+    StreamFrameError,
+    decode_frame_json,
+    encode_frame_json,
+    frame_columns,
+    frame_from_named,
+)
 
 ROOT = [0.5, -0.25, 0.78, 1.0, 0.0, 0.0, 0.0]
 

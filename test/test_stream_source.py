@@ -261,7 +261,8 @@ def test_clock_estimated_maps_a_producer_clock_that_is_off():
 def test_buffered_frames_sampling_by_hand():
     frames = [(10.0 + t, frame(T0 + t, seq=k)) for k, t in enumerate([0.0, 0.1, 0.2, 0.8, 0.9])]
     buf = BufferedFrames.of(frames)
-    q = lambda t: expected_joints(T0 + t)[SLOTS]
+    def q(t):
+        return expected_joints(T0 + t)[SLOTS]
     s = buf.sample(np.array([9.0, 10.05, 10.2, 10.25, 10.5, 10.85, 11.0, 11.5]), predict_s=0.1, max_gap_s=0.25)
     j = s.joint_pos[:, SLOTS]
     np.testing.assert_allclose(j[0], q(0.0))  # before the first frame: held
@@ -336,7 +337,7 @@ def test_config_is_checked():
         StreamConfig(delay_s=-1)
     with pytest.raises(ValueError, match="clock must be one of shared, estimated"):
         StreamConfig(clock="gps")
-    with pytest.raises(ValueError, match="max_latency_s .* must exceed delay_s"):
+    with pytest.raises(ValueError, match=r"max_latency_s .* must exceed delay_s"):
         StreamConfig(delay_s=0.6)
     with pytest.raises(ValueError, match="unknown G1 joint name 'knee'"):
         StreamConfig(required_joints=("knee",))

@@ -127,7 +127,7 @@ def decode_frame_json(data: bytes | str, required=()) -> StreamFrame:
         raise StreamFrameError("malformed", "stream message 'names' must be a list of strings")
     for key, value in (("positions", positions), ("velocities", velocities)):
         if value is not None and not (isinstance(value, list) and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) or x is None for x in value)):
+                (isinstance(x, (int, float)) and not isinstance(x, bool)) or x is None for x in value)):
             raise StreamFrameError("malformed", f"stream message '{key}' must be a list of numbers")
     seq = obj.get("seq")
     if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -32,6 +33,9 @@ def run_node(make_node: Callable[[], Node], name: str, argv=None, short_switch_i
     except (ValueError, FileNotFoundError) as exc:
         rclpy.logging.get_logger(name).fatal(f"cannot start: {exc}")
         code = 1
+    except RCLError:
+        if rclpy.ok():  # not the wait set of a context that SIGINT just shut down
+            raise
     finally:
         if node is not None:
             node.destroy_node()

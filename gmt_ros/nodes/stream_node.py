@@ -40,22 +40,20 @@ import threading
 import time
 from collections import deque
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy._rclpy_pybind11 import RCLError
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
-from gmt_ros.core import g1, process_tuning
+from gmt_ros.core import g1
 from gmt_ros.core.playback import STANDING_HEIGHT
 from gmt_ros.core.stream_frame import StreamFrameError, decode_frame_json, frame_from_named
 from gmt_ros.core.stream_source import StreamConfig, StreamSource
+from gmt_ros.nodes.parameters import read_parameters
 from gmt_ros.nodes.polled_topics import PolledTopics
+from gmt_ros.nodes.run import run_node
 from gmt_ros.nodes.window_codec import encode_window, time_to_seconds
 
 NODE_NAME = "gmt_stream"
@@ -156,7 +154,7 @@ class ZmqFrames:
 class StreamNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        p = self._read_parameters()
+        p = read_parameters(self, PARAMETERS, StreamConfigError)
         self.params = p
         for name in ("rate_hz", "window_s", "dt", "status_rate_hz", "log_throttle_s"):
             if not (math.isfinite(p[name]) and p[name] > 0):
@@ -207,18 +205,6 @@ class StreamNode(Node):
             f"{p['motion_target_topic']}; delay {config.delay_s:g} s, prediction up to {config.predict_s:g} s, "
             f"dead after {config.dead_after_s:g} s, clock {config.clock}, required joints {p['required_joints']}")
 
-    def _read_parameters(self) -> dict:
-        values = {}
-        for name, (default, kind, text) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=text, dynamic_typing=True))
-            raw = self.get_parameter(name).value
-            if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
-                raw = float(raw)
-            if type(raw) is not kind:
-                raise StreamConfigError(f"parameter {name} must be a {kind.__name__}, got {raw!r}")
-            values[name] = raw
-        return values
-
     def destroy_node(self) -> None:
         if self.zmq is not None:
             self.zmq.close()
@@ -239,7 +225,7 @@ class StreamNode(Node):
         if self._frames_in is not None:
             try:
                 arrived += [(arrival, "ros", msg) for msg, arrival in self._frames_in.take_all()]
-            except Exception as exc:  # noqa: BLE001 - an undecodable sample
+            except Exception as exc:  # an undecodable sample
                 self.source.refuse("malformed", f"could not take a {self.params['frame_topic']} sample: {exc!r}",
                                    time.time())
         if self.zmq is not None:
@@ -323,26 +309,7 @@ class StreamNode(Node):
 
 
 def main(argv=None) -> int:
-    rclpy.init(args=argv)
-    node = None
-    code = 0
-    try:
-        node = StreamNode()
-        process_tuning.freeze_startup_objects()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, FileNotFoundError) as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-        code = 1
-    except RCLError:
-        if rclpy.ok():  # not the wait set of a context that SIGINT just shut down
-            raise
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_node(StreamNode, NODE_NAME, argv, short_switch_interval=False)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,12 @@ from gmt_ros import graph
 LOG_TAIL_LINES = 25
 
 
+class Sim2SimError(RuntimeError):
+    """The graph could not run (a node died or never came up, no DDS link, ...). Here, below the
+    runners that raise it (gmt_ros.tools.sim2sim_run and the stream_run it uses), so they need not
+    import each other."""
+
+
 class NodeFailedError(RuntimeError):
     """A node exited (or could not start) when it should be running; the message names it and
     ends with the tail of its log."""

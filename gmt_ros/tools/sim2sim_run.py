@@ -74,7 +74,14 @@ import numpy as np
 from gmt_ros import graph
 from gmt_ros.core.contract import DEFAULT_POLICY
 from gmt_ros.tools import UsageError
-from gmt_ros.tools.process_graph import NodeFailedError, ProcessGraph, autogroup_nice, set_autogroup_nice, tail
+from gmt_ros.tools.process_graph import (
+    NodeFailedError,
+    ProcessGraph,
+    Sim2SimError,
+    autogroup_nice,
+    set_autogroup_nice,
+    tail,
+)
 from gmt_ros.tools.stream_run import StreamLink
 
 GRAPH = "sim2sim"
@@ -97,10 +104,6 @@ MIN_REAL_TIME_FACTOR = 0.97
 NODES_UP_TIMEOUT_S = 90.0  # imports (rclpy, onnxruntime, MuJoCo) on a loaded 2-core machine
 LINK_TIMEOUT_S = 30.0  # sim start (MuJoCo model) + the first rt/lowstate at the bridge
 STOP_ORDER = ("sim", "player", "stream", "policy", "bridge")
-
-
-class Sim2SimError(RuntimeError):
-    """The graph could not run (a node died or never came up, no DDS link, ...)."""
 
 
 # ------------------------------------------------------------------------------------------------

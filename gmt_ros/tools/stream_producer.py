@@ -159,7 +159,7 @@ def stream_clip(name: str, transport: str = "zmq", endpoint: str = "tcp://127.0.
 
 
 def cmd_stream_clip(args) -> int:
-    from gmt_ros.cli import UsageError
+    from gmt_ros.tools import UsageError
 
     try:
         log = stream_clip(args.motion, args.transport, args.endpoint, args.topic, args.rate, args.jitter_ms, args.drop,

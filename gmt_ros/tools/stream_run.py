@@ -93,7 +93,7 @@ def producer_argv(clip: str, link: StreamLink, status: dict, log_path: Path) -> 
 def play_stream(session, timeout_s: float | None = None) -> None:
     """Stream the clip (a producer process) and follow it to the end, then to standing; sets the
     session's scored interval (``play_start``/``play_end``) from the producer's log."""
-    from gmt_ros.tools.sim2sim_run import Sim2SimError
+    from gmt_ros.tools.process_graph import Sim2SimError
 
     if session.aborted:
         return
