@@ -17,7 +17,8 @@ from pathlib import Path
 
 DEFAULT_POLICY = "twist2_student"
 # Subcommand modules under gmt_ros/tools/, each with register(subparsers).
-TOOL_MODULES: tuple[str, ...] = ("evaluate", "sim2sim_run", "recording", "bench", "faults", "stream_producer")
+TOOL_MODULES: tuple[str, ...] = ("evaluate", "sim2sim_run", "recording", "bench", "faults", "stream_producer",
+                                 "operate", "launch_run")
 
 
 class UsageError(Exception):

@@ -76,6 +76,7 @@ from gmt_ros.core.lowlevel import (
 )
 from gmt_ros.core.remote import BUTTON_NAMES, decode_remote
 from gmt_ros.core.supervisor import Mode, Request, RequestOutcome, Supervisor, SupervisorConfig, targets_from_contract
+from gmt_ros.nodes.node_cli import exit_if_help
 from gmt_ros.nodes.polled_topics import PolledTopics
 
 NODE_NAME = "gmt_bridge"
@@ -669,6 +670,7 @@ class BridgeNode(Node):
 
 
 def main(argv=None) -> int:  # never returns: see end_process
+    exit_if_help(argv, "gmt-ros-bridge", NODE_NAME, __doc__, PARAMETERS, "bridge.yaml")
     # A thread waiting for the GIL otherwise waits up to 5 ms: jitter for a 2 ms writer period.
     process_tuning.short_switch_interval()
     # SIGINT/SIGTERM start the damping at once from a thread woken by Python's signal wakeup fd

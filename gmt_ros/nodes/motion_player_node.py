@@ -30,9 +30,10 @@ import time
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
@@ -41,6 +42,7 @@ from trajectory_msgs.msg import JointTrajectory
 from gmt_ros.core import g1, process_tuning
 from gmt_ros.core.clip_library import list_clips
 from gmt_ros.core.playback import STANDING_HEIGHT, MotionPlayer
+from gmt_ros.nodes.node_cli import exit_if_help, stop_on_signals
 from gmt_ros.nodes.polled_topics import PolledTopics
 from gmt_ros.nodes.window_codec import encode_window
 
@@ -241,13 +243,18 @@ class MotionPlayerNode(Node):
 
 
 def main(argv=None) -> int:
-    rclpy.init(args=argv)
+    exit_if_help(argv, "gmt-ros-player", NODE_NAME, __doc__, PARAMETERS, "motion_player.yaml")
+    stop_on_signals()
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     code = 0
     try:
         node = MotionPlayerNode()
         process_tuning.freeze_startup_objects()
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while True:  # spin_once with a timeout: the signal handler runs between waits
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, FileNotFoundError) as exc:

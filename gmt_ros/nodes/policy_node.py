@@ -57,6 +57,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory
@@ -68,6 +69,7 @@ from gmt_ros.core.playback import settle_to_standing
 from gmt_ros.core.policy import TrackingPolicy
 from gmt_ros.core.state import RobotState
 from gmt_ros.core.window_check import MotionTargetError, check_window_timing
+from gmt_ros.nodes.node_cli import exit_if_help, stop_on_signals
 from gmt_ros.nodes.polled_topics import PolledTopics
 from gmt_ros.nodes.window_codec import decode_window, seconds_to_time
 
@@ -461,9 +463,11 @@ class PolicyNode(Node):
 
 
 def main(argv=None) -> int:
+    exit_if_help(argv, "gmt-ros-policy", NODE_NAME, __doc__, PARAMETERS, "policy.yaml")
+    stop_on_signals()
     # rclpy and the DDS library run helper threads that take the GIL: keep the tick's wait short.
     process_tuning.short_switch_interval()
-    rclpy.init(args=argv)
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     code = 0
     try:
@@ -471,7 +475,8 @@ def main(argv=None) -> int:
         process_tuning.freeze_startup_objects()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        while True:  # spin_once with a timeout: the signal handler runs between waits
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, FileNotFoundError) as exc:

@@ -54,6 +54,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 
 from gmt_ros.core.mcap_io import McapRecording, RecordingError, normalize_type_name, offered_qos_yaml
+from gmt_ros.nodes.node_cli import exit_if_help
 
 NODE_NAME = "gmt_recorder"
 
@@ -352,6 +353,7 @@ def record(parameter_overrides: list[Parameter] | None = None, seconds: float | 
 
 
 def main(argv=None) -> int:
+    exit_if_help(argv, "gmt-ros-recorder", NODE_NAME, __doc__, PARAMETERS, None)
     argv = sys.argv if argv is None else argv
     try:
         record(args=argv)

@@ -85,7 +85,6 @@ ENGAGE_MARGIN_S = 4.0  # sim seconds on the gantry beyond warm-up + ramp (the se
 SETTLE_S = 1.0  # sim seconds standing under the policy before the clip starts
 LIGHT_WINDOW_RATE_HZ = 25.0  # lighter_settings: motion windows every 40 ms
 LOWSTATE_PERIOD_S = 0.002  # the sim's rt/lowstate period (sim2sim.sdk_robot: 2 physics steps of 1 ms)
-POLICY_FRESH_S = 0.04  # hand over to the policy only while its latest target is this fresh
 # --realtime: the sim stands in for physics, which never waits for a CPU; the bridge's 500 Hz writer
 # uses its own writer_priority setting (as on the robot); every node's scheduling group runs ahead
 # of other work (nice applies per autogroup, see process_graph).
@@ -206,7 +205,7 @@ class GraphObserver:
     CHECKED_WINDOWS = 3  # the fast window parser is checked against the full decoder on these
     FRAMES_PER_WINDOW = 2  # reference samples every 20 ms with windows at 25 Hz (lighter_settings)
 
-    def __init__(self, ros_domain: int):
+    def __init__(self, ros_domain: int, windows: bool = True):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -244,7 +243,8 @@ class GraphObserver:
         n.create_subscription(String, "/gmt/player/status", self._on_player, reliable)
         n.create_subscription(String, "/gmt/stream/status", self._on_stream, reliable)
         n.create_subscription(Float64MultiArray, "/gmt/stream/timing", self._on_stream_timing, reliable)
-        n.create_subscription(JointTrajectory, "/gmt/motion_target", self._on_window, reliable, raw=True)
+        if windows:  # the reference for scoring (gmt-ros operate needs none)
+            n.create_subscription(JointTrajectory, "/gmt/motion_target", self._on_window, reliable, raw=True)
         n.create_subscription(JointState, "/gmt/joint_targets", self._on_target, reliable, raw=True)  # counted only
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
         self.command_pub = n.create_publisher(String, "/gmt/player/command", reliable)
@@ -675,10 +675,6 @@ class Sim2SimSession:
         if state["mode"] != "policy":
             self._abort(f"after the gantry release the supervisor is in {state['mode']} (fault: {state.get('fault')})")
 
-    def _target_age(self) -> float:
-        times = self.observer.snapshot("target_times")
-        return time.time() - times[-1] if times else math.inf
-
     def _prioritise_self(self) -> None:
         """--realtime: this process drives the supervisor through the engagement against the
         gantry's clock; starved behind the nodes it would engage too late. Before the observer's
@@ -748,31 +744,18 @@ class Sim2SimSession:
             raise self._fail(f"the bridge's start-up check failed: {state['startup_error']}")
 
     def _engage(self) -> bool:
-        """zero_torque -> damping -> ramp -> hold -> policy with the Trigger services, each step
-        after the state topic confirms the previous one. False (aborted) on a supervisor fault."""
+        """zero_torque -> damping -> ramp -> hold -> policy with the Trigger services
+        (gmt_ros.tools.operate.engage). False (aborted) on a supervisor fault."""
+        from gmt_ros.tools.operate import OperateError, engage
+
         obs = self.observer
-        steps = (("/gmt/supervisor/start", "zero_torque", "damping", 5.0),
-                 ("/gmt/supervisor/start", "damping", "ramp", 5.0),
-                 (None, "ramp", "hold", self.opt.ramp_time_s + 5.0),
-                 ("/gmt/supervisor/policy", "hold", "policy", 5.0))
-        for service, before, after, timeout_s in steps:
-            state = self.supervisor_state()
-            if state.get("fault"):
-                self._abort(f"supervisor fault while engaging ({before}): {state['fault']}")
-                return False
-            if state["mode"] != before:
-                raise self._fail(f"the supervisor is in {state['mode']}, expected {before} (fault: {state.get('fault')})")
-            if after == "policy":  # as an operator would: hand over only while the policy is publishing
-                self._wait(lambda: self._target_age() < POLICY_FRESH_S, 5.0,
-                           f"the policy published no joint target for {POLICY_FRESH_S * 1000:.0f} ms in 5 s")
-            if service is not None:
-                ok, message = obs.call_trigger(service)
-                if not ok:
-                    raise self._fail(f"{service} refused in {before}: {message}")
-            self.wait_supervisor(lambda s, m=after: s["mode"] == m or s.get("fault"), timeout_s, after)
-        state = self.supervisor_state()
-        if state.get("fault") or state["mode"] != "policy":
-            self._abort(f"supervisor fault while engaging: {state.get('fault')}")
+        try:
+            why = engage(obs, lambda name: obs.call_trigger(f"/gmt/supervisor/{name}"),
+                         ramp_timeout_s=self.opt.ramp_time_s + 5.0, poll=self._check_nodes)
+        except OperateError as exc:
+            raise self._fail(f"{exc} (logs in {self.log_dir})") from None
+        if why:
+            self._abort(f"supervisor fault while engaging: {why}")
             return False
         self.policy_time = self._mode_time("policy")
         return True
