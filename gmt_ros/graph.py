@@ -58,6 +58,10 @@ def graph_nodes(kind: str, source: str = DEFAULT_SOURCE) -> tuple[NodeSpec, ...]
         raise ValueError(f"unknown motion-target source {source!r}; known: {', '.join(SOURCES)}")
     return tuple(SOURCES[source] if spec is PLAYER else spec for spec in GRAPHS[kind])
 
+# Bridge profiles (``profile:=NAME``): a second parameter file on top of bridge.yaml for a robot
+# that differs from a G1 on the wire (docs/UNITREE_MUJOCO.md).
+BRIDGE_PROFILES: dict[str, str | None] = {"g1": None, "unitree_mujoco": "bridge_unitree_mujoco.yaml"}
+
 
 @dataclass(frozen=True)
 class LaunchArgument:
@@ -82,6 +86,9 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("dry_run", "true: the bridge publishes what it would command on /gmt/lowcmd_preview and never "
                    "writes rt/lowcmd", (("bridge", "dry_run"),), kind="bool"),
     LaunchArgument("source", "what feeds /gmt/motion_target", kind="str", choices=tuple(SOURCES)),
+    LaunchArgument("profile", "what the bridge talks to: g1 (the robot, or gmt-ros-sim) or unitree_mujoco (Unitree's "
+                   "Python simulator: no CRC, mode_machine stated; loopback, non-zero domain; docs/UNITREE_MUJOCO.md)",
+                   kind="str", choices=tuple(BRIDGE_PROFILES)),
     LaunchArgument("dr", "domain randomization of the simulated robot: a preset of config/randomization.yaml "
                    "(none, gmt, hard) or a preset file", (("sim", "dr"),)),
     LaunchArgument("seed", "seed of the randomization draw", (("sim", "seed"),), kind="int"),
@@ -106,10 +113,10 @@ ARGUMENT_TARGETS: dict[str, tuple[tuple[str, str], ...]] = {a.name: a.targets fo
 # loopback in a non-zero domain, drives its (simulated) motors and is engaged by the launch.
 ARGUMENT_DEFAULTS: dict[str, dict[str, str]] = {
     "sim2sim": {"interface": "lo", "dds_domain": "1", "policy": "twist2_student", "dry_run": "false",
-                "source": DEFAULT_SOURCE, "dr": "none", "seed": "0", "engage": "true", "clip": "",
+                "source": DEFAULT_SOURCE, "profile": "g1", "dr": "none", "seed": "0", "engage": "true", "clip": "",
                 "exit_when_done": "false", "report": "", "strict_args": "true"},
     "real": {"interface": "eth0", "dds_domain": "0", "policy": "twist2_student", "dry_run": "true",
-             "source": DEFAULT_SOURCE, "strict_args": "true"},
+             "source": DEFAULT_SOURCE, "profile": "g1", "strict_args": "true"},
 }
 
 TRUE_WORDS = ("true", "1", "yes", "on")
@@ -160,6 +167,19 @@ def config_path(spec: NodeSpec, directory: Path | None = None) -> Path:
     return path
 
 
+def profile_files(spec: NodeSpec, profile: str, directory: Path | None = None) -> list[str]:
+    """The parameter files a bridge profile adds after the node's own (none for other nodes)."""
+    if profile not in BRIDGE_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(BRIDGE_PROFILES)}")
+    name = BRIDGE_PROFILES[profile]
+    if spec.key != "bridge" or name is None:
+        return []
+    path = (directory or config_dir()) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"bridge profile {profile!r}: {path} not found")
+    return [str(path)]
+
+
 def node_settings(spec: NodeSpec, arguments: dict) -> dict:
     """The node settings a set of launch arguments implies for one node (values as given)."""
     unknown = set(arguments) - set(ARGUMENT_TARGETS)
@@ -185,6 +205,8 @@ def command_line(spec: NodeSpec, arguments: dict[str, str], extra: dict[str, str
     cfg = str(config_path(spec, directory))
     if spec.ros:
         args = ["--ros-args", "--params-file", cfg]
+        for profile in profile_files(spec, arguments.get("profile", "g1"), directory):
+            args += ["--params-file", profile]
         for name, value in settings.items():
             args += ["-p", f"{name}:={value}"]
         return args

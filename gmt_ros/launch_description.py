@@ -77,7 +77,8 @@ def _graph_actions(context, kind: str):
         cfg = str(graph.config_path(spec, config_dir()))
         if spec.ros:
             action = Node(package="gmt_ros", executable=spec.executable, name=spec.node_name,
-                          parameters=[cfg, settings], output="screen", emulate_tty=True)
+                          parameters=[cfg, *graph.profile_files(spec, args["profile"], config_dir()), settings],
+                          output="screen", emulate_tty=True)
         else:  # the simulated robot: no ROS in it
             cmd = [ExecutableInPackage(spec.executable, "gmt_ros"), "--config", cfg]
             for name, value in settings.items():

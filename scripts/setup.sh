@@ -47,7 +47,7 @@ vendor=${GMT_ROS_VENDOR:-$repo/../shared/vendor}
 if [ -d "$vendor/ros2_launch" ]; then
   GMT_ROS_VENDOR="$vendor" bash scripts/install_ros_launch.sh
 else
-  say "no $vendor/ros2_launch: launch/launch_ros not installed (set GMT_ROS_VENDOR to the vendor folder)"
+  say "no $vendor/ros2_launch: launch and launch_ros not installed (set GMT_ROS_VENDOR to the vendor folder)"
 fi
 .venv/bin/python -m pip check
 .venv/bin/gmt-ros --help >/dev/null

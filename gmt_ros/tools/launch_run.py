@@ -92,7 +92,7 @@ def cmd_launch(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("launch", help="run a launch file under the real launch/launch_ros, as ros2 launch does",
+    p = subparsers.add_parser("launch", help="run a launch file under the real launch and launch_ros, as ros2 launch does",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("file", help="sim2sim.launch.py, g1_real.launch.py, or a path")
     p.add_argument("arguments", nargs="*", metavar="NAME:=VALUE", help="launch arguments")

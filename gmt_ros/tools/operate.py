@@ -258,7 +258,7 @@ def _bringup(s: _Session, args) -> int:
     report: dict = {"clip": args.play, "engaged": False, "gantry_released": False}
     t0 = time.time()
     wait_nodes(obs)
-    state = wait_link(obs)
+    state = wait_link(obs, timeout_s=args.timeout)
     _say(f"robot state arriving; supervisor {state['mode']}, start-up check passed")
     code = 0
     if not args.no_engage:
@@ -293,6 +293,8 @@ def _bringup(s: _Session, args) -> int:
             _say(f"{clip} NOT played to its end: supervisor fault after {result['played_s']} s: {result['fault']}")
             code = 1
     final = supervisor(obs) or {}
+    diag = bridge_diagnostic(obs)
+    report.update({"bridge": None if diag is None else diag[1], "supervisor_clips": final.get("clip")})
     report.update({"final_mode": final.get("mode"), "final_fault": final.get("fault"),
                    "wall_time_s": round(time.time() - t0, 2), "exit_status": code})
     if args.report:
