@@ -37,8 +37,9 @@ The supervisor is not thread-safe: one lock serialises it. The writer holds it o
 publishing the state happen in the executor, woken by a guard condition when an event occurs,
 never in the writer.
 
-The SDK runs CycloneDDS 0.10.2 in this process, so ROS must use Fast DDS (rmw_cyclonedds_cpp is
-refused).
+The SDK runs CycloneDDS 0.10.2 in this process, so ROS must use Fast DDS: rmw_cyclonedds_cpp
+(RMW_IMPLEMENTATION, or the RMW in use) and a second libddsc mapped into the process are refused at
+start with what to do (gmt_ros.core.dds.check_single_cyclonedds; README, "On a ROS 2 host").
 """
 from __future__ import annotations
 
@@ -53,7 +54,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
+
+from gmt_ros.core import dds
+
+dds.exit_if_cyclonedds_rmw("gmt_bridge")  # before rclpy loads the RMW it names (rcl exits 102 without a word)
+import rclpy  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
@@ -237,6 +242,7 @@ class BridgeNode(Node):
         self._sup = Supervisor(targets_from_contract(contract), config, CommandLimits(gross_margin_rad=p["gross_margin_rad"]), fall_height)
         self._sup_lock = threading.Lock()
         dds.check_rmw_compatible(rclpy.get_rmw_implementation_identifier())
+        dds.check_single_cyclonedds()  # the RMW's and the SDK's are both loaded by now
         dds.init_channel_factory(p["dds_domain"], p["network_interface"])
         if p["release_motion_service"]:
             self.get_logger().warning("release_motion_service is true: releasing the robot's built-in motion service")
