@@ -46,7 +46,7 @@ def run_check(log_dir: Path, simulate_dt: float = 0.005, clip: str | None = "gmt
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1",
                RCUTILS_LOGGING_BUFFERED_STREAM="1")
-    sim_report, op_report = log_dir / "unitree_mujoco.json", log_dir / "operator.json"
+    sim_report = log_dir / "unitree_mujoco.json"
     sim_log = open(log_dir / "unitree_mujoco.log", "w")
     sim = subprocess.Popen([sys.executable, "-m", "sim2sim.unitree_mujoco_headless", "--archive", str(archive),
                             "--workdir", str(log_dir / "unitree_mujoco_src"), "--simulate-dt", str(simulate_dt),
@@ -54,28 +54,42 @@ def run_check(log_dir: Path, simulate_dt: float = 0.005, clip: str | None = "gmt
                            stdout=sim_log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     out: dict = {"simulate_dt": simulate_dt, "profile": profile, "clip": clip, "domain": domain}
     try:
-        with ProcessGraph("real", log_dir, arguments={"interface": "lo", "dds_domain": str(domain), "dry_run": "false",
-                                                      "profile": profile}, env=env) as graph:
-            for key in ("bridge", "policy", "player"):
-                graph.start(key)
-            cmd = [str(Path(sys.executable).parent / "gmt-ros"), "operate", "bringup", "--release-gantry",
-                   "--dds-domain", str(domain), "--exit-when-done", "--report", str(op_report),
-                   "--timeout", str(link_timeout_s)]
-            if clip:
-                cmd += ["--play", clip]
-            op = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-            out["operator_exit"] = op.returncode
-            out["operator_output"] = (op.stdout + op.stderr).strip().splitlines()[-12:]
-            out["operator"] = json.loads(op_report.read_text()) if op_report.is_file() else None
-            _stop(sim)  # first: the measurement ends while the graph still holds the robot
-            out["node_exit_codes"] = {k: p.poll() for k, p in graph.processes.items()}
-            out["bridge_log_tail"] = graph.log_tail("bridge", 15).splitlines()
+        out.update(run_graph_against(log_dir, domain, clip, profile, link_timeout_s, env,
+                                     before_stop=lambda: _stop(sim)))  # the measurement ends while the graph holds
     finally:
         _stop(sim)
         sim_log.close()
     out["simulator"] = json.loads(sim_report.read_text()) if sim_report.is_file() else None
     if out["simulator"] is None:
         out["simulator_log_tail"] = tail(log_dir / "unitree_mujoco.log", 15).splitlines()
+    return out
+
+
+def run_graph_against(log_dir: Path, domain: int, clip: str | None, profile: str = "g1", link_timeout_s: float = 30.0,
+                      env=None, before_stop=None) -> dict:
+    """The real robot's graph (bridge with ``profile``, policy, player; writing rt/lowcmd) against
+    whatever robot or simulator is on loopback in ``domain``, brought up and driven by ``gmt-ros
+    operate bringup`` (``clip`` played, the gantry/band released where the simulator has one).
+    Also ``gmt-ros sim2sim --external-sim``."""
+    op_report = Path(log_dir) / "operator.json"
+    out: dict = {}
+    with ProcessGraph("real", log_dir, arguments={"interface": "lo", "dds_domain": str(domain), "dry_run": "false",
+                                                  "profile": profile}, env=env) as graph:
+        for key in ("bridge", "policy", "player"):
+            graph.start(key)
+        cmd = [str(Path(sys.executable).parent / "gmt-ros"), "operate", "bringup", "--release-gantry",
+               "--dds-domain", str(domain), "--exit-when-done", "--report", str(op_report),
+               "--timeout", str(link_timeout_s)]
+        if clip:
+            cmd += ["--play", clip]
+        op = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        out["operator_exit"] = op.returncode
+        out["operator_output"] = (op.stdout + op.stderr).strip().splitlines()[-12:]
+        out["operator"] = json.loads(op_report.read_text()) if op_report.is_file() else None
+        if before_stop is not None:
+            before_stop()
+        out["node_exit_codes"] = {k: p.poll() for k, p in graph.processes.items()}
+        out["bridge_log_tail"] = graph.log_tail("bridge", 15).splitlines()
     return out
 
 

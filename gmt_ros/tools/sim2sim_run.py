@@ -1030,10 +1030,40 @@ def _write(path, text: str) -> None:
         Path(path).write_text(text)
 
 
+def cmd_sim2sim_external(args) -> int:
+    """--external-sim: bridge, policy and player against a simulator started by hand on loopback in
+    --domain; engaged and driven by gmt-ros operate bringup (its gantry or band released once in
+    policy, if it has one on rt/gmt/sim/gantry)."""
+    from sim2sim.unitree_mujoco_check import run_graph_against
+
+    if not 1 <= args.domain <= 232:
+        raise UsageError(f"--domain must be a non-zero DDS domain, got {args.domain}")
+    log_dir = Path(args.keep_logs or tempfile.mkdtemp(prefix="gmt_sim2sim_external_"))
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1",
+               ROS_DOMAIN_ID=str(args.ros_domain if args.ros_domain is not None else pick_ros_domain()))
+    r = run_graph_against(log_dir, args.domain, args.motion, args.profile, env=env)
+    op = r.get("operator") or {}
+    bridge = op.get("bridge") or {}
+    r.update({"clip": args.motion, "external_sim": True, "profile": args.profile, "logs": str(log_dir),
+              "scoring": "supervisor and player (played to the end, faults, rates, clip counts); tracking errors need "
+                         "the simulator's ground truth, which only gmt-ros-sim records (gmt-ros sim2sim without "
+                         "--external-sim)"})
+    print(f"sim2sim {args.motion} (external simulator, profile {args.profile}): "
+          + ("played to its end, no fault" if op.get("played_to_end") else
+             f"NOT played to its end: {op.get('fault') or (r['operator_output'] or ['?'])[-1]}")
+          + f" | lowstate {bridge.get('lowstate_rate_hz')} Hz, /joint_states {bridge.get('joint_states_rate_hz')} Hz,"
+            f" lowcmd {bridge.get('lowcmd_rate_hz')} Hz | clipped {op.get('supervisor_clips')} | logs {log_dir}",
+          flush=True)
+    _write(args.report, json.dumps(r, indent=2) + "\n")
+    return 0 if r["operator_exit"] == 0 else 1
+
+
 def cmd_sim2sim(args) -> int:
     from gmt_ros.tools import stream_run
 
     _raise_on_sigterm()
+    if args.external_sim:
+        return cmd_sim2sim_external(args)
     if args.compare_player and args.source == "player":
         raise UsageError("--compare-player compares another --source with the player")
     options = _options(args, args.motion, args.keep_logs)
@@ -1146,6 +1176,12 @@ def register(subparsers) -> None:
     p.add_argument("--compare-player", action="store_true",
                    help="then play the same clip through the player and report the errors against the clip as "
                         "ratios (stream / player)")
+    p.add_argument("--external-sim", action="store_true",
+                   help="do not start a simulator: run bridge, policy and player against the one already running on "
+                        "--interface/--domain (gmt-ros-sim --hold-until-release, or Unitree's with --profile "
+                        "unitree_mujoco), engage, release its gantry, play the clip")
+    p.add_argument("--profile", default="g1", choices=tuple(graph.BRIDGE_PROFILES),
+                   help="--external-sim: the bridge's profile (unitree_mujoco for Unitree's Python simulator)")
     _common(p)
     p.set_defaults(func=cmd_sim2sim)
 
