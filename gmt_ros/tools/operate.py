@@ -241,6 +241,13 @@ class _Session:
         from gmt_ros.core import dds
         from sim2sim.gantry_link import release_gantry
 
+        state = supervisor(self.obs)
+        if state is not None and state.get("dry_run"):
+            raise OperateError("the bridge is in dry run: nothing commands the robot, so the gantry stays on")
+        if state is not None and state.get("mode") != "policy":
+            raise OperateError(f"the supervisor is in {state.get('mode')}, not policy: the gantry stays on "
+                               f"(gmt-ros operate engage first)")
+
         dds.init_channel_factory(self.args.dds_domain, self.args.interface)
         self.sdk = True
         return release_gantry()
