@@ -368,6 +368,7 @@ def _run(s: _Session, args) -> int:
     if a == "bringup":
         return _bringup(s, args)
     if a == "release-gantry":
+        wait_nodes(obs, timeout_s=args.timeout)  # released only under a supervisor in policy
         took = s.release_gantry()
         _say(f"gantry released ({took:.2f} s after the request)")
         return 0
