@@ -93,15 +93,16 @@ def test_operate_names_what_did_not_answer():
 
 
 def test_sim2sim_external_sim_runs_the_graph_against_a_simulator_started_by_hand(tmp_path):
-    domain = str(int(DOMAIN) + 1)  # its own robot, beside the module's graph
+    domain = str(int(DOMAIN) + 1)  # its own robot and ROS graph, beside the module's (e-stopped) one
+    env = dict(ENV, ROS_DOMAIN_ID=str(int(os.environ["ROS_DOMAIN_ID"]) + 1))
     sim_log = open(tmp_path / "sim.log", "w")
     sim = subprocess.Popen([str(Path(sys.executable).parent / "gmt-ros-sim"), "--config", str(REPO / "config" / "sim2sim.yaml"),
                             "--domain", domain, "--hold-until-release", "--report", str(tmp_path / "sim.json")],
-                           stdout=sim_log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+                           stdout=sim_log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         proc = subprocess.run([GMT_ROS, "sim2sim", "--motion", "gmt/squat", "--external-sim", "--domain", domain,
                                "--report", str(tmp_path / "r.json"), "--keep-logs", str(tmp_path / "logs")],
-                              capture_output=True, text=True, env=ENV, timeout=240)
+                              capture_output=True, text=True, env=env, timeout=240)
     finally:
         sim.send_signal(signal.SIGINT)
         sim.wait(timeout=30)
