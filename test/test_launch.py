@@ -198,7 +198,8 @@ def test_g1_real_with_a_missing_interface_fails_naming_the_bridge(launch_env):
 
 def test_g1_real_without_a_robot_waits_in_dry_run_and_says_why(launch_env):
     """No robot on the interface: the graph stays up in dry run, the bridge says what it waited for;
-    SIGINT then ends the launch with 0 and no traceback."""
+    Ctrl-C (SIGINT to the launch's process group, as a terminal sends it) then ends the launch with
+    0 and no traceback."""
     cmd = [str(GMT_ROS), "launch", "g1_real.launch.py", "interface:=lo", f"dds_domain:={DDS_DOMAIN}", "dry_run:=1"]
     proc = subprocess.Popen(cmd, env=launch_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -209,8 +210,8 @@ def test_g1_real_without_a_robot_waits_in_dry_run_and_says_why(launch_env):
             lines.append(line)
             if "no rt/lowstate within" in line or time.monotonic() > deadline:
                 break
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=30)
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
