@@ -44,9 +44,10 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy._rclpy_pybind11 import RCLError
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
@@ -55,6 +56,7 @@ from gmt_ros.core import g1, process_tuning
 from gmt_ros.core.playback import STANDING_HEIGHT
 from gmt_ros.core.stream_frame import StreamFrameError, decode_frame_json, frame_from_named
 from gmt_ros.core.stream_source import StreamConfig, StreamSource
+from gmt_ros.nodes.node_cli import exit_if_help, stop_on_signals
 from gmt_ros.nodes.polled_topics import PolledTopics
 from gmt_ros.nodes.window_codec import encode_window, time_to_seconds
 
@@ -323,13 +325,18 @@ class StreamNode(Node):
 
 
 def main(argv=None) -> int:
-    rclpy.init(args=argv)
+    exit_if_help(argv, "gmt-ros-stream", NODE_NAME, __doc__, PARAMETERS, "stream.yaml")
+    stop_on_signals()
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     code = 0
     try:
         node = StreamNode()
         process_tuning.freeze_startup_objects()
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while True:  # spin_once with a timeout: the signal handler runs between waits
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, FileNotFoundError) as exc:
