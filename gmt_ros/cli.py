@@ -19,7 +19,8 @@ from gmt_ros.core.contract import DEFAULT_POLICY
 from gmt_ros.tools import UsageError
 
 # Subcommand modules under gmt_ros/tools/, each with register(subparsers).
-TOOL_MODULES: tuple[str, ...] = ("evaluate", "sim2sim_run", "recording", "bench", "faults", "stream_producer")
+TOOL_MODULES: tuple[str, ...] = ("evaluate", "sim2sim_run", "recording", "bench", "faults", "stream_producer",
+                                 "operate", "launch_run")
 
 
 def _write_json(path: str | None, data) -> None:

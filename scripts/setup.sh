@@ -41,6 +41,14 @@ say "installing Python dependencies (requirements.txt)"
 #    checkout live, and data files are found relative to the source tree).
 say "installing gmt_ros"
 .venv/bin/python -m pip install -q --no-deps -e . 2> >(grep -vE "is ignored: it is neither|BuildBackendWarning|warnings.warn|^ *!!|^ *\*+$|^ *$|Please be careful|name as your package|with strategy" >&2)
+# 5. The real ROS 2 `launch`/`launch_ros` (source archives beside the project, no wheel exists) for
+#    `gmt-ros launch` and the tests that run the launch files as `ros2 launch` does.
+vendor=${GMT_ROS_VENDOR:-$repo/../shared/vendor}
+if [ -d "$vendor/ros2_launch" ]; then
+  GMT_ROS_VENDOR="$vendor" bash scripts/install_ros_launch.sh
+else
+  say "no $vendor/ros2_launch: launch and launch_ros not installed (set GMT_ROS_VENDOR to the vendor folder)"
+fi
 .venv/bin/python -m pip check
 .venv/bin/gmt-ros --help >/dev/null
 say "done: activate with 'source .venv/bin/activate', then run 'gmt-ros --help'"

@@ -40,6 +40,7 @@ DEFAULTS = {
     "report": None,
     "start_motion": None,
     "hold_start_s": _CONFIG.hold_start_s,
+    "hold_until_release": _CONFIG.hold_until_release,
     "remote_script": None,
     "seed": _CONFIG.seed,
     "dr": _CONFIG.dr,
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="write the JSON report here on exit")
     p.add_argument("--start-motion", help="start in this clip's first frame (library name or path)")
     p.add_argument("--hold-start-s", type=float, help="weld the pelvis in place for the first S seconds (gantry)")
+    p.add_argument("--hold-until-release", action=argparse.BooleanOptionalAction, default=None,
+                   help="hold the pelvis until an operator releases it on rt/gmt/sim/gantry (gmt-ros operate "
+                        "engage --release-gantry), instead of after --hold-start-s")
     p.add_argument("--remote-script", help='timed remote presses "T:BUTTONS[@DUR],...", e.g. "2.0:A,5.0:L1+B@1.0"')
     p.add_argument("--seed", type=int)
     p.add_argument("--dr", help="domain-randomization preset (none, gmt, hard) or YAML file; drawn with --seed")
@@ -121,6 +125,7 @@ def make_server(settings: dict) -> SimRobotServer:
             interface=settings["interface"],
             mode_machine=settings["mode_machine"],
             hold_start_s=float(settings["hold_start_s"]),
+            hold_until_release=bool(settings["hold_until_release"]),
             remote_script=settings["remote_script"],
             command_timeout_s=float(settings["command_timeout_s"]),
             max_catchup_s=float(settings["max_catchup_s"]),
@@ -150,6 +155,13 @@ def make_server(settings: dict) -> SimRobotServer:
 def main(argv=None, on_state_write=None) -> int:
     """``on_state_write``: called with the tick of each rt/lowstate just before it is written
     (measurement tools: gmt-ros bench)."""
+    early_signals: list[int] = []  # before the server exists (building MuJoCo takes a second): stop after
+
+    def on_early_signal(signum, _frame):
+        early_signals.append(signum)
+
+    signal.signal(signal.SIGINT, on_early_signal)
+    signal.signal(signal.SIGTERM, on_early_signal)
     process_tuning.short_switch_interval()  # the paced physics loop shares the GIL with the lowcmd listener
     args = build_parser().parse_args(argv)
     try:
@@ -173,6 +185,9 @@ def main(argv=None, on_state_write=None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if early_signals:
+        log.info("%s while starting: stopping", signal.Signals(early_signals[0]).name)
+        return 0
     try:
         server.open()
     except (ValueError, RuntimeError) as exc:
@@ -181,8 +196,8 @@ def main(argv=None, on_state_write=None) -> int:
     process_tuning.freeze_startup_objects()
     status = 0
     try:
-        log.info("start pose: %s; gantry %.2f s; running%s", server.start_pose.source,
-                 server.config.hold_start_s,
+        log.info("start pose: %s; gantry %s; running%s", server.start_pose.source,
+                 "until released" if server.config.hold_until_release else f"{server.config.hold_start_s:.2f} s",
                  f" for {settings['seconds']} s" if settings["seconds"] else " until SIGINT/SIGTERM")
         server.run(seconds=float(settings["seconds"]) if settings["seconds"] else None)
     except Exception:

@@ -22,7 +22,9 @@ Like the robot:
 
 Start-up "gantry": with ``hold_start_s`` > 0 the pelvis is welded to the world at its start pose
 (a MuJoCo weld equality, soft like a hoist, so the IMU still reads gravity) for that much sim
-time, then released, so the robot does not fall before the stack starts commanding.
+time, then released, so the robot does not fall before the stack starts commanding. With
+``hold_until_release`` it holds until an operator asks on the DDS (``sim2sim.gantry_link``), which
+cannot race the bridge's ramp.
 
 Trace (optional, ``trace=SimTraceRecorder()``, the node's ``--trace PATH``): 50 Hz rows of the
 true robot state with the wall clock, and every change of command kind (zero torque / damping /
@@ -306,6 +308,7 @@ class SimRobotConfig:
     physics_dt: float = DEFAULT_TIMESTEP
     state_every_steps: int = 2  # lowstate at 1 / (2 * 1 ms) = 500 Hz
     hold_start_s: float = 0.0
+    hold_until_release: bool = False  # hold until a release request (sim2sim.gantry_link), not a clock
     remote_script: tuple = ()
     command_timeout_s: float = 0.5
     max_catchup_s: float = 0.25
@@ -445,6 +448,7 @@ class SimRobotServer:
         self._pending: JointCommand | None = None
         self._stats = _Stats(latency_s=collections.deque(maxlen=self.config.latency_buffer))
         self._stop_requested = False  # a plain flag: see stop()
+        self._gantry_link = None  # sim2sim.gantry_link.GantryServer with hold_until_release
         self._last_state_pub: float | None = None  # perf_counter of the latest lowstate write
         self._msg = lowlevel.new_lowstate()
         self._publisher = None
@@ -460,7 +464,7 @@ class SimRobotServer:
     def _reset(self) -> None:
         p = self.start_pose
         self.sim.reset(root_pos=p.root_pos, root_quat=p.root_quat, joint_pos=p.joint_pos)
-        if self.config.hold_start_s > 0:
+        if self.config.hold_start_s > 0 or self.config.hold_until_release:
             pos, quat = self.sim.root_pose()
             self.gantry.hold(pos, quat)
             mujoco.mj_forward(self.sim.model, self.sim.data)  # sensors (accelerometer) as held
@@ -480,11 +484,19 @@ class SimRobotServer:
         self._publisher.Init()
         self._subscriber = ChannelSubscriber(dds.LOWCMD_TOPIC, lowlevel.FastLowCmd_)
         self._subscriber.Init(self.on_lowcmd, 0)  # 0: handled on the listener thread, no extra queue
+        if self.config.hold_until_release:
+            from sim2sim.gantry_link import COMMAND_TOPIC, GantryServer
+
+            self._gantry_link = GantryServer()
+            log.info("gantry holds until released on %s (gmt-ros operate engage --release-gantry)", COMMAND_TOPIC)
         log.info("simulated G1 on interface %r domain %d: reading %s, writing %s (mode_machine %d)",
                  self.config.interface, self.config.domain, dds.LOWCMD_TOPIC, dds.LOWSTATE_TOPIC,
                  self.config.mode_machine)
 
     def close(self) -> None:
+        if self._gantry_link is not None:
+            self._gantry_link.close()
+            self._gantry_link = None
         if self._subscriber is not None:
             self._subscriber.Close()
             self._subscriber = None
@@ -594,7 +606,7 @@ class SimRobotServer:
                 cmd = self._take_pending()
                 if cmd is not None:
                     self.sim.set_command(cmd)
-                if self.gantry.active and self.sim_time >= cfg.hold_start_s - 1e-9:
+                if self.gantry.active and self._gantry_due():
                     self.gantry.release()
                     log.info("gantry released at %.3f s", self.sim_time)
                 self.sim.step(1)
@@ -614,6 +626,11 @@ class SimRobotServer:
                 st.fall_time_s = self.sim_time
                 log.warning("the robot fell at %.3f s (pelvis %.2f m, roll %.2f, pitch %.2f rad)",
                             self.sim_time, height, roll, pitch)
+
+    def _gantry_due(self) -> bool:
+        if self.config.hold_until_release:
+            return self._gantry_link is not None and self._gantry_link.requested.is_set()
+        return self.sim_time >= self.config.hold_start_s - 1e-9
 
     def lowstate(self):
         """The LowState_ (with CRC) the robot reports now; reused message object."""
@@ -693,6 +710,8 @@ class SimRobotServer:
                 if self.faults is not None:
                     self.faults.after_chunk(self)
                 self.publish_state()
+                if self._gantry_link is not None:
+                    self._gantry_link.publish("held" if self.gantry.active else "released")
                 if self.trace is not None:
                     self.trace.after_chunk(self)
                 self._stats.work_s.append(time.perf_counter() - began)
@@ -751,6 +770,7 @@ class SimRobotServer:
                 "physics_dt": cfg.physics_dt,
                 "lowstate_hz": round(1.0 / (cfg.state_every_steps * cfg.physics_dt), 3),
                 "hold_start_s": cfg.hold_start_s,
+                "hold_until_release": cfg.hold_until_release,
                 "command_timeout_s": cfg.command_timeout_s,
                 "remote_script": [p.spec() for p in cfg.remote_script],
                 "start_pose": self.start_pose.source,

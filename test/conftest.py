@@ -31,3 +31,63 @@ def squat():
     from gmt_ros.core.clip_library import load_named_clip
 
     return load_named_clip("gmt/squat")
+
+
+# ------------------------------------------------------------------------------------------------
+# A colcon install space of the package (built once per test session) and the vendored sources
+# beside the project (../shared/vendor, or $GMT_ROS_VENDOR).
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def vendor_dir():
+    from pathlib import Path
+
+    return Path(os.environ.get("GMT_ROS_VENDOR") or REPO.parent / "shared" / "vendor")
+
+
+def require_vendor(sub: str, importable: str | None = None):
+    """Skip (with the reason) where the vendor folder lacks ``sub``; fail where it has it but the
+    set-up did not install ``importable`` from it."""
+    import importlib.util
+
+    folder = vendor_dir() / sub
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent (the vendored sources live beside the project in every developer "
+                    f"session and in CI; set GMT_ROS_VENDOR to their folder)")
+    if importable and importlib.util.find_spec(importable) is None:
+        pytest.fail(f"{folder} is there but {importable} is not installed: run bash scripts/setup.sh "
+                    f"(it runs scripts/install_ros_launch.sh)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def install_space(tmp_path_factory):
+    """``colcon build`` of a copy of the checkout (git's files); the install prefix of gmt_ros."""
+    import shutil
+    import subprocess
+    import sys
+
+    colcon = __import__("pathlib").Path(sys.executable).parent / "colcon"
+    if not colcon.exists():
+        pytest.fail(f"colcon is not installed in the venv ({colcon}); run scripts/setup.sh")
+    ws = tmp_path_factory.mktemp("colcon_ws")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            dest = ws / "src" / "gmt_ros" / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest)
+    proc = subprocess.run([str(colcon), "build", "--event-handlers", "console_direct-"], cwd=ws,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return ws / "install" / "gmt_ros"
+
+
+def installed_env(prefix, **extra):
+    """The environment of a sourced install space (what `source install/setup.bash` sets up)."""
+    site = next((prefix / "lib").glob("python3*/site-packages"))
+    env = dict(os.environ, PYTHONPATH=str(site), AMENT_PREFIX_PATH=str(prefix), PYTHONUNBUFFERED="1", **extra)
+    env.pop("GMT_ROS_SHARE", None)
+    return env

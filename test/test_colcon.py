@@ -1,40 +1,11 @@
 """The package builds with colcon (as on a ROS 2 host) and the installed console scripts run from
 the install space, finding their data (config, launch, models) under share/gmt_ros."""
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-COLCON = Path(sys.executable).parent / "colcon"
-
-
-@pytest.fixture(scope="module")
-def install_space(tmp_path_factory):
-    if not COLCON.exists():
-        pytest.fail(f"colcon is not installed in the venv ({COLCON}); run scripts/setup.sh")
-    ws = tmp_path_factory.mktemp("colcon_ws")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for rel in files:
-        if (REPO / rel).is_file():
-            dest = ws / "src" / "gmt_ros" / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dest)
-    proc = subprocess.run([str(COLCON), "build", "--event-handlers", "console_direct-"], check=False, cwd=ws,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return ws / "install" / "gmt_ros"
-
-
-def installed_env(prefix):
-    site = next((prefix / "lib").glob("python3*/site-packages"))
-    env = dict(os.environ, PYTHONPATH=str(site), AMENT_PREFIX_PATH=str(prefix))
-    env.pop("GMT_ROS_SHARE", None)
-    return env
+from conftest import installed_env
 
 
 def test_share_space_holds_launch_config_models_and_ament_marker(install_space):

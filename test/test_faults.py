@@ -223,7 +223,7 @@ def test_malformed_windows_are_refused_by_the_decoder_for_their_defect_only():
 
 
 def test_plan_and_bounds():
-    from gmt_ros.cli import UsageError
+    from gmt_ros.tools import UsageError
     from gmt_ros.tools.faults import BY_NAME, FAULTS, RUNS, bound_s, node_settings, plan_runs
 
     full = [n for run in plan_runs("full") for n in run]

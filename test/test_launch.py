@@ -1,23 +1,29 @@
-"""Launch files: they parse, name executables that exist and config files that exist.
+"""Launch files: the argument table on its own, then both files run for real.
 
-`launch`/`launch_ros` are not installable here, so the launch description is built against a
-recording stand-in of those two modules (the one seam that cannot run on this machine); on a
-ROS 2 host, where they import, the real description is built too.
+The real `launch` 3.7.1 and `launch_ros` 0.28.0 (vendored sources, installed by scripts/setup.sh)
+run each launch file from a colcon install space through `gmt-ros launch`, which sets up the
+LaunchService as `ros2 launch` does. Those tests skip only where ../shared/vendor is absent.
 """
 import ast
 import importlib.util
+import json
+import os
 import re
+import signal
+import subprocess
 import sys
-import types
+import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, installed_env, require_vendor
 
 from gmt_ros import graph
 
-REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = {"sim2sim": REPO / "launch" / "sim2sim.launch.py", "real": REPO / "launch" / "g1_real.launch.py"}
+GMT_ROS = Path(sys.executable).parent / "gmt-ros"
+DDS_DOMAIN = os.environ["GMT_ROS_DDS_DOMAIN"]
 
 
 def console_scripts():
@@ -25,11 +31,8 @@ def console_scripts():
     return dict(re.findall(r'"([\w-]+) = ([\w.]+):main"', text))
 
 
-def load_launch_module(path):
-    spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# ------------------------------------------------------------------------------------------------
+# The graph's launch arguments (no launch needed)
 
 
 @pytest.mark.parametrize("kind", sorted(LAUNCH_FILES))
@@ -56,6 +59,7 @@ def test_real_graph_has_no_simulator_and_defaults_to_dry_run_on_domain_0():
     assert graph.SIM not in graph.GRAPHS["real"]
     assert graph.ARGUMENT_DEFAULTS["real"]["dry_run"] == "true"
     assert graph.ARGUMENT_DEFAULTS["real"]["dds_domain"] == "0"
+    assert "engage" not in graph.ARGUMENT_DEFAULTS["real"]  # a person engages the real robot
     assert graph.ARGUMENT_DEFAULTS["sim2sim"]["interface"] == "lo"
     assert graph.ARGUMENT_DEFAULTS["sim2sim"]["dds_domain"] != "0"
 
@@ -71,66 +75,150 @@ def test_each_source_takes_the_players_place():
         graph.graph_nodes("sim2sim", "radio")
 
 
-def test_unknown_launch_argument_is_refused():
+def test_every_argument_is_described_typed_and_its_default_valid():
+    for kind, defaults in graph.ARGUMENT_DEFAULTS.items():
+        for name in defaults:
+            arg = graph.ARGUMENTS[name]
+            assert len(arg.description) > 20 and arg.kind in ("str", "bool", "int"), name
+            for key, _setting in arg.targets:
+                assert key in {s.key for s in graph.GRAPHS["sim2sim"]} | {"operator"}, (name, key)
+        typed = graph.typed_arguments(kind, {})
+        assert typed["source"] == "player" and typed["strict_args"] is True
+
+
+def test_unknown_or_malformed_arguments_are_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown launch argument\(s\) dr_preset; known: interface, dds_domain"):
+        graph.typed_arguments("sim2sim", {"dr_preset": "hard"})
+    with pytest.raises(ValueError, match=r"unknown launch argument.*clip"):  # the real robot plays nothing by itself
+        graph.typed_arguments("real", {"clip": "gmt/squat"})
+    with pytest.raises(ValueError, match="dds_domain must be an integer, got 'one'"):
+        graph.typed_arguments("sim2sim", {"dds_domain": "one"})
+    with pytest.raises(ValueError, match="source must be one of player, stream, got 'teleop'"):
+        graph.typed_arguments("sim2sim", {"source": "teleop"})
     with pytest.raises(ValueError, match=r"unknown launch argument.*speed"):
         graph.settings_for(graph.BRIDGE, {"speed": "1"})
 
 
-class _Recorder:
-    """Stands in for a launch/launch_ros action class: keeps its constructor arguments."""
-
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-
-
-@pytest.fixture
-def recording_launch(monkeypatch):
-    mods = {}
-    for name, attrs in {
-        "launch": ["LaunchDescription"],
-        "launch.actions": ["DeclareLaunchArgument", "ExecuteProcess"],
-        "launch.substitutions": ["LaunchConfiguration"],
-        "launch_ros": [],
-        "launch_ros.actions": ["Node"],
-        "launch_ros.substitutions": ["ExecutableInPackage"],
-    }.items():
-        mod = types.ModuleType(name)
-        for attr in attrs:
-            setattr(mod, attr, type(attr, (_Recorder,), {}))
-        mods[name] = mod
-        monkeypatch.setitem(sys.modules, name, mod)
-    return mods
+@pytest.mark.parametrize("text,value", [("true", True), ("False", False), ("1", True), ("0", False), ("yes", True),
+                                        ("NO", False), ("on", True), ("off", False), (" true ", True)])
+def test_booleans_as_people_type_them(text, value):
+    assert graph.typed_arguments("real", {"dry_run": text})["dry_run"] is value
 
 
-@pytest.mark.parametrize("kind", sorted(LAUNCH_FILES))
-def test_launch_description_wires_every_node_with_its_yaml_and_arguments(kind, recording_launch):
-    description = load_launch_module(LAUNCH_FILES[kind]).generate_launch_description()
-    actions = description.args[0]
-    declared = {a.args[0]: a.kwargs["default_value"] for a in actions if type(a).__name__ == "DeclareLaunchArgument"}
-    assert declared == graph.ARGUMENT_DEFAULTS[kind]
-    nodes = [a for a in actions if type(a).__name__ == "Node"]
-    procs = [a for a in actions if type(a).__name__ == "ExecuteProcess"]
-    expected = graph.GRAPHS[kind]
-    assert sorted(n.kwargs["executable"] for n in nodes) == sorted(s.executable for s in expected if s.ros)
-    assert len(procs) == (1 if kind == "sim2sim" else 0)
-    scripts = console_scripts()
-    for node in nodes:
-        assert node.kwargs["executable"] in scripts and node.kwargs["package"] == "gmt_ros"
-        cfg, overrides = node.kwargs["parameters"]
-        assert Path(cfg).is_file()
-        for _name, value in overrides.items():
-            assert type(value).__name__ == "LaunchConfiguration"
-        if node.kwargs["executable"] == "gmt-ros-bridge":
-            assert set(overrides) == {"network_interface", "dds_domain", "contract", "dry_run"}
-            assert overrides["dry_run"].args == ("dry_run",)
-    for proc in procs:
-        cmd = proc.kwargs["cmd"]
-        assert cmd[0].args == ("gmt-ros-sim", "gmt_ros") and Path(cmd[2]).is_file()
-        assert "--interface" in cmd and "--domain" in cmd
+def test_a_bad_boolean_names_the_argument_and_the_accepted_words():
+    with pytest.raises(ValueError, match=r"dry_run must be a boolean \(true/1/yes/on or false/0/no/off\), got 'maybe'"):
+        graph.typed_arguments("real", {"dry_run": "maybe"})
 
 
-@pytest.mark.skipif(importlib.util.find_spec("launch_ros") is None, reason="launch_ros exists only on a ROS 2 host")
-@pytest.mark.parametrize("kind", sorted(LAUNCH_FILES))
-def test_real_launch_description_on_a_ros_host(kind):
-    description = load_launch_module(LAUNCH_FILES[kind]).generate_launch_description()
-    assert len(description.entities) == len(graph.ARGUMENT_DEFAULTS[kind]) + len(graph.GRAPHS[kind])
+# ------------------------------------------------------------------------------------------------
+# Under the real launch / launch_ros, from a colcon install space
+
+
+@pytest.fixture(scope="module")
+def launch_env(install_space):
+    require_vendor("ros2_launch", "launch_ros")
+    return installed_env(install_space, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+
+
+def gmt_launch(env, *args, timeout=120):
+    return subprocess.run([str(GMT_ROS), "launch", *args], check=False, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_vendored_launch_packages_are_the_real_ones(launch_env):
+    import importlib.metadata as md
+
+    import launch_ros.actions  # noqa: F401 (imports composition_interfaces)
+
+    assert md.version("launch") == "3.7.1" and md.version("launch_ros") == "0.28.0"
+    import composition_interfaces.srv as srv
+
+    assert srv.LoadNode.Request(package_name="x").package_name == "x"  # rosidl_generator_py's class
+
+
+@pytest.mark.parametrize("file,kind", [("sim2sim.launch.py", "sim2sim"), ("g1_real.launch.py", "real")])
+def test_show_args_lists_every_argument_with_its_description(launch_env, file, kind):
+    proc = gmt_launch(launch_env, file, "--show-args", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for name, default in graph.ARGUMENT_DEFAULTS[kind].items():
+        assert f"'{name}':\n        {graph.ARGUMENTS[name].description}" in proc.stdout
+        assert f"(default: {default!r})" in proc.stdout
+
+
+@pytest.mark.parametrize("argument,expected", [
+    ("dr_preset:=hard", r"unknown launch argument\(s\) dr_preset; known: interface, dds_domain, policy, dry_run"),
+    ("dry_run:=maybe", r"dry_run must be a boolean \(true/1/yes/on or false/0/no/off\), got 'maybe'"),
+    ("source:=teleop", r"source must be one of player, stream, got 'teleop'"),
+])
+def test_refused_arguments_end_the_launch_before_any_node_starts(launch_env, argument, expected):
+    proc = gmt_launch(launch_env, "sim2sim.launch.py", argument, f"dds_domain:={DDS_DOMAIN}", timeout=60)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert re.search(expected, out), out
+    assert "process started" not in out
+
+
+def test_sim2sim_launch_engages_releases_the_gantry_and_plays_a_clip_upright_to_the_end(launch_env, tmp_path):
+    """Under the real LaunchService: the operator walks the supervisor to policy, only then the
+    gantry is released, gmt/squat plays to its end, the launch exits 0 and every node stops cleanly."""
+    report = tmp_path / "launch.json"
+    proc = gmt_launch(launch_env, "sim2sim.launch.py", "clip:=gmt/squat", "exit_when_done:=yes", f"report:={report}",
+                      f"dds_domain:={DDS_DOMAIN}", timeout=180)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    summary = json.loads(report.read_text())
+    assert summary["engaged"] and summary["gantry_released"] and summary["played_to_end"], summary
+    assert summary["final_mode"] == "policy" and summary["final_fault"] is None
+    sim = json.loads((tmp_path / "launch_sim.json").read_text())
+    assert sim["config"]["hold_until_release"] is True
+    assert sim["robot"]["fell"] is False and sim["robot"]["min_pelvis_height_after_hold_m"] > 0.4
+    assert sim["lowcmd"]["bad_crc"] == 0 and sim["lowcmd"]["accepted"] > 2000
+    # the order the operator saw: policy first, then the gantry
+    assert out.index("supervisor in policy") < out.index("gantry released at") < out.index("played to its end")
+    for name in ("sim", "gmt-ros-bridge", "gmt-ros-policy", "gmt-ros-player", "operator"):
+        assert re.search(rf"\[{name}-\d+\]: process has finished cleanly", out), name
+    assert "Traceback" not in out
+
+
+def test_a_required_node_that_dies_fails_the_launch_naming_it(launch_env):
+    proc = gmt_launch(launch_env, "sim2sim.launch.py", "policy:=gmt_student", f"dds_domain:={DDS_DOMAIN}", timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-4000:]
+    assert "gmt_student.onnx not found" in out
+    assert re.search(r"required node gmt_policy \(gmt-ros-policy-\d+\) exited with code 1", out), out[-4000:]
+    assert "Traceback" not in out
+
+
+def test_g1_real_with_a_missing_interface_fails_naming_the_bridge(launch_env):
+    proc = gmt_launch(launch_env, "g1_real.launch.py", "interface:=enp99s9", f"dds_domain:={DDS_DOMAIN}", timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-4000:]
+    assert "network interface 'enp99s9' does not exist" in out
+    assert re.search(r"required node gmt_bridge \(gmt-ros-bridge-\d+\) exited with code 1", out), out[-4000:]
+
+
+def test_g1_real_without_a_robot_waits_in_dry_run_and_says_why(launch_env):
+    """No robot on the interface: the graph stays up in dry run, the bridge says what it waited for;
+    Ctrl-C (SIGINT to the launch's process group, as a terminal sends it) then ends the launch with
+    0 and no traceback."""
+    cmd = [str(GMT_ROS), "launch", "g1_real.launch.py", "interface:=lo", f"dds_domain:={DDS_DOMAIN}", "dry_run:=1"]
+    proc = subprocess.Popen(cmd, env=launch_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines = []
+    deadline = time.monotonic() + 90
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "no rt/lowstate within" in line or time.monotonic() > deadline:
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out = "".join(lines) + rest
+    assert re.search(rf"no rt/lowstate within \d+\.\d s on interface 'lo' domain {DDS_DOMAIN}: check that the robot", out), out[-4000:]
+    assert "DRY RUN: rt/lowcmd is never written" in out
+    assert proc.returncode == 0, out[-3000:]
+    for name in ("gmt-ros-bridge", "gmt-ros-policy", "gmt-ros-player"):
+        assert re.search(rf"\[{name}-\d+\]: process has finished cleanly", out), (name, out[-3000:])
+    assert "Traceback" not in out

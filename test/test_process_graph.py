@@ -48,7 +48,7 @@ def test_command_line_is_the_launch_files(tmp_path):
     assert argv[i + 1:i + 3] == ["--params-file", str(graph.config_path(graph.BRIDGE))]
     assert "dds_domain:=9" in argv and "dry_run:=false" in argv and argv[-2:] == ["-p", "ramp_time_s:=1.5"]
     sim = g.argv("sim")
-    assert sim[sim.index("--config") + 1] == str(graph.config_path(graph.SIM)) and sim[-4:] == ["--interface", "lo", "--domain", "9"]
+    assert sim[sim.index("--config") + 1] == str(graph.config_path(graph.SIM)) and sim[-8:] == ["--interface", "lo", "--domain", "9", "--dr", "none", "--seed", "0"]
     with pytest.raises(ValueError, match="no node 'planner'"):
         g.start("planner")
     with pytest.raises(ValueError, match=r"settings for node\(s\) \['planner'\]"):

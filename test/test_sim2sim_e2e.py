@@ -209,7 +209,7 @@ def test_window_fast_path_reads_the_first_frames_like_the_decoder():
     from gmt_ros.core.clip_library import load_named_clip
     from gmt_ros.core.motion import window_from_clip
     from gmt_ros.nodes.window_codec import decode_window, encode_window
-    from gmt_ros.tools.sim2sim_run import window_frames
+    from gmt_ros.tools.graph_observer import window_frames
 
     clip = load_named_clip("gmt/walk_stand")  # 23 joints: the wrists are not in the message
     window = window_from_clip(clip, clip_time=1.3, start_time=1_795_000_000.123)

@@ -47,7 +47,7 @@ BAD_PHASE = (5000, 5800)  # ms of robot tick: only bad-CRC / wrong-mode_machine 
 def _gains():
     kp = np.empty(g1.NUM_BODY_JOINTS)
     kd = np.empty(g1.NUM_BODY_JOINTS)
-    kp[:12], kd[:12] = 200.0, 5.0  # legs: enough to stand without a policy (PLATFORM_NOTES)
+    kp[:12], kd[:12] = 200.0, 5.0  # legs: enough to stand without a policy (measured before the project started)
     kp[12:15], kd[12:15] = 200.0, 5.0
     kp[15:29], kd[15:29] = 40.0, 2.0
     kp[list(g1.WRIST_SLOTS)], kd[list(g1.WRIST_SLOTS)] = 20.0, 1.0

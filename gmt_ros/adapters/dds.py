@@ -111,11 +111,66 @@ def wait_for_lowstate(timeout_s: float, topic: str = LOWSTATE_TOPIC):
         subscriber.Close()
 
 
+ONE_CYCLONEDDS_HINT = (
+    "Use the RMW gmt_ros is tested with (RMW_IMPLEMENTATION=rmw_fastrtps_cpp: Fast DDS for ROS, the SDK's CycloneDDS "
+    "for the robot), or build the SDK's cyclonedds Python binding against the same CycloneDDS as the RMW "
+    "(CYCLONEDDS_HOME=<its prefix> pip install cyclonedds==<that version>) so one library serves both; README, "
+    "\"On a ROS 2 host\"")
+
+
 def check_rmw_compatible(rmw_identifier: str) -> None:
-    """Refuse rmw_cyclonedds in a process that also loads the SDK's CycloneDDS 0.10.2: the two
-    CycloneDDS builds in one process can abort (iceoryx assertion)."""
+    """Refuse rmw_cyclonedds in a process that also loads the SDK's CycloneDDS 0.10.2: two CycloneDDS
+    builds in one process crash or fail silently (unitree_mujoco #60, TWIST2 #12)."""
     if "cyclonedds" in rmw_identifier:
         raise RuntimeError(
-            f"this process uses the Unitree SDK's CycloneDDS and ROS 2 middleware {rmw_identifier!r}; two "
-            f"CycloneDDS builds in one process can abort. Run it with RMW_IMPLEMENTATION=rmw_fastrtps_cpp"
-        )
+            f"this process uses the Unitree SDK's CycloneDDS and ROS 2 middleware {rmw_identifier!r}, which loads "
+            f"its own CycloneDDS build: two CycloneDDS libraries in one process crash or fail silently. "
+            + ONE_CYCLONEDDS_HINT)
+
+
+def check_rmw_environment(environ=None) -> None:
+    """Before rclpy.init: RMW_IMPLEMENTATION asking for CycloneDDS (as unitree_ros2's set-up does)."""
+    import os
+
+    value = (os.environ if environ is None else environ).get("RMW_IMPLEMENTATION", "")
+    if "cyclonedds" in value:
+        check_rmw_compatible(value)
+
+
+def exit_if_cyclonedds_rmw(node_name: str) -> None:
+    """check_rmw_environment for a node's module, before it imports rclpy: one line, exit 1."""
+    import os
+    import sys
+
+    try:
+        check_rmw_environment()
+    except RuntimeError as exc:
+        print(f"[FATAL] [{node_name}]: cannot start: {exc}", file=sys.stderr, flush=True)
+        os._exit(1)
+
+
+def loaded_cyclonedds_libraries(maps_text: str | None = None) -> list[str]:
+    """The distinct CycloneDDS C libraries (libddsc) mapped into this process (/proc/self/maps)."""
+    import os
+
+    if maps_text is None:
+        try:
+            with open("/proc/self/maps") as f:
+                maps_text = f.read()
+        except OSError:  # not Linux: nothing to tell
+            return []
+    paths = set()
+    for line in maps_text.splitlines():
+        path = line.split(None, 5)[5].strip() if len(line.split(None, 5)) == 6 else ""
+        if os.path.basename(path).startswith("libddsc.so"):
+            paths.add(os.path.realpath(path) if os.path.exists(path) else path)
+    return sorted(paths)
+
+
+def check_single_cyclonedds(maps_text: str | None = None) -> None:
+    """Refuse to go on with two CycloneDDS libraries mapped in this process (e.g. the RMW's 0.10.5 from
+    /opt/ros beside the SDK's 0.10.2), naming both."""
+    libs = loaded_cyclonedds_libraries(maps_text)
+    if len(libs) > 1:
+        raise RuntimeError(f"{len(libs)} CycloneDDS libraries are loaded in this process ({', '.join(libs)}): they "
+                           f"crash or fail silently together. " + ONE_CYCLONEDDS_HINT)

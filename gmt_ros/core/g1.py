@@ -84,7 +84,8 @@ DEFAULT_POSE = np.array(
 # Damping: the terminal safe action on every body motor (kp 0, kd ~ 8 as Unitree stacks use).
 DAMPING_KD = 8.0
 
-# mode_machine values reported by G1 firmware / Unitree's simulator (see docs/G1_PROTOCOL notes).
+# mode_machine values reported by G1 firmware and Unitree's simulators (checked at start-up: docs/SAFETY.md;
+# Unitree's Python simulator reports 0: docs/UNITREE_MUJOCO.md).
 MODE_MACHINE_23DOF = frozenset({1, 4})
 MODE_MACHINE_29DOF = frozenset({2, 3, 5, 6})
 MODE_MACHINE_ARMS_ONLY = frozenset({9})

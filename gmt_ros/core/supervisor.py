@@ -168,6 +168,9 @@ class Supervisor:
             problems.append(f"robot reports mode_machine {mode_machine} (23-DoF) but the policy needs the 29-DoF body")
         elif mode_machine in g1.MODE_MACHINE_ARMS_ONLY:
             problems.append(f"robot reports mode_machine {mode_machine} (arms only)")
+        elif mode_machine == 0:
+            problems.append("robot reports mode_machine 0 (not set: Unitree's Python simulator, unitree_mujoco, reports "
+                            "0; its profile states 5: config/bridge_unitree_mujoco.yaml, docs/UNITREE_MUJOCO.md)")
         elif mode_machine not in g1.MODE_MACHINE_23DOF | g1.MODE_MACHINE_29DOF:
             problems.append(f"robot reports unknown mode_machine {mode_machine}")
         missing = [g1.JOINT_NAMES[s] for s in self.table.required_slots if s not in live]

@@ -10,9 +10,10 @@ work                                           thread                rate
 rt/lowstate -> CRC check -> latest state;      SDK listener          robot rate (≈ 500 Hz)
 remote buttons -> supervisor.buttons; the
 first ``startup_check_states`` states ->
-supervisor.startup_check; every
-``state_publish_decimation``-th republished on
-/joint_states, /imu (100 Hz); the remote on
+supervisor.startup_check; every n-th
+republished on /joint_states, /imu
+(``state_publish_rate_hz``, n from the
+measured lowstate rate); the remote on
 /wireless_remote(/joy) when it changes (+10 Hz)
 supervisor.tick(state, target) ->              writer (own thread,   ``command_rate_hz`` (500),
 pack_lowcmd -> rt/lowcmd (dry_run: no          absolute deadlines)   preview ``preview_rate_hz``
@@ -37,8 +38,9 @@ The supervisor is not thread-safe: one lock serialises it. The writer holds it o
 publishing the state happen in the executor, woken by a guard condition when an event occurs,
 never in the writer.
 
-The SDK runs CycloneDDS 0.10.2 in this process, so ROS must use Fast DDS (rmw_cyclonedds_cpp is
-refused).
+The SDK runs CycloneDDS 0.10.2 in this process, so ROS must use Fast DDS: rmw_cyclonedds_cpp
+(RMW_IMPLEMENTATION, or the RMW in use) and a second libddsc mapped into the process are refused at
+start with what to do (gmt_ros.adapters.dds.check_single_cyclonedds; README, "On a ROS 2 host").
 """
 from __future__ import annotations
 
@@ -53,6 +55,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from gmt_ros.adapters import dds
+
+dds.exit_if_cyclonedds_rmw("gmt_bridge")  # before rclpy loads the RMW it names (rcl exits 102 without a word)
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import SingleThreadedExecutor
@@ -65,7 +71,6 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String, UInt8Mu
 from std_srvs.srv import Trigger
 from unitree_sdk2py.core.channel import ChannelPublisher, ChannelSubscriber
 
-from gmt_ros.adapters import dds
 from gmt_ros.adapters.lowlevel import (
     CrcMismatchError,
     FastLowCmd_,
@@ -84,6 +89,7 @@ from gmt_ros.core.fall_check import FALL_HEIGHT_M, FALL_TILT_RAD
 from gmt_ros.core.height_estimate import PelvisHeightEstimator
 from gmt_ros.core.remote import BUTTON_NAMES, decode_remote
 from gmt_ros.core.supervisor import Mode, Request, RequestOutcome, Supervisor, SupervisorConfig
+from gmt_ros.nodes.node_cli import exit_if_help
 from gmt_ros.nodes.parameters import read_parameters
 from gmt_ros.nodes.polled_topics import PolledTopics
 
@@ -116,7 +122,10 @@ PARAMETERS = {
     "release_motion_service": (False, bool, "at start, release the robot's built-in motion service with MotionSwitcherClient (CheckMode/ReleaseMode)"),
     "dry_run": (True, bool, "publish what would be sent on /gmt/lowcmd_preview and never write rt/lowcmd"),
     "gross_margin_rad": (GROSS_MARGIN_RAD, float, "a q target beyond a joint limit by more than this is a fault (smaller excursions are clipped); calibrated in gmt_ros/core/command_limits.py"),
-    "state_publish_decimation": (5, int, "republish every n-th rt/lowstate on /joint_states and /imu"),
+    "state_publish_rate_hz": (100.0, float, "/joint_states and /imu rate: every n-th rt/lowstate, n from the measured lowstate rate (never below the policy's rate: all states below it)"),
+    "min_lowstate_rate_hz": (400.0, float, "warn when rt/lowstate arrives slower than this (a G1 publishes 500 Hz; Unitree's Python simulator 1/SIMULATE_DT)"),
+    "check_lowstate_crc": (True, bool, "verify each rt/lowstate's CRC (a G1 always sets it); false only for Unitree's Python simulator (crc 0), on loopback with a non-zero domain (config/bridge_unitree_mujoco.yaml)"),
+    "simulator_mode_machine": (0, int, "mode_machine to assume when the robot reports 0 (Unitree's Python simulator never sets it; 5 = 29-DoF); 0: none. Loopback with a non-zero domain only"),
     "preview_rate_hz": (50.0, float, "dry_run preview rate"),
     "status_rate_hz": (10.0, float, "/gmt/supervisor/state periodic rate (it is also published on every event)"),
     "link_timeout_s": (2.0, float, "warn when no rt/lowstate arrived this long after start"),
@@ -124,6 +133,20 @@ PARAMETERS = {
     "mode_pr": (0, int, "LowCmd_.mode_pr: 0 ankles as pitch/roll joints (policies), 1 parallel motors"),
     "writer_priority": (0, int, "SCHED_FIFO priority 1-99 for the lowcmd writer thread (needs CAP_SYS_NICE); 0: normal"),
 }
+
+
+PROFILE_HINT = ("use the unitree_mujoco profile: --params-file config/bridge_unitree_mujoco.yaml after bridge.yaml "
+                "(launch: profile:=unitree_mujoco; docs/UNITREE_MUJOCO.md)")
+CRC_ZERO_HINT = f"crc 0: Unitree's Python simulator (unitree_mujoco) does not set it; {PROFILE_HINT}"
+
+
+def crc_refusal_text(bad: int, zero: int, interface: str, domain: int) -> str:
+    """Why no robot state was accepted although states arrive."""
+    if zero == bad:
+        return (f"{bad} rt/lowstate received on interface {interface!r} domain {domain}, all with CRC 0 (none "
+                f"accepted): Unitree's Python simulator does not set it; {PROFILE_HINT}")
+    return (f"{bad} rt/lowstate received on interface {interface!r} domain {domain}, all with a wrong CRC "
+            f"({zero} with CRC 0): another robot or a publisher with a different message layout?")
 
 
 class BridgeConfigError(ValueError):
@@ -167,6 +190,7 @@ class _WriterTiming:
 class _Counters:
     lowstate: int = 0
     bad_crc: int = 0
+    crc_zero: int = 0  # of bad_crc: crc field 0 (Unitree's Python simulator never sets it)
     state_errors: int = 0
     lowcmd: int = 0
     write_failures: int = 0
@@ -211,8 +235,17 @@ class BridgeNode(Node):
         self.params = p
         if p["command_rate_hz"] <= 0 or p["preview_rate_hz"] <= 0 or p["status_rate_hz"] <= 0:
             raise BridgeConfigError("command_rate_hz, preview_rate_hz and status_rate_hz must be positive")
-        if p["state_publish_decimation"] < 1:
-            raise BridgeConfigError(f"state_publish_decimation must be >= 1, got {p['state_publish_decimation']}")
+        if not p["state_publish_rate_hz"] > 0:
+            raise BridgeConfigError(f"state_publish_rate_hz must be positive, got {p['state_publish_rate_hz']}")
+        simulator_only = [n for n in ("check_lowstate_crc", "simulator_mode_machine")
+                          if (n == "check_lowstate_crc" and not p[n]) or (n == "simulator_mode_machine" and p[n])]
+        if simulator_only and (p["network_interface"] != "lo" or p["dds_domain"] == 0):
+            raise BridgeConfigError(
+                f"{' and '.join(simulator_only)} (Unitree's Python simulator profile) only on loopback with a non-zero "
+                f"domain, got interface {p['network_interface']!r} domain {p['dds_domain']}: a real G1 sets the CRC and "
+                f"its mode_machine")
+        if not 0 <= p["simulator_mode_machine"] <= 255:
+            raise BridgeConfigError(f"simulator_mode_machine must be 0..255, got {p['simulator_mode_machine']}")
         if p["startup_check_states"] < 1:
             raise BridgeConfigError(f"startup_check_states must be >= 1, got {p['startup_check_states']}")
         if not 0 <= p["writer_priority"] <= 99:
@@ -237,6 +270,7 @@ class BridgeNode(Node):
         self._sup = Supervisor(table, config, CommandLimits(gross_margin_rad=p["gross_margin_rad"]), fall_height)
         self._sup_lock = threading.Lock()
         dds.check_rmw_compatible(rclpy.get_rmw_implementation_identifier())
+        dds.check_single_cyclonedds()  # the RMW's and the SDK's are both loaded by now
         dds.init_channel_factory(p["dds_domain"], p["network_interface"])
         if p["release_motion_service"]:
             self.get_logger().warning("release_motion_service is true: releasing the robot's built-in motion service")
@@ -261,6 +295,8 @@ class BridgeNode(Node):
         self._startup_live = np.zeros(g1.NUM_MOTOR_SLOTS, bool)
         self._startup_prev = None
         self._startup_seen = 0
+        self._publish_every = 1  # every state until the lowstate rate is measured (diagnostics, 1 Hz)
+        self._slow_warned = False
 
         self._pub_joint_states = self.create_publisher(JointState, "/joint_states", 10)
         self._pub_imu = self.create_publisher(Imu, "/imu", 10)
@@ -315,16 +351,21 @@ class BridgeNode(Node):
         now = time.monotonic()
         wall = time.time() if self._hooks is not None else 0.0
         try:
-            state = unpack_lowstate(msg, now)
+            state = unpack_lowstate(msg, now, check_crc=self.params["check_lowstate_crc"])
             remote = decode_remote(msg.wireless_remote)
         except CrcMismatchError as exc:
             self.counters.bad_crc += 1
-            self.get_logger().warning(f"dropped rt/lowstate: {exc}", throttle_duration_sec=1.0)
+            if msg.crc == 0:
+                self.counters.crc_zero += 1
+            self.get_logger().warning(f"dropped rt/lowstate: {exc}" + (f"; {CRC_ZERO_HINT}" if msg.crc == 0 else ""),
+                                      throttle_duration_sec=1.0)
             return
         except Exception as exc:  # never let the SDK's reader thread die
             self.counters.state_errors += 1
             self.get_logger().error(f"could not read rt/lowstate: {exc!r}", throttle_duration_sec=1.0)
             return
+        if state.mode_machine == 0 and self.params["simulator_mode_machine"]:
+            state.mode_machine = self.params["simulator_mode_machine"]
         self._latest_state = state
         self.counters.lowstate += 1
         try:
@@ -333,7 +374,7 @@ class BridgeNode(Node):
             self.get_logger().error(f"supervisor input from rt/lowstate failed: {exc!r}", throttle_duration_sec=1.0)
         n = self.counters.lowstate
         try:
-            if n % self.params["state_publish_decimation"] == 0:
+            if n % self._publish_every == 0:
                 self._publish_state(state)
             # The remote changes a few times a second at most: on change, plus a heartbeat, rather
             # than two more messages per state.
@@ -351,6 +392,8 @@ class BridgeNode(Node):
         """Start-up check over the first states, then the remote's buttons (every state)."""
         if self._shutdown_until is not None:
             return
+        if not self._sup.startup_checked and not np.any(state.imu_quat):
+            return  # nothing measured yet (a simulator publishing before its first physics step)
         if not self._sup.startup_checked:
             # A motor that happens to read all zeros once is not dead: OR over several states.
             self._startup_live |= live_motor_slots(msg, self._startup_prev)
@@ -623,12 +666,29 @@ class BridgeNode(Node):
             mode, fault = self._sup.mode.value, self._sup.fault
         message = f"supervisor {mode}" + (f", fault: {fault}" if fault else "")
         level = DiagnosticStatus.ERROR if fault else DiagnosticStatus.OK
-        if c.lowstate == 0 and now - self._start > p["link_timeout_s"]:
+        if state_rate > 0:  # /joint_states at state_publish_rate_hz, never below every state under it
+            self._publish_every = max(1, int(state_rate // p["state_publish_rate_hz"]))
+        if c.lowstate == 0 and c.bad_crc > 0:
+            link = crc_refusal_text(c.bad_crc, c.crc_zero, p["network_interface"], p["dds_domain"])
+            message, level = link, DiagnosticStatus.ERROR
+            if not self._link_warned and now - self._start > p["link_timeout_s"]:
+                self._link_warned = True
+                self.get_logger().error(link)
+        elif c.lowstate == 0 and now - self._start > p["link_timeout_s"]:
             link = dds.no_message_text(dds.LOWSTATE_TOPIC, now - self._start, p["dds_domain"], p["network_interface"])
             message, level = link, DiagnosticStatus.ERROR
             if not self._link_warned:
                 self._link_warned = True
                 self.get_logger().warning(link)
+        elif 0 < state_rate < p["min_lowstate_rate_hz"] and now - self._start > 3.0:
+            slow = (f"rt/lowstate arrives at {state_rate:.0f} Hz (a G1 publishes 500 Hz): /joint_states at "
+                    f"{state_rate / self._publish_every:.0f} Hz; Unitree's Python simulator publishes once per "
+                    f"SIMULATE_DT and holds each command for a whole step (docs/UNITREE_MUJOCO.md)")
+            if level == DiagnosticStatus.OK:
+                message, level = slow, DiagnosticStatus.WARN
+            if not self._slow_warned:
+                self._slow_warned = True
+                self.get_logger().warning(slow)
         state = self._latest_state
         timing, self._timing = self._timing, _WriterTiming()
         values = {
@@ -640,6 +700,8 @@ class BridgeNode(Node):
             "lowstate_count": c.lowstate,
             "lowcmd_count": c.lowcmd,
             "bad_crc_count": c.bad_crc,
+            "crc_zero_count": c.crc_zero,
+            "joint_states_rate_hz": f"{state_rate / self._publish_every:.1f}",
             "state_errors": c.state_errors,
             "write_failures": c.write_failures,
             "targets": c.targets,
@@ -695,6 +757,7 @@ class BridgeNode(Node):
 
 
 def main(argv=None, hooks: BridgeHooks | None = None) -> int:  # never returns: see end_process
+    exit_if_help(argv, "gmt-ros-bridge", NODE_NAME, __doc__, PARAMETERS, "bridge.yaml")
     # A thread waiting for the GIL otherwise waits up to 5 ms: jitter for a 2 ms writer period.
     process_tuning.short_switch_interval()
     # SIGINT/SIGTERM start the damping at once from a thread woken by Python's signal wakeup fd

@@ -40,7 +40,7 @@ from gmt_ros.core.clip_library import list_clips
 from gmt_ros.core.playback import STANDING_HEIGHT, MotionPlayer
 from gmt_ros.nodes.parameters import read_parameters
 from gmt_ros.nodes.polled_topics import PolledTopics
-from gmt_ros.nodes.run import run_node
+from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import encode_window
 
 NODE_NAME = "gmt_motion_player"
@@ -226,7 +226,8 @@ class MotionPlayerNode(Node):
 
 
 def main(argv=None) -> int:
-    return run_node(MotionPlayerNode, NODE_NAME, argv, short_switch_interval=False)
+    return run_node(MotionPlayerNode, NODE_NAME, argv, short_switch_interval=False,
+                    help=NodeHelp("gmt-ros-player", __doc__, PARAMETERS, "motion_player.yaml"))
 
 
 if __name__ == "__main__":

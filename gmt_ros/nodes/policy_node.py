@@ -66,7 +66,7 @@ from gmt_ros.core.state import RobotState
 from gmt_ros.core.window_check import MotionTargetError, check_window_timing
 from gmt_ros.nodes.parameters import read_parameters
 from gmt_ros.nodes.polled_topics import PolledTopics
-from gmt_ros.nodes.run import run_node
+from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import decode_window, seconds_to_time
 
 NODE_NAME = "gmt_policy"
@@ -410,7 +410,8 @@ class PolicyNode(Node):
 
 
 def main(argv=None, hooks: PolicyHooks | None = None) -> int:
-    return run_node(lambda: PolicyNode(hooks=hooks), NODE_NAME, argv)
+    return run_node(lambda: PolicyNode(hooks=hooks), NODE_NAME, argv,
+                    help=NodeHelp("gmt-ros-policy", __doc__, PARAMETERS, "policy.yaml"))
 
 
 if __name__ == "__main__":

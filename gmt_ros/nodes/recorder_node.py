@@ -52,6 +52,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 
 from gmt_ros.adapters.mcap_io import McapRecording, RecordingError, normalize_type_name, offered_qos_yaml
+from gmt_ros.nodes.node_cli import exit_if_help
 from gmt_ros.nodes.parameters import read_parameters
 
 NODE_NAME = "gmt_recorder"
@@ -332,6 +333,7 @@ def record(parameter_overrides: list[Parameter] | None = None, seconds: float | 
 
 
 def main(argv=None) -> int:
+    exit_if_help(argv, "gmt-ros-recorder", NODE_NAME, __doc__, PARAMETERS, None)
     argv = sys.argv if argv is None else argv
     try:
         record(args=argv)

@@ -53,7 +53,7 @@ from gmt_ros.core.stream_frame import StreamFrameError, decode_frame_json, frame
 from gmt_ros.core.stream_source import StreamConfig, StreamSource
 from gmt_ros.nodes.parameters import read_parameters
 from gmt_ros.nodes.polled_topics import PolledTopics
-from gmt_ros.nodes.run import run_node
+from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import encode_window, time_to_seconds
 
 NODE_NAME = "gmt_stream"
@@ -309,7 +309,8 @@ class StreamNode(Node):
 
 
 def main(argv=None) -> int:
-    return run_node(StreamNode, NODE_NAME, argv, short_switch_interval=False)
+    return run_node(StreamNode, NODE_NAME, argv, short_switch_interval=False,
+                    help=NodeHelp("gmt-ros-stream", __doc__, PARAMETERS, "stream.yaml"))
 
 
 if __name__ == "__main__":

@@ -646,7 +646,7 @@ def run_bench(args) -> dict:
         key, dot, rest = item.partition(".")
         name, eq, value = rest.partition("=")
         if not dot or not eq or not key.strip() or not name.strip():
-            raise UsageError(f"--node-param must be NODE.NAME=VALUE (e.g. bridge.state_publish_decimation=1), "
+            raise UsageError(f"--node-param must be NODE.NAME=VALUE (e.g. bridge.state_publish_rate_hz=500), "
                              f"got {item!r}")
         node_settings.setdefault(key.strip(), {})[name.strip()] = value.strip()
     started = time.time()
@@ -721,7 +721,7 @@ def register(subparsers) -> None:
     p.add_argument("--launch-settings", action="store_true",
                    help="graph: exactly the launch file's node settings (default: gmt-ros sim2sim's lighter ones)")
     p.add_argument("--node-param", action="append", default=[], metavar="NODE.NAME=VALUE",
-                   help="graph: a node setting on top (experiments), e.g. bridge.state_publish_decimation=1")
+                   help="graph: a node setting on top (experiments), e.g. bridge.state_publish_rate_hz=500")
     p.add_argument("--nice", type=int, default=0, help="graph: the nodes' nice value (negative needs root)")
     p.add_argument("--keep-logs", metavar="DIR", help="keep the graph's logs and records here")
     p.set_defaults(func=cmd_bench)

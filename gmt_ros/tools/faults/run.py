@@ -16,6 +16,7 @@ from gmt_ros.core.contract import load_contract
 from gmt_ros.tools import sim2sim_run as s2s
 from gmt_ros.tools.faults.catalog import BY_NAME
 from gmt_ros.tools.faults.model import FaultRunError, Injection
+from gmt_ros.tools.graph_observer import GraphObserver
 
 if TYPE_CHECKING:
     from gmt_ros.tools.faults.suite import SuiteOptions
@@ -169,7 +170,7 @@ class FaultRun:
 
     def _startup_run(self) -> None:
         session = self.session
-        session.observer = s2s.GraphObserver(session.ros_domain)
+        session.observer = GraphObserver(session.ros_domain)
         session.graph.start("bridge")
         session._wait(lambda: session.supervisor_state() is not None, s2s.NODES_UP_TIMEOUT_S,
                       "no /gmt/supervisor/state from the bridge")

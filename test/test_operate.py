@@ -1,0 +1,117 @@
+"""`gmt-ros operate` against a simulated robot started by hand (gmt-ros-sim --hold-until-release)
+and the real robot's graph (bridge, policy, player) on loopback: status, engage with the gantry
+release, play, stop, e-stop; and what it says when nothing answers."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gmt_ros.tools.process_graph import ProcessGraph
+
+REPO = Path(__file__).resolve().parents[1]
+GMT_ROS = str(Path(sys.executable).parent / "gmt-ros")
+DOMAIN = os.environ["GMT_ROS_DDS_DOMAIN"]
+ENV = dict(os.environ, PYTHONUNBUFFERED="1", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+
+
+def operate(*args, timeout=90):
+    return subprocess.run([GMT_ROS, "operate", *args, "--dds-domain", DOMAIN], check=False, capture_output=True, text=True,
+                          env=ENV, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    logs = tmp_path_factory.mktemp("operate")
+    sim_log = open(logs / "sim.log", "w")
+    sim = subprocess.Popen([str(Path(sys.executable).parent / "gmt-ros-sim"), "--config", str(REPO / "config" / "sim2sim.yaml"),
+                            "--domain", DOMAIN, "--hold-until-release", "--report", str(logs / "sim.json")],
+                           stdout=sim_log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+    g = ProcessGraph("real", logs, arguments={"interface": "lo", "dds_domain": DOMAIN, "dry_run": "false"}, env=ENV)
+    try:
+        for key in ("bridge", "policy", "player"):
+            g.start(key)
+        yield g, logs
+    finally:
+        g.stop_all()
+        sim.send_signal(signal.SIGINT)
+        try:
+            sim.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(sim.pid, signal.SIGKILL)
+        sim_log.close()
+
+
+def test_operate_drives_the_graph_through_engage_play_stop_and_estop(graph):
+    g, logs = graph
+    status = operate("status")
+    assert status.returncode == 0, status.stderr
+    assert re.search(r"supervisor: zero_torque \| fault: none \| dry run: no", status.stdout), status.stdout
+    assert "start-up check: passed" in status.stdout or "start-up check: pending" in status.stdout
+
+    engaged = operate("engage", "--release-gantry")
+    assert engaged.returncode == 0, engaged.stdout + engaged.stderr
+    assert engaged.stdout.index("supervisor in policy") < engaged.stdout.index("gantry released")
+    assert "gantry released at" in (logs / "sim.log").read_text()
+
+    played = operate("play", "gmt/walk_stand")
+    assert played.returncode == 0 and "play gmt/walk_stand: taken" in played.stdout, played.stdout + played.stderr
+    time.sleep(2.0)
+    status = operate("status")
+    assert "supervisor: policy | fault: none" in status.stdout
+    assert re.search(r"player: (blending_in|playing) gmt/walk_stand", status.stdout), status.stdout
+
+    stopped = operate("stop-clip")
+    assert stopped.returncode == 0 and "stop-clip: stop" in stopped.stdout, stopped.stdout + stopped.stderr
+    time.sleep(1.5)
+    status = operate("status")
+    assert re.search(r"player: (blending_out|idle)", status.stdout), status.stdout
+    assert "supervisor: policy | fault: none" in status.stdout  # standing under the policy
+
+    estop = operate("estop")
+    assert estop.returncode == 0, estop.stdout + estop.stderr
+    status = operate("status")
+    assert re.search(r"supervisor: damping \| fault: .*e-?stop", status.stdout, re.I), status.stdout
+    refused = operate("policy")  # a latched fault: the supervisor refuses and operate says so, exit 1
+    assert refused.returncode == 1 and "policy:" in refused.stdout, refused.stdout
+    for key in ("bridge", "policy", "player"):
+        assert g.processes[key].running(), g.log_tail(key)
+
+
+def test_operate_names_what_did_not_answer():
+    env = dict(ENV, ROS_DOMAIN_ID="231")  # nobody there
+    proc = subprocess.run([GMT_ROS, "operate", "status", "--timeout", "2"], check=False, capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert proc.returncode == 1
+    assert "no /gmt/supervisor/state: is the bridge running in this ROS_DOMAIN_ID (231)?" in proc.stderr, proc.stderr
+    bad = subprocess.run([GMT_ROS, "operate", "play"], check=False, capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and "'play' needs a clip name" in bad.stderr
+
+
+def test_sim2sim_external_sim_runs_the_graph_against_a_simulator_started_by_hand(tmp_path):
+    domain = str(int(DOMAIN) + 1)  # its own robot and ROS graph, beside the module's (e-stopped) one
+    env = dict(ENV, ROS_DOMAIN_ID=str(int(os.environ["ROS_DOMAIN_ID"]) + 1))
+    sim_log = open(tmp_path / "sim.log", "w")
+    sim = subprocess.Popen([str(Path(sys.executable).parent / "gmt-ros-sim"), "--config", str(REPO / "config" / "sim2sim.yaml"),
+                            "--domain", domain, "--hold-until-release", "--report", str(tmp_path / "sim.json")],
+                           stdout=sim_log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        proc = subprocess.run([GMT_ROS, "sim2sim", "--motion", "gmt/squat", "--external-sim", "--domain", domain,
+                               "--report", str(tmp_path / "r.json"), "--keep-logs", str(tmp_path / "logs")],
+                              check=False, capture_output=True, text=True, env=env, timeout=240)
+    finally:
+        sim.send_signal(signal.SIGINT)
+        sim.wait(timeout=30)
+        sim_log.close()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "gmt/squat (external simulator, profile g1): played to its end, no fault" in proc.stdout
+    import json
+
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["operator"]["engaged"] and report["operator"]["gantry_released"]
+    sim_report = json.loads((tmp_path / "sim.json").read_text())
+    assert not sim_report["robot"]["fell"] and sim_report["lowcmd"]["bad_crc"] == 0
