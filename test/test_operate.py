@@ -90,28 +90,3 @@ def test_operate_names_what_did_not_answer():
     assert "no /gmt/supervisor/state: is the bridge running in this ROS_DOMAIN_ID (231)?" in proc.stderr, proc.stderr
     bad = subprocess.run([GMT_ROS, "operate", "play"], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "'play' needs a clip name" in bad.stderr
-
-
-def test_sim2sim_external_sim_runs_the_graph_against_a_simulator_started_by_hand(tmp_path):
-    domain = str(int(DOMAIN) + 1)  # its own robot and ROS graph, beside the module's (e-stopped) one
-    env = dict(ENV, ROS_DOMAIN_ID=str(int(os.environ["ROS_DOMAIN_ID"]) + 1))
-    sim_log = open(tmp_path / "sim.log", "w")
-    sim = subprocess.Popen([str(Path(sys.executable).parent / "gmt-ros-sim"), "--config", str(REPO / "config" / "sim2sim.yaml"),
-                            "--domain", domain, "--hold-until-release", "--report", str(tmp_path / "sim.json")],
-                           stdout=sim_log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        proc = subprocess.run([GMT_ROS, "sim2sim", "--motion", "gmt/squat", "--external-sim", "--domain", domain,
-                               "--report", str(tmp_path / "r.json"), "--keep-logs", str(tmp_path / "logs")],
-                              check=False, capture_output=True, text=True, env=env, timeout=240)
-    finally:
-        sim.send_signal(signal.SIGINT)
-        sim.wait(timeout=30)
-        sim_log.close()
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "gmt/squat (external simulator, profile g1): played to its end, no fault" in proc.stdout
-    import json
-
-    report = json.loads((tmp_path / "r.json").read_text())
-    assert report["operator"]["engaged"] and report["operator"]["gantry_released"]
-    sim_report = json.loads((tmp_path / "sim.json").read_text())
-    assert not sim_report["robot"]["fell"] and sim_report["lowcmd"]["bad_crc"] == 0

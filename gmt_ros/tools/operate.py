@@ -32,6 +32,7 @@ from pathlib import Path
 
 REQUESTS = ("start", "policy", "hold", "stop", "estop", "clear")
 PLAYER_VERBS = ("play", "queue", "loop")
+STATUS_WAIT_S = 3.0  # status: the longest wait for the player's status beyond the first 1.2 s
 NODES_UP_TIMEOUT_S = 120.0  # the launch starts everything at once; imports take a while on 2 cores
 LINK_TIMEOUT_S = 60.0
 STEP_TIMEOUT_S = 10.0
@@ -374,7 +375,13 @@ def _run(s: _Session, args) -> int:
         return 0
     wait_nodes(obs, timeout_s=args.timeout)
     if a == "status":
-        time.sleep(1.2)  # one round of diagnostics (1 Hz) and player status
+        # One round of diagnostics (1 Hz) and player status (5 Hz); a new participant may take a
+        # while to match the player's publisher on a loaded machine, so wait for its status too
+        # (up to STATUS_WAIT_S: a graph without a player still prints the rest).
+        time.sleep(1.2)
+        deadline = time.monotonic() + STATUS_WAIT_S
+        while not obs.snapshot("player") and time.monotonic() < deadline:
+            time.sleep(0.05)
         if args.watch:
             _watch(obs)
         print("\n".join(status_lines(obs)))
