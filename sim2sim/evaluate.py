@@ -539,7 +539,7 @@ def run_episode(
             continue
 
         live = tick_err is not None  # a scored tick: upright at its start, policy in control
-        window = window_from_clip(clip, clip_time=t, start_time=t)
+        window = window_from_clip(clip, clip_time=t, start_time=t, conventions=contract.reference)
         command = policy.step(state, window, now=t)
         if live:
             excess = excess_limits.target_excess(command)

@@ -56,7 +56,8 @@ def test_raw_targets_go_straight_to_the_motors(contract, policy, squat):
     for i in range(len(tr)):
         t = i * 0.02
         np.testing.assert_array_equal(sim.state().joint_pos, tr.joint_pos[i])
-        cmd = mine.step(sim.state(), window_from_clip(squat, clip_time=t, start_time=t), now=t)
+        cmd = mine.step(sim.state(), window_from_clip(squat, clip_time=t, start_time=t,
+                                                      conventions=contract.reference), now=t)
         np.testing.assert_array_equal(cmd.q, tr.target_joint_pos[i])
         sim.set_command(cmd)
         sim.step(20)
