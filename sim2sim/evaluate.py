@@ -38,9 +38,9 @@ from gmt_ros.core.command_limits import ClipReport, CommandLimits
 from gmt_ros.core.command_table import TargetMapper
 from gmt_ros.core.contract import PolicyContract
 from gmt_ros.core.fall_check import FallCheck
-from gmt_ros.core.supervisor import Request, Supervisor, SupervisorConfig
 from gmt_ros.core.motion import MotionClip, window_from_clip
 from gmt_ros.core.policy import TrackingPolicy
+from gmt_ros.core.supervisor import Request, Supervisor, SupervisorConfig
 from gmt_ros.graph import BRIDGE, node_parameters
 from sim2sim import metrics
 from sim2sim.g1_model import g1_index

@@ -71,15 +71,15 @@ def test_the_bridge_send_path_is_the_bridges_supervisor(contract, policy, squat)
     """One send path: what the offline loop sends is what ``Supervisor.tick`` decides, bridge tick
     by bridge tick. Replayed by hand on a fresh simulator: a supervisor brought from zero torque
     to policy mode as the bridge's operator does it, fed the mapped target at 500 Hz."""
-    from gmt_ros.core.command_source import TargetMapper, gains_from_contract
+    from gmt_ros.core.command_table import TargetMapper
     from gmt_ros.core.height_estimate import PelvisHeightEstimator
-    from gmt_ros.core.supervisor import Mode, Supervisor, SupervisorConfig, targets_from_contract
+    from gmt_ros.core.supervisor import Mode, Supervisor, SupervisorConfig
 
     result = run_episode(contract, squat, seconds=0.3, policy=policy, trace=True, start="default")
     tr = result.trace
     sim = G1Sim(seed=0)
     sim.reset()
-    sup = Supervisor(targets_from_contract(contract), SupervisorConfig(ramp_time_s=0.0), CommandLimits(),
+    sup = Supervisor(contract.command_table, SupervisorConfig(ramp_time_s=0.0), CommandLimits(),
                      fall_height=PelvisHeightEstimator())
     sup.startup_check(2, range(29), now=-0.006)
     sup.request("start", -0.006)
@@ -87,7 +87,7 @@ def test_the_bridge_send_path_is_the_bridges_supervisor(contract, policy, squat)
     sup.tick(-0.004, sim.state(), -0.004, None, None)
     sup.tick(-0.002, sim.state(), -0.002, None, None)
     assert sup.request("policy", -0.002).accepted and sup.mode is Mode.POLICY
-    mapper = TargetMapper(gains_from_contract(contract))
+    mapper = TargetMapper(contract.command_table)
     mine = TrackingPolicy(contract)
     mine.reset(sim.state())
     for i in range(len(tr)):

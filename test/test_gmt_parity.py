@@ -24,10 +24,10 @@ import hashlib
 import re
 from pathlib import Path
 
+import gmt_recipe
 import numpy as np
 import pytest
 
-import gmt_recipe
 from gmt_ros.core import paths, rotations
 from gmt_ros.core.clip_library import load_named_clip
 from gmt_ros.core.contract import load_contract

@@ -75,7 +75,7 @@ class CommandLimits:
     tau_max: np.ndarray = field(default_factory=g1.TAU_MAX.copy)
     gross_margin_rad: float = GROSS_MARGIN_RAD
     # N·m a target may ask the PD to push a joint into its stop with (check 3's stop band)
-    stop_torque: np.ndarray = field(default_factory=lambda: g1.TAU_MAX.copy())
+    stop_torque: np.ndarray = field(default_factory=g1.TAU_MAX.copy)
 
     def stop_band(self, kp: np.ndarray, stiff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) q targets of check 3 for gains ``kp`` on the ``stiff`` slots (the joint
