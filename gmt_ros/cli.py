@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from gmt_ros.core.contract import DEFAULT_POLICY
-from gmt_ros.tools import UsageError
+from gmt_ros.tools import UsageError, add_send_path_argument
 
 # Subcommand modules under gmt_ros/tools/, each with register(subparsers).
 TOOL_MODULES: tuple[str, ...] = ("evaluate", "sim2sim_run", "recording", "bench", "faults", "stream_producer",
@@ -49,8 +49,12 @@ def cmd_eval(args) -> int:
 
     if args.seconds is not None and not args.seconds > 0:
         raise UsageError(f"--seconds must be positive, got {args.seconds}")
+    from sim2sim.evaluate import SEND_PATHS
+
     contract, tracker, clip = _load_inputs(args.policy, args.motion)
-    result = run_episode(contract, clip, seconds=args.seconds, seed=args.seed, start=args.start, policy=tracker)
+    limits, fall_check = SEND_PATHS[args.send_path]
+    result = run_episode(contract, clip, seconds=args.seconds, seed=args.seed, start=args.start, policy=tracker,
+                         command_limits=limits, fall_check=fall_check)
     print(result.summary_line())
     _write_json(args.json, result.as_dict())
     return 0
@@ -111,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="duration (default: the whole clip)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--start", choices=("clip", "default"), default="clip", help="initial robot pose")
+    add_send_path_argument(p)
     p.add_argument("--json", help="write the report here")
     p.set_defaults(func=cmd_eval)
 

@@ -83,7 +83,7 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("dds_domain", "DDS domain of rt/lowstate and rt/lowcmd (robot: 0; simulator: non-zero)",
                    (("bridge", "dds_domain"), ("sim", "domain"), ("operator", "dds_domain")), kind="int"),
     LaunchArgument("policy", "policy contract: a name under models/ (twist2_student, gmt_student) or a "
-                   "contract.yaml path", (("bridge", "contract"), ("policy", "contract"))),
+                   "contract.yaml path", (("bridge", "contract"), ("policy", "contract"), ("player", "contract"))),
     LaunchArgument("dry_run", "true: the bridge publishes what it would command on /gmt/lowcmd_preview and never "
                    "writes rt/lowcmd", (("bridge", "dry_run"),), kind="bool"),
     LaunchArgument("source", "what feeds /gmt/motion_target", kind="str", choices=tuple(SOURCES)),

@@ -72,6 +72,7 @@ class BatchSettings:
     policy: str
     out_dir: str
     plot_joints: tuple[str, ...] = ()
+    send_path: str = "bridge"  # sim2sim.evaluate.SEND_PATHS
 
 
 # -- finding clips ------------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def _init_worker(settings: BatchSettings) -> None:
 def _run_one(spec: RunSpec) -> dict:
     """One episode in this worker; returns its row (see ``row_from_result``)."""
     from gmt_ros.core.motion import load_clip
-    from sim2sim.evaluate import run_episode
+    from sim2sim.evaluate import SEND_PATHS, run_episode
 
     settings: BatchSettings = _WORKER["settings"]
     clips = _WORKER["clips"]
@@ -181,8 +182,10 @@ def _run_one(spec: RunSpec) -> dict:
     clip = clips[spec.clip_path]
     need_trace = spec.plots or spec.save_trace
     started = time.perf_counter()
+    limits, fall_check = SEND_PATHS[settings.send_path]
     result = run_episode(_WORKER["contract"], clip, seconds=spec.seconds, seed=spec.seed, start=spec.start,
-                         policy=_WORKER["policy"], dr=spec.dr, trace=need_trace)
+                         policy=_WORKER["policy"], dr=spec.dr, trace=need_trace, command_limits=limits,
+                         fall_check=fall_check)
     wall = time.perf_counter() - started
     row = row_from_result(result, spec, wall)
     row["worker_pid"] = os.getpid()

@@ -10,13 +10,18 @@ Metrics use the simulator's ground truth (true joint angles, root pose and veloc
 the policy sees ``sim.state()``, which under domain randomisation is delayed and noisy.
 
 Send path (``command_limits``): by default the policy's targets reach the motors the way the
-bridge sends them on the robot: the command the bridge builds from the published targets
-(``TargetMapper``: contract kp/kd, held joints at their hold targets) passes
-``CommandLimits.apply`` at the bridge's rate (``BRIDGE_RATE_HZ``, 10 times per policy tick, the
-same target each time) with the measured ``sim.state()`` and the supervisor's ``SpeedReference``
-(a new target's speed measured across the policy period). A ``CommandFault`` ends the episode like a fall (on the robot the
-supervisor then damps the motors): ``result.command_fault`` names it. ``command_limits=None`` sends
-the raw targets (the loop before the limits were modelled).
+bridge sends them on the robot, through the bridge's own ``Supervisor`` (one send path, the
+robot's): the command the bridge builds from the published targets (``TargetMapper``: contract
+kp/kd, held joints at their hold targets) goes to ``Supervisor.tick`` at the bridge's rate
+(``BRIDGE_RATE_HZ``, 10 times per policy tick, the same target each time, stamped with its policy
+tick) with the measured ``sim.state()``: its fall check, then ``CommandLimits.apply`` with its
+target-speed rule. The supervisor is brought to policy mode before t = 0 the way an operator does
+it (start, start, a ramp of zero length, hold, policy). A fault it latches ends the episode like a
+fall (on the robot it then damps the motors): ``result.command_fault`` names an unsafe command,
+``result.fall_detected`` a fall check. ``command_limits="range"`` uses the joint-range clip of
+earlier versions (no stop band), for comparison; ``command_limits=None`` (or ``"raw"``) sends
+the raw targets with no supervisor at all (an evaluation option: on the robot every command
+passes the supervisor), optionally watched by a fall detector (``fall_check``).
 """
 from __future__ import annotations
 
@@ -29,12 +34,13 @@ import numpy as np
 
 from gmt_ros.core import g1, rotations
 from gmt_ros.core.command import JointCommand
-from gmt_ros.core.command_limits import ClipReport, CommandFault, CommandLimits, SpeedReference
+from gmt_ros.core.command_limits import ClipReport, CommandLimits
 from gmt_ros.core.command_table import TargetMapper
 from gmt_ros.core.contract import PolicyContract
 from gmt_ros.core.fall_check import FallCheck
 from gmt_ros.core.motion import MotionClip, window_from_clip
 from gmt_ros.core.policy import TrackingPolicy
+from gmt_ros.core.supervisor import Request, Supervisor, SupervisorConfig
 from gmt_ros.graph import BRIDGE, node_parameters
 from sim2sim import metrics
 from sim2sim.g1_model import g1_index
@@ -46,7 +52,8 @@ FrameHook = Callable[[float, G1Sim], None]
 
 _TRACE_ERRORS = metrics.TickErrors._fields
 # The bridge's writer rate (config/bridge.yaml command_rate_hz): how often it applies the limits.
-BRIDGE_RATE_HZ = float(node_parameters(BRIDGE)["command_rate_hz"])
+_BRIDGE_YAML = node_parameters(BRIDGE)  # the bridge's settings: rate, limits, fall check, damping
+BRIDGE_RATE_HZ = float(_BRIDGE_YAML["command_rate_hz"])
 _CLIP_REASONS = ("joint_limit", "velocity_limit", "torque_limit")
 
 
@@ -303,31 +310,52 @@ def _advance(sim: G1Sim, start_step: int, n: int, clock: _FrameClock | None, hoo
     sim.step(n - done)
 
 
+# Send paths of ``gmt-ros eval/evaluate --send-path``: (command_limits, fall_check) of run_episode.
+SEND_PATHS = {
+    "bridge": ("bridge", "bridge"),  # the bridge's supervisor: stop band, speed and torque limits, fall check
+    "range": ("range", "bridge"),    # the same with the joint-range clip of earlier versions
+    "raw": ("raw", "off"),           # the policy's targets straight to the motors, no supervisor
+}
+
+
 def _resolve_limits(command_limits) -> tuple[CommandLimits | None, str]:
     if command_limits is None or (isinstance(command_limits, str) and command_limits == "raw"):
         return None, "raw"
     if isinstance(command_limits, str):
         if command_limits == "bridge":
-            return CommandLimits(), "bridge"
-        raise ValueError(f"command_limits must be 'bridge', 'raw', None or a CommandLimits, got {command_limits!r}")
+            return bridge_limits(), "bridge"
+        if command_limits == "range":  # no stop band: targets clipped to the joint range
+            return bridge_limits(stop_torque_fraction=0.0), "range"
+        raise ValueError(f"command_limits must be 'bridge', 'range', 'raw', None or a CommandLimits, "
+                         f"got {command_limits!r}")
     if isinstance(command_limits, CommandLimits):
         return command_limits, "custom"
-    raise TypeError(f"command_limits must be 'bridge', 'raw', None or a CommandLimits, "
+    raise TypeError(f"command_limits must be 'bridge', 'range', 'raw', None or a CommandLimits, "
                     f"got {type(command_limits).__name__}")
 
 
 _HEIGHT_ESTIMATOR = None
 
 
+def bridge_limits(stop_torque_fraction: float | None = None) -> CommandLimits:
+    """The bridge's command limits as config/bridge.yaml sets them (gross margin, stop band);
+    ``stop_torque_fraction`` overrides the YAML's (0: the joint-range clip)."""
+    fraction = _BRIDGE_YAML["stop_torque_fraction"] if stop_torque_fraction is None else stop_torque_fraction
+    return CommandLimits(gross_margin_rad=float(_BRIDGE_YAML["gross_margin_rad"]),
+                         stop_torque=float(fraction) * g1.TAU_MAX)
+
+
 def bridge_fall_check(**thresholds) -> FallCheck:
-    """The bridge's fall check (its defaults, or the given thresholds) with the pelvis height
-    estimate, built once per process."""
+    """The bridge's fall check as config/bridge.yaml sets it (or with the given thresholds), with
+    the pelvis height estimate (built once per process) if the bridge uses it."""
     global _HEIGHT_ESTIMATOR
     if _HEIGHT_ESTIMATOR is None:
         from gmt_ros.core.height_estimate import PelvisHeightEstimator
 
         _HEIGHT_ESTIMATOR = PelvisHeightEstimator()
-    return FallCheck(height_estimate=_HEIGHT_ESTIMATOR, **thresholds)
+    settings = {"tilt_rad": float(_BRIDGE_YAML["fall_tilt_rad"]), "height_m": float(_BRIDGE_YAML["fall_height_m"]),
+                "height_estimate": _HEIGHT_ESTIMATOR if _BRIDGE_YAML["fall_height_check"] else None}
+    return FallCheck(**(settings | thresholds))
 
 
 def _resolve_fall_check(fall_check) -> FallCheck | None:
@@ -342,40 +370,33 @@ def _resolve_fall_check(fall_check) -> FallCheck | None:
     raise TypeError(f"fall_check must be 'bridge', 'off', None or a FallCheck, got {type(fall_check).__name__}")
 
 
-class FallDetected(Exception):
-    """The bridge's fall check fired: the supervisor damps the motors from this bridge tick on."""
+_OFF = FallCheck(tilt_rad=math.inf, height_m=-math.inf, overspeed_factor=1e9)  # thresholds never reached
 
 
-class _BridgeSendPath:
-    """The bridge between the policy and the motors: published targets -> the bridge's command
-    (``TargetMapper``, as from the policy node's JointState) -> ``CommandLimits.apply`` with the
-    supervisor's ``SpeedReference`` (``Supervisor.tick`` in policy mode), after the supervisor's
-    fall check on the state of that tick. Either part may be None (off)."""
+def supervised_send_path(contract: PolicyContract, limits: CommandLimits, fall_check: FallCheck | None,
+                         start_state, hold_at: float, hold_dt: float) -> Supervisor:
+    """The bridge's supervisor for ``contract`` (its damping as config/bridge.yaml sets it;
+    ``fall_check`` None: never fires), brought to policy mode the way an operator does it:
+    start-up check of a 29-DoF robot with every slot live, start (damping), start (ramp, zero
+    length here), a hold tick at
+    ``hold_at - hold_dt`` and ``hold_at`` (the velocity limit measures the first policy target
+    from that hold pose), policy. ``start_state`` is the robot's state meanwhile."""
+    config = SupervisorConfig(ramp_time_s=0.0, damping_kd=float(_BRIDGE_YAML["damping_kd"]))
+    sup = Supervisor(contract.command_table, config, limits, fall_check=fall_check or _OFF)
+    t0 = hold_at - 2 * hold_dt
+    sup.startup_check(min(g1.MODE_MACHINE_29DOF), range(g1.NUM_BODY_JOINTS), now=t0)
+    for req in (Request.START, Request.START):
+        sup.request(req, t0)
+    for now in (hold_at - hold_dt, hold_at):  # ramp (done at once) -> hold
+        sup.tick(now, start_state, now, None, None)
+    sup.request(Request.POLICY, hold_at)
+    return sup
 
-    def __init__(self, contract: PolicyContract, limits: CommandLimits | None, fall_check: FallCheck | None):
-        self.mapper = TargetMapper(contract.command_table)
-        self.names = tuple(contract.joint_names)
-        self.slots = np.asarray(contract.slots)
-        self.limits = limits
-        self.fall_check = fall_check
-        self.speed_ref = SpeedReference()
 
-    def command(self, policy_command: JointCommand) -> JointCommand:
-        s = self.slots
-        return self.mapper.command(self.names, policy_command.q[s], policy_command.dq[s], policy_command.tau[s])
-
-    def apply(self, cmd: JointCommand, state, now: float, target_key) -> tuple[JointCommand, ClipReport]:
-        """One bridge tick at ``now`` sending the policy target ``target_key`` (e.g. its tick);
-        raises FallDetected or CommandFault (then nothing more is sent)."""
-        if self.fall_check is not None:
-            reason = self.fall_check.reason(state)
-            if reason:
-                raise FallDetected(reason)
-        if self.limits is None:
-            return cmd, ClipReport()
-        out, report = self.limits.apply(cmd, state, *self.speed_ref.reference(now, target_key))
-        self.speed_ref.sent(now, out.q, target_key)
-        return out, report
+def _is_command_fault(fault: str) -> bool:
+    """A supervisor fault from CommandLimits (``Supervisor.tick``: "unsafe command in ..."), as
+    opposed to its fall check."""
+    return fault.startswith("unsafe command")
 
 
 def _add_clips(total: ClipReport, report: ClipReport) -> None:
@@ -412,16 +433,18 @@ def run_episode(
     ``frame_hook(t, sim)`` is called at t = k / ``frame_rate_hz`` (physics-step exact) from 0 to
     the end of the episode; ``after_fall_s`` keeps simulating (policy still acting, no metrics)
     this long after a fall, so a video shows it (after a command fault: the motors damped).
-    ``command_limits``: "bridge" (default) sends the targets through the bridge's
-    ``CommandLimits()`` at ``limits_rate_hz`` (the bridge's 500 Hz writer: each policy target is
-    applied 10 times, each with the state measured then); a ``CommandLimits`` uses those limits
-    instead; None or "raw" sends the policy's targets straight to the motors. The bridge's
-    previous q on the first tick is the default pose for ``start="default"`` (the supervisor
-    holds it before the policy takes over) and none for ``start="clip"``.
-    ``fall_check``: "bridge" (default) runs the supervisor's fall check (tilt, overspeed, pelvis
-    height estimate; ``bridge_fall_check()``) on the state of every bridge tick, and a detection
+    ``command_limits``: "bridge" (default) sends the targets through the bridge's ``Supervisor``
+    with ``CommandLimits()`` at ``limits_rate_hz`` (the bridge's 500 Hz writer: each policy target
+    is applied 10 times, each with the state measured then); "range" with the joint-range clip of
+    earlier versions; a ``CommandLimits`` with those limits; None or "raw" sends the policy's
+    targets straight to the motors, no supervisor. The supervisor held the default pose before
+    the policy took over: the velocity limit measures the first target from it for
+    ``start="default"``, and does not bind on it for ``start="clip"``.
+    ``fall_check``: "bridge" (default) is the supervisor's fall check (tilt, overspeed, pelvis
+    height estimate; ``bridge_fall_check()``) on the state of every bridge tick; a detection
     ends the episode as a fall (``fall_detected``: on the robot the supervisor damps); a
     ``FallCheck`` uses that one (e.g. thresholds off, to measure its extremes); None or "off": none.
+    With raw targets a fall check only watches (a detector, no supervisor).
     """
     if start not in ("clip", "default"):
         raise ValueError(f"start must be 'clip' or 'default', got {start!r}")
@@ -440,7 +463,6 @@ def run_episode(
     substeps = int(round(control_dt / physics_dt))
     if abs(substeps * physics_dt - control_dt) > 1e-9:
         raise ValueError(f"policy period {control_dt} s is not a multiple of the physics step {physics_dt} s")
-    send = None
     bridge_steps = substeps
     if limits is not None or checker is not None:
         if not (math.isfinite(limits_rate_hz) and limits_rate_hz > 0):
@@ -460,11 +482,16 @@ def run_episode(
 
     policy = policy or TrackingPolicy(contract)
     policy.reset(sim.state())
-    if limits is not None or checker is not None:
-        send = _BridgeSendPath(contract, limits, checker)
-        if start == "default":  # the supervisor held the default pose before the policy took over
-            held = send.mapper.command(send.names, np.asarray(contract.default_pose, float)).q
-            send.speed_ref.sent(-bridge_steps * physics_dt, held)
+    sup = None
+    if limits is not None:
+        # The supervisor held the default pose until the policy took over: just before t = 0 from
+        # the default pose; from the clip's first frame, as if long before (its first target is not
+        # speed-limited from a pose the robot is not in).
+        bridge_dt = bridge_steps * physics_dt
+        sup = supervised_send_path(contract, limits, checker, sim.state(),
+                                   hold_at=-bridge_dt if start == "default" else -1.0, hold_dt=bridge_dt)
+        checker = sup.fall_check if checker is not None else None
+        mapper, policy_names = TargetMapper(contract.command_table), tuple(contract.joint_names)
     ref_kin = ReferenceKinematics(sim.model, KEY_BODIES)
     true_joint_qpos = g1_index(sim.model).joint_qpos  # ground truth: sim.state() may be disturbed
     policy_slots = np.asarray(contract.slots)
@@ -539,7 +566,7 @@ def run_episode(
             continue
 
         live = tick_err is not None  # a scored tick: upright at its start, policy in control
-        window = window_from_clip(clip, clip_time=t, start_time=t)
+        window = window_from_clip(clip, clip_time=t, start_time=t, conventions=contract.reference)
         command = policy.step(state, window, now=t)
         if live:
             excess = excess_limits.target_excess(command)
@@ -550,22 +577,29 @@ def run_episode(
         sent_q = None
         fault_at = None
         done = substeps
-        if send is None:
+        if sup is None and checker is None:  # raw targets, nothing watching
             sim.set_command(command)
             sent_q = command.q
             _advance(sim, tick * substeps, substeps, clock, frame_hook)
         else:
-            bridge_command = send.command(command)
+            # What the bridge rebuilds from the policy node's JointState (names, positions).
+            bridge_command = command if sup is None else mapper.command(policy_names, command.q[policy_slots])
             done = 0
             while done < substeps:
                 # The tick's first bridge tick sees the state the policy just read; later ones a new read.
-                try:
-                    out, report = send.apply(bridge_command, state if done == 0 else sim.state(),
-                                             t + done * physics_dt, target_key=tick)
-                except (CommandFault, FallDetected) as exc:
-                    fault_at = (t + done * physics_dt, str(exc), isinstance(exc, FallDetected))
-                    # The supervisor latches the fault and damps the motors from this bridge tick on.
-                    sim.set_command(JointCommand.damping())
+                now = t + done * physics_dt
+                seen = state if done == 0 else sim.state()
+                if sup is not None:
+                    decision = sup.tick(now, seen, now, bridge_command, t)
+                    out, report, fault = decision.command, decision.clip, decision.fault
+                else:  # raw targets under a fall detector
+                    fault, out, report = checker.reason(seen), command, ClipReport()
+                    if fault:
+                        out = JointCommand.damping()
+                if fault:
+                    fault_at = (now, fault, not _is_command_fault(fault))
+                    # The supervisor latched the fault and damps the motors from this bridge tick on.
+                    sim.set_command(out)
                     damped = True
                     break
                 sim.set_command(out)

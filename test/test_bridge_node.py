@@ -622,6 +622,7 @@ def test_bad_configuration_stops_with_a_clear_message(start_bridge):
     for override, message in (
         ({"contract": "/nonexistent/contract.yaml"}, "/nonexistent/contract.yaml not found"),
         ({"state_timeout_s": -1.0}, "supervisor: state_timeout_s must be a positive number, got -1.0"),
+        ({"stop_torque_fraction": 1.5}, "stop_torque_fraction must be within [0, 1]"),
     ):
         proc = start_bridge(**override)
         assert proc.wait(20) == 1

@@ -52,12 +52,18 @@ def test_gross_joint_limit_excursion_is_a_fault_small_one_is_clipped():
     q[3] = g1.Q_MAX[3] + margin + 0.1  # knee past its limit by more than the margin
     with pytest.raises(CommandFault, match=f"left_knee_joint is {margin + 0.1:.2f} rad outside"):
         CommandLimits().apply(command(q), state(), None, 0.0)
-    q[3] = g1.Q_MAX[3] + 0.1
-    # kp small enough that the torque clip does not bind: kp * 0.1 rad excursion stays tiny
-    s = state(q=np.where(np.arange(N) == 3, g1.Q_MAX[3] - 0.05, g1.DEFAULT_POSE))
-    out, report = CommandLimits().apply(command(q, kp=10.0), s, None, 0.0)
-    assert out.q[3] == pytest.approx(g1.Q_MAX[3])
-    assert report.joint_limit == 1
+    # Smaller excursions are clipped to the stop band: the knee (139 N.m motor) with kp 150 may be
+    # targeted 139 / 150 = 0.93 rad past its limit, where the PD pushes it into the stop with the
+    # motor's rating. Joint pressed 0.05 rad into its (soft) stop, so the torque clip does not bind.
+    q[3] = g1.Q_MAX[3] + 1.5
+    s = state(q=np.where(np.arange(N) == 3, g1.Q_MAX[3] + 0.05, g1.DEFAULT_POSE))
+    out, report = CommandLimits().apply(command(q, kp=150.0, kd=0.0), s, None, 0.0)
+    assert out.q[3] == pytest.approx(g1.Q_MAX[3] + 139.0 / 150.0)
+    assert report.joint_limit == 1 and report.torque_limit == 0
+    # inside the band a target past the range passes unchanged
+    q[3] = g1.Q_MAX[3] + 0.5
+    out, report = CommandLimits().apply(command(q, kp=150.0, kd=0.0), s, None, 0.0)
+    assert out.q[3] == q[3] and not report.any
     # A custom margin is honoured (the bridge may set its own).
     q[3] = g1.Q_MAX[3] + 0.6
     with pytest.raises(CommandFault, match=r"left_knee_joint is 0.60 rad outside"):
@@ -77,13 +83,28 @@ def test_default_margin_passes_measured_tracking_and_refuses_a_saturated_policy(
     q = g1.DEFAULT_POSE.copy()
     q[10] = g1.Q_MAX[10] + 2.15  # right ankle pitch, as measured under DR gmt
     out, report = lim.apply(command(q, kp=40.0), state(), None, 0.0)
-    assert out.q[10] <= g1.Q_MAX[10] and report.joint_limit == 1
+    assert out.q[10] <= g1.Q_MAX[10] + 50.0 / 40.0 and report.any  # stop band (50 N.m motor) or torque clip
     contract = load_contract("twist2_student")
     for sign in (+1.0, -1.0):
         q = g1.DEFAULT_POSE.copy()
         q[list(contract.slots)] = contract.default_pose + sign * contract.action_scale * contract.action_clip
         with pytest.raises(CommandFault, match="rad outside its limits"):
             lim.check(command(q))
+
+
+def test_a_target_that_would_push_a_joint_into_its_stop_harder_than_the_stated_torque_is_clipped():
+    """The stated stop torque is what the PD may push a joint into its stop with: with 20 N.m
+    for the knee (kp 150) a target 0.5 rad past the limit is clipped to 20 / 150 rad past it,
+    although the motor (139 N.m) could push harder; at the stop the PD then gives 20 N.m."""
+    lim = CommandLimits(stop_torque=np.where(np.arange(N) == 3, 20.0, g1.TAU_MAX))
+    q = g1.DEFAULT_POSE.copy()
+    q[3] = g1.Q_MAX[3] + 0.5
+    s = state(q=np.where(np.arange(N) == 3, g1.Q_MAX[3] - 0.2, g1.DEFAULT_POSE))
+    out, report = lim.apply(command(q, kp=150.0, kd=0.0), s, None, 0.0)
+    assert out.q[3] == pytest.approx(g1.Q_MAX[3] + 20.0 / 150.0)
+    assert 150.0 * (out.q[3] - g1.Q_MAX[3]) == pytest.approx(20.0)
+    assert report.joint_limit == 1
+    assert lim.violations(command(q, kp=150.0)) and not lim.violations(out)
 
 
 def test_target_excess_per_slot():
@@ -130,8 +151,10 @@ def test_violations_reports_what_reached_the_robot_outside_limits():
     lim = CommandLimits()
     assert lim.violations(command()) == []
     q = g1.DEFAULT_POSE.copy()
-    q[5] = 0.3  # ankle roll limit 0.2618
-    assert "outside joint limits at left_ankle_roll_joint" in lim.violations(command(q))[0]
+    q[5] = 0.3  # ankle roll limit 0.2618: past it, but inside the stop band (50 N.m / kp 40 = 1.25 rad)
+    assert lim.violations(command(q)) == []
+    q[5] = 0.2618 + 1.3
+    assert "into its stop with more than its stop torque at left_ankle_roll_joint" in lim.violations(command(q))[0]
     bad = command()
     bad.q[1] = np.inf
     assert "not finite" in lim.violations(bad)[0]

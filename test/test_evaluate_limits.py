@@ -23,11 +23,15 @@ def walk():
     return load_named_clip("twist2/walk_004")
 
 
+RANGE = np.zeros(g1.NUM_BODY_JOINTS)  # stop_torque 0: the joint-range clip of earlier versions
+
+
 @pytest.fixture(scope="module")
 def limited(contract, policy, walk):
-    # The policy's ankle targets lead the joints past their limits within the first second: the limits act.
+    # The policy's ankle targets lead the joints past their limits within the first second: the
+    # joint-range clip acts (the default stop band lets them through, see below).
     return run_episode(contract, walk, seconds=1.0, policy=policy, trace=True,
-                       command_limits=CommandLimits(gross_margin_rad=math.inf))
+                       command_limits=CommandLimits(gross_margin_rad=math.inf, stop_torque=RANGE))
 
 
 def broken_policy(contract, scale=100.0):
@@ -56,16 +60,57 @@ def test_raw_targets_go_straight_to_the_motors(contract, policy, squat):
     for i in range(len(tr)):
         t = i * 0.02
         np.testing.assert_array_equal(sim.state().joint_pos, tr.joint_pos[i])
-        cmd = mine.step(sim.state(), window_from_clip(squat, clip_time=t, start_time=t), now=t)
+        cmd = mine.step(sim.state(), window_from_clip(squat, clip_time=t, start_time=t,
+                                                      conventions=contract.reference), now=t)
         np.testing.assert_array_equal(cmd.q, tr.target_joint_pos[i])
         sim.set_command(cmd)
         sim.step(20)
 
 
+def test_the_bridge_send_path_is_the_bridges_supervisor(contract, policy, squat):
+    """One send path: what the offline loop sends is what ``Supervisor.tick`` decides, bridge tick
+    by bridge tick. Replayed by hand on a fresh simulator: a supervisor brought from zero torque
+    to policy mode as the bridge's operator does it, fed the mapped target at 500 Hz."""
+    from gmt_ros.core.command_table import TargetMapper
+    from gmt_ros.core.height_estimate import PelvisHeightEstimator
+    from gmt_ros.core.supervisor import Mode, Supervisor, SupervisorConfig
+
+    result = run_episode(contract, squat, seconds=0.3, policy=policy, trace=True, start="default")
+    tr = result.trace
+    sim = G1Sim(seed=0)
+    sim.reset()
+    sup = Supervisor(contract.command_table, SupervisorConfig(ramp_time_s=0.0), CommandLimits(),
+                     fall_height=PelvisHeightEstimator())
+    sup.startup_check(2, range(29), now=-0.006)
+    sup.request("start", -0.006)
+    sup.request("start", -0.006)
+    sup.tick(-0.004, sim.state(), -0.004, None, None)
+    sup.tick(-0.002, sim.state(), -0.002, None, None)
+    assert sup.request("policy", -0.002).accepted and sup.mode is Mode.POLICY
+    mapper = TargetMapper(contract.command_table)
+    mine = TrackingPolicy(contract)
+    mine.reset(sim.state())
+    for i in range(len(tr)):
+        t = i * 0.02
+        state = sim.state()
+        cmd = mine.step(state, window_from_clip(squat, clip_time=t, start_time=t, conventions=contract.reference), now=t)
+        target = mapper.command(contract.joint_names, cmd.q[list(contract.slots)])
+        for b in range(10):
+            decision = sup.tick(t + 0.002 * b, state if b == 0 else sim.state(), t + 0.002 * b, target, t)
+            assert decision.fault is None
+            if b == 0:
+                np.testing.assert_array_equal(decision.command.q, tr.sent_joint_pos[i])
+            sim.set_command(decision.command)
+            sim.step(2)
+    np.testing.assert_array_equal(sim.state().joint_pos, run_episode(
+        contract, squat, seconds=0.32, policy=policy, start="default", trace=True).trace.joint_pos[-1])
+
+
 def test_bridge_limits_clip_the_targets_and_report_it(limited, contract):
     r, tr = limited, limited.trace
     assert r.command_limits == "custom" and r.command_fault is None and not r.fell
-    # Raw targets past the joint limits (the policy leads the ankles), but what reached the motors was within them.
+    # Raw targets past the joint limits (the policy leads the ankles), but what reached the motors
+    # was within them (stop_torque 0: the stop band is the range).
     excess = np.maximum(g1.Q_MIN - tr.target_joint_pos, tr.target_joint_pos - g1.Q_MAX)
     assert r.max_target_excess_rad > 0.1
     assert r.max_target_excess_rad == pytest.approx(excess.max())
@@ -85,6 +130,24 @@ def test_bridge_limits_clip_the_targets_and_report_it(limited, contract):
                                  "torque_limit": int(totals[2])}
     assert report["max_target_excess_joint"] == r.max_target_excess_joint
     assert "clipped j/v/t" in r.summary_line()
+
+
+def test_default_limits_let_targets_past_the_range_through_within_the_stop_band(contract, policy, walk):
+    """The bridge's default: a target may lie past a joint's limit as far as the PD pushes the
+    joint into its stop with at most the motor's rated torque (tau_max / kp); the policy's ankle
+    targets past the range reach the motors unchanged (bar the speed and torque clips)."""
+    r = run_episode(contract, walk, seconds=1.0, policy=policy, trace=True)
+    tr = r.trace
+    assert r.command_limits == "bridge" and not r.fell
+    kp = np.zeros(g1.NUM_BODY_JOINTS)
+    kp[list(contract.slots)] = contract.kp
+    reach = g1.TAU_MAX / kp
+    assert np.all(tr.sent_joint_pos >= g1.Q_MIN - reach - 1e-12) and np.all(tr.sent_joint_pos <= g1.Q_MAX + reach + 1e-12)
+    past = np.maximum(g1.Q_MIN - tr.sent_joint_pos, tr.sent_joint_pos - g1.Q_MAX) > 0.05
+    assert past.any()  # sent past the joint range ...
+    untouched = past & (tr.clip_counts.sum(axis=1) == 0)[:, None]
+    np.testing.assert_array_equal(tr.sent_joint_pos[untouched], tr.target_joint_pos[untouched])  # ... as asked
+    assert r.clipped.joint_limit == 0  # none of them asked for more than the rated torque at the stop
 
 
 def test_limits_change_the_motion_little_when_tracking(limited, contract, policy, walk):
@@ -128,7 +191,7 @@ def test_fault_mid_episode_keeps_the_ticks_before_it(contract, policy, walk, lim
     first_far = limited.trace.time_s[np.argmax(far)]
     assert far.any() and first_far > 0  # the test needs a fault after some normal ticks
     result = run_episode(contract, walk, seconds=1.0, policy=policy, trace=True,
-                         command_limits=CommandLimits(gross_margin_rad=0.1))
+                         command_limits=CommandLimits(gross_margin_rad=0.1, stop_torque=RANGE))
     assert result.command_fault is not None and "rad outside its limits" in result.command_fault
     assert result.fall_time_s == pytest.approx(first_far)
     assert result.policy_ticks == round(first_far / 0.02)

@@ -191,7 +191,9 @@ def test_the_sim_counts_out_of_limit_commands_it_accepted():
     ok = JointCommand(q=g1.DEFAULT_POSE.copy(), dq=np.zeros(29), kp=kp, kd=np.ones(29), tau=np.zeros(29),
                       enabled=np.ones(29, bool))
     far = ok.copy()
-    far.q[3] = g1.Q_MAX[3] + 1.0  # knee 1 rad past its limit: the bridge would have clipped it to the limit
+    # knee 3 rad past its limit: within the gross margin, but past the stop band (139 N.m / kp 50 =
+    # 2.78 rad): the bridge would have clipped it there
+    far.q[3] = g1.Q_MAX[3] + 3.0
     stiff = ok.copy()
     stiff.kp[0] = 600.0  # above kp_max 500
     for cmd in (ok, far, stiff, JointCommand.damping()):

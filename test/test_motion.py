@@ -69,6 +69,8 @@ def test_every_shipped_clip_loads_with_known_facts(shipped):
         q = np.asarray(raw["root_rot"][dropped:], dtype=np.float64)
         q = q[:, [3, 0, 1, 2]] / np.linalg.norm(q, axis=1, keepdims=True)
         np.testing.assert_allclose(np.abs(np.sum(q * clip.root_quat, axis=1)), 1.0, atol=1e-9)
+        # ... and as stored, bit for bit (float32 pickles) in w, x, y, z order
+        np.testing.assert_array_equal(clip.root_quat_stored, np.asarray(raw["root_rot"][dropped:])[:, [3, 0, 1, 2]])
         assert bool(clip.notes) == (dropped > 0), (name, clip.notes)
         for field in ("root_lin_vel", "root_ang_vel", "joint_vel"):
             assert np.all(np.isfinite(getattr(clip, field)))
@@ -204,8 +206,12 @@ def test_clip_constructor_checks():
     base = dict(name="c", fps=30.0, root_pos=np.zeros((3, 3)), root_quat=np.tile([1.0, 0, 0, 0], (3, 1)),
                 joint_pos=np.zeros((3, 29)), joint_mask=np.ones(29, dtype=bool))
     MotionClip(**base)
-    with pytest.raises(ValueError, match="unit length"):
-        MotionClip(**{**base, "root_quat": np.tile([0.9, 0, 0, 0], (3, 1))})
+    # quaternions are kept as stored (GMT's pickles: |q| 0.947-0.997), root_quat is their unit copy
+    stored = MotionClip(**{**base, "root_quat": np.tile([0.9, 0, 0, 0], (3, 1))})
+    np.testing.assert_array_equal(stored.root_quat_stored, np.tile([0.9, 0, 0, 0], (3, 1)))
+    np.testing.assert_array_equal(stored.root_quat, np.tile([1.0, 0, 0, 0], (3, 1)))
+    with pytest.raises(ValueError, match=r"root_quat norms span \[0.700, 0.700\]"):
+        MotionClip(**{**base, "root_quat": np.tile([0.7, 0, 0, 0], (3, 1))})
     mask = np.ones(29, dtype=bool)
     mask[WRISTS] = False
     with pytest.raises(ValueError, match="outside joint_mask must be 0"):
@@ -353,7 +359,9 @@ def test_save_load_round_trip_and_determinism(tmp_path, shipped):
     assert back.name == "walk_004" and back.notes == clip.notes and back.source == clip.source
     np.testing.assert_allclose(back.root_pos, clip.root_pos, atol=1e-6)
     with np.load(a, allow_pickle=False) as npz:
-        assert npz["root_pos"].dtype == np.float32 and int(npz["schema_version"]) == 1
+        assert npz["root_pos"].dtype == np.float32 and int(npz["schema_version"]) == 2
+        # schema 2 keeps the quaternions as the source stored them
+        np.testing.assert_array_equal(npz["root_quat_wxyz"], clip.root_quat_stored.astype(np.float32))
         assert tuple(npz["joint_names"]) == g1.JOINT_NAMES
     with pytest.raises(ValueError, match=r"must end in .npz"):
         save_clip(clip, tmp_path / "x.pkl")
@@ -376,14 +384,16 @@ def test_npz_errors(tmp_path, shipped):
     names = list(g1.JOINT_NAMES)
     names[3], names[9] = names[9], names[3]
     cases = [
-        ({"schema_version": np.array(2)}, r"unsupported schema_version .*2.*reads 1"),
+        ({"schema_version": np.array(3)}, r"unsupported schema_version .*3.*reads 1, 2"),
         ({"joint_names": np.array(names)}, r"not the G1 motor-slot order \(slot 3 is 'right_knee_joint', expected 'left_knee_joint'\)"),
         ({"joint_names": np.array(names[:23])}, "got 23 names"),
         ({"root_quat_wxyz": None}, r"missing keys \['root_quat_wxyz'\]"),
         ({"velocity": np.zeros(3)}, r"unknown keys \['velocity'\]"),
         ({"joint_mask": np.ones(29)}, "joint_mask must be bool"),
         ({"fps": np.array(-30.0)}, "fps must be positive"),
-        ({"root_quat_wxyz": np.zeros((222, 4))}, "root_quat_wxyz must be unit length"),
+        ({"root_quat_wxyz": np.zeros((222, 4))}, r"root_quat_wxyz norms span \[0.000, 0.000\]"),
+        ({"schema_version": np.array(1), "root_quat_wxyz": np.tile([0.95, 0, 0, 0], (222, 1))},
+         "root_quat_wxyz must be unit length in schema 1"),
         ({"joint_pos": np.zeros((222, 23))}, r"joint_pos has shape \(222, 23\)"),
     ]
     for i, (changes, message) in enumerate(cases):

@@ -4,13 +4,22 @@ Checks, in order, each slot-wise and with magnitudes (a signed test misses large
 1. non-finite q/dq/kp/kd/tau anywhere        -> CommandFault (never sent)
 2. kp/kd outside [0, kp_max] / [0, kd_max]    -> CommandFault
 3. q target beyond a joint limit by more than ``gross_margin_rad`` -> CommandFault (a policy that
-   asks for that is broken; clipping would hide it). Smaller excursions are clipped to the limit.
+   asks for that is broken; clipping would hide it). Smaller excursions are clipped to the
+   *stop band*: a target may lie past a joint's limit as far as the PD would push the joint into
+   its stop with at most ``stop_torque`` (default: the motor's rated torque), i.e. within
+   [q_min - stop_torque / kp, q_max + stop_torque / kp]. Trained policies lead their joints with
+   targets past the range (they were trained so, in simulators with soft or no joint limits); a
+   target further out than the band asks the motor for more than its rating the moment the joint
+   reaches the stop, and while the joint is inside its range the band's edge already saturates
+   the motor (kp (q_max + stop_torque / kp - q) >= stop_torque), so clipping there takes nothing
+   from the policy. Clipping to the range itself did: under domain randomisation it cost upright
+   runs (docs/SAFETY.md, "Joint limits and policy targets").
 4. q target moving faster than the motor's velocity limit since the last command -> clipped to
    the reachable range (a bounded step per tick).
 5. q target clipped so that the PD torque at the measured state stays within the motor's torque
    limit, |kp (q* - q) + kd (dq* - dq) + tau| <= tau_max, and the feed-forward tau within ±tau_max.
 
-The gross margin (``GROSS_MARGIN_RAD``, 3.3 rad) is calibrated, not a guess. A trained policy in
+The gross margin (``GROSS_MARGIN_RAD``, 3.3 rad, measured from the joint range) is calibrated, not a guess. A trained policy in
 normal tracking asks for targets past the joint limits: its PD targets lead the joint, most at the
 ankles (ankle pitch range [-0.87, +0.52] rad). Measured with the shipped TWIST2 student in the
 offline loop with the bridge's limits in place (``python -m sim2sim.limits_report``: every shipped
@@ -65,6 +74,14 @@ class CommandLimits:
     dq_max: np.ndarray = field(default_factory=g1.DQ_MAX.copy)
     tau_max: np.ndarray = field(default_factory=g1.TAU_MAX.copy)
     gross_margin_rad: float = GROSS_MARGIN_RAD
+    # N·m a target may ask the PD to push a joint into its stop with (check 3's stop band)
+    stop_torque: np.ndarray = field(default_factory=g1.TAU_MAX.copy)
+
+    def stop_band(self, kp: np.ndarray, stiff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) q targets of check 3 for gains ``kp`` on the ``stiff`` slots (the joint
+        range widened by stop_torque / kp; the range itself where there is no stiffness)."""
+        reach = np.where(stiff, self.stop_torque / np.where(stiff, kp, 1.0), 0.0)
+        return self.q_min - reach, self.q_max + reach
 
     def check(self, cmd: JointCommand) -> None:
         """Raise CommandFault for commands that must never be sent (checks 1-3)."""
@@ -110,7 +127,8 @@ class CommandLimits:
         stiff = np.asarray(out.enabled, bool) & (out.kp > 0)
         # np.minimum/np.maximum rather than np.clip: the same result at a fraction of the cost,
         # which matters at 500 Hz in Python.
-        q = np.minimum(np.maximum(out.q, self.q_min), self.q_max)
+        low, high = self.stop_band(out.kp, stiff)
+        q = np.minimum(np.maximum(out.q, low), high)
         report.joint_limit = int(np.count_nonzero(stiff & (q != out.q)))
 
         if previous_q is not None and dt > 0:
@@ -157,9 +175,11 @@ class CommandLimits:
             found.append(str(exc))
             return found
         stiff = np.asarray(cmd.enabled, bool) & (cmd.kp > 0)
-        out = np.flatnonzero(stiff & ((cmd.q < self.q_min - 1e-6) | (cmd.q > self.q_max + 1e-6)))
+        low, high = self.stop_band(cmd.kp, stiff)
+        out = np.flatnonzero(stiff & ((cmd.q < low - 1e-6) | (cmd.q > high + 1e-6)))
         if out.size:
-            found.append(f"q target outside joint limits at {', '.join(g1.JOINT_NAMES[s] for s in out[:3])}")
+            found.append(f"q target would push a joint into its stop with more than its stop torque at "
+                         f"{', '.join(g1.JOINT_NAMES[s] for s in out[:3])}")
         big_tau = np.flatnonzero(np.abs(cmd.tau) > self.tau_max + 1e-6)
         if big_tau.size:
             found.append(f"feed-forward tau above the motor limit at {g1.JOINT_NAMES[big_tau[0]]}")

@@ -4,8 +4,10 @@ A contract is a YAML file beside the ONNX model (``models/<name>/contract.yaml``
 graph's input/output, the joints the policy drives (policy order), the action mapping
 ``target = default_pose + action_scale * clip(action, -action_clip, action_clip)``, PD gains, joints
 the policy does not drive but which must be held (``held_joints``), the reference frames it looks at
-(``future_offsets``, in control steps) and the observation layout (see ``observation``). Every
-contract is validated when it is loaded; ``check_against_onnx`` compares it with the graph.
+(``future_offsets``, in control steps), how that reference is prepared (``reference``: velocities,
+quaternions, past the clip's end; see ``reference``) and the observation layout (see
+``observation``). Every contract is validated when it is loaded; ``check_against_onnx`` compares
+it with the graph.
 """
 from __future__ import annotations
 
@@ -25,11 +27,12 @@ import yaml
 
 from gmt_ros.core import g1, paths
 from gmt_ros.core.command_table import CommandTable
+from gmt_ros.core.reference import ReferenceConventions, parse_conventions
 
 _REQUIRED = (
     "name", "onnx", "input_name", "output_name", "obs_dim", "action_dim", "rate_hz", "joint_names",
     "default_pose", "kp", "kd", "torque_limit", "action_scale", "action_clip", "future_offsets",
-    "history_length", "observation",
+    "history_length", "reference", "observation",
 )
 _OPTIONAL = ("held_joints", "onnx_sha256", "description")
 _BARE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -113,6 +116,7 @@ class PolicyContract:
     future_offsets: tuple[int, ...]
     history_length: int
     observation: tuple[ObsBlock, ...]
+    reference: ReferenceConventions
     description: str = ""
     sha256: str = ""  # content_sha256 of the YAML document it was parsed from
 
@@ -262,6 +266,13 @@ def _parse_held(r: _Reader, policy_joints: tuple[str, ...]) -> tuple[HeldJoint, 
     return tuple(held)
 
 
+def _parse_reference(r: _Reader) -> ReferenceConventions:
+    try:
+        return parse_conventions(r.data["reference"])
+    except ValueError as exc:
+        raise r.fail(str(exc)) from None
+
+
 def parse_contract(data: Any, base_dir: Path, origin: str) -> PolicyContract:
     """Build and validate a contract from its YAML mapping; ``base_dir`` anchors the ONNX path."""
     r = _Reader(data if isinstance(data, Mapping) else {}, origin)
@@ -352,6 +363,7 @@ def parse_contract(data: Any, base_dir: Path, origin: str) -> PolicyContract:
         future_offsets=tuple(offsets),
         history_length=r.integer("history_length", 0),
         observation=_parse_observation(r),
+        reference=_parse_reference(r),
         description=description,
         sha256=content_sha256(data),
     )

@@ -5,15 +5,18 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from gmt_ros.core import g1, rotations
+from gmt_ros.core import g1
+from gmt_ros.core.reference import QUAT_NORM_RANGE, slerp_keep_norm
 
 
 @dataclass
 class MotionFrames:
     """N frames of a reference motion (leading axis N), all in the world frame.
 
-    root_pos (N,3) m; root_quat (N,4) w,x,y,z; root_lin_vel (N,3) m/s and root_ang_vel (N,3) rad/s
-    in the world frame; joint_pos / joint_vel (N,29) in robot motor-slot order.
+    root_pos (N,3) m; root_quat (N,4) w,x,y,z (unit, or as a clip stored it when the policy's
+    reference conventions say so: |q| within ``reference.QUAT_NORM_RANGE``); root_lin_vel (N,3) m/s
+    and root_ang_vel (N,3) rad/s in the world frame; joint_pos / joint_vel (N,29) in robot
+    motor-slot order.
     """
 
     root_pos: np.ndarray
@@ -41,11 +44,14 @@ class MotionFrames:
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"{what}: {name} contains NaN or inf")
         norms = np.linalg.norm(self.root_quat, axis=-1)
-        if np.any(np.abs(norms - 1.0) > 1e-3):
-            raise ValueError(f"{what}: root_quat is not unit length (|q| in [{norms.min():.3f}, {norms.max():.3f}])")
+        lo, hi = QUAT_NORM_RANGE
+        if np.any((norms < lo) | (norms > hi)):
+            raise ValueError(f"{what}: root_quat norms span [{norms.min():.3f}, {norms.max():.3f}], outside "
+                             f"[{lo}, {hi}]: not a rotation")
 
     def interpolate(self, index: np.ndarray) -> MotionFrames:
-        """Frames at fractional indices: linear for vectors, slerp for orientation. Indices are
+        """Frames at fractional indices: linear for vectors, slerp for orientation (the norm
+        blended linearly, so stored quaternions stay as they are at the frames). Indices are
         clamped to [0, N-1]."""
         idx = np.clip(np.asarray(index, dtype=np.float64), 0.0, len(self) - 1)
         lo = np.floor(idx).astype(np.int64)
@@ -58,7 +64,7 @@ class MotionFrames:
 
         return MotionFrames(
             root_pos=lerp(self.root_pos),
-            root_quat=rotations.slerp(self.root_quat[lo], self.root_quat[hi], frac),
+            root_quat=slerp_keep_norm(self.root_quat[lo], self.root_quat[hi], frac),
             root_lin_vel=lerp(self.root_lin_vel),
             root_ang_vel=lerp(self.root_ang_vel),
             joint_pos=lerp(self.joint_pos),

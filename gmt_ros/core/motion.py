@@ -5,16 +5,22 @@ Formats read by ``load_clip``:
 * ``.pkl`` - the GMT / TWIST2 clip dict: ``fps``, ``root_pos`` (T,3), ``root_rot`` (T,4) quaternion
   **x, y, z, w**, ``dof_pos`` (T,23) in GMT order (``g1.GMT23_NAMES``) or (T,29) in motor-slot
   order; ``local_body_pos`` / ``link_body_list`` are ignored. Read with the restricted unpickler
-  of ``safe_pickle`` (a clip cannot run code). Quaternions are normalised (GMT's are stored with
-  |q| 0.95-0.99) and reordered to w, x, y, z; 23-joint clips get zero wrists, masked out.
-* ``.npz`` - the project format written by ``save_clip`` (schema 1, read with
-  ``allow_pickle=False``): schema_version, name, fps, root_pos, root_quat_wxyz, joint_pos (T,29),
-  joint_mask (29,), joint_names (the 29 slot names, checked), source, notes. Arrays are float32.
+  of ``safe_pickle`` (a clip cannot run code). Quaternions are reordered to w, x, y, z and kept
+  as stored (GMT's have |q| 0.947-0.997; ``root_quat`` is their unit-length copy); 23-joint clips
+  get zero wrists, masked out.
+* ``.npz`` - the project format written by ``save_clip`` (schema 2, read with
+  ``allow_pickle=False``): schema_version, name, fps, root_pos, root_quat_wxyz (as stored),
+  joint_pos (T,29), joint_mask (29,), joint_names (the 29 slot names, checked), source, notes.
+  Arrays are float32 (GMT's pickles are float32: their values come through bit for bit). Schema 1
+  files (quaternions normalised when converted) are still read.
 
-Velocities (the GMT convention): centred finite differences at the clip's own rate, then GMT's
-19-tap box filter along time. GMT pads that filter with zeros, which shrinks velocities towards 0
-over the first/last 9 frames; here the ends are padded with the edge value ('nearest'), so a clip
-that ends while moving keeps its speed. All velocities are in the world frame.
+Velocities depend on the policy: ``frames(conventions)`` / ``sample(times, conventions)`` prepare
+the reference by a policy contract's ``reference`` conventions (``gmt_ros.core.reference``: GMT's
+forward differences with its zero-padded 19-tap box filter, TWIST2's central differences, stored
+or unit quaternions, loop or hold past the end). Without conventions, and in the attributes
+``root_lin_vel`` / ``root_ang_vel`` / ``joint_vel``, the ``scoring`` preset the evaluation measures
+against: centred differences, the 19-tap box filter padded with the edge value (a clip that ends
+while moving keeps its speed), unit quaternions. All velocities are in the world frame.
 """
 from __future__ import annotations
 
@@ -30,12 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from gmt_ros.core import g1, rotations
+from gmt_ros.core import g1, reference, rotations
 from gmt_ros.core.frames import MotionFrames, MotionWindow
+from gmt_ros.core.reference import QUAT_NORM_RANGE, ReferenceConventions
 from gmt_ros.core.safe_pickle import load_pickled_dict
 
-SCHEMA_VERSION = 1
-SMOOTH_TAPS = 19  # GMT's box filter length, in clip frames
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)  # 1: quaternions normalised at conversion; 2: as stored
 
 # Glitch detection, per step between consecutive frames, on three implied speeds:
 # root translation (m/s), root rotation (rad/s) and the fastest joint (rad/s).
@@ -57,7 +64,6 @@ JUMP_NEIGHBOURS = 5
 MAX_GLITCH_FRAMES = 5
 
 _SPEED_LABELS = (("root", "m/s"), ("root rotation", "rad/s"), ("joint", "rad/s"))
-_QUAT_NORM_RANGE = (0.8, 1.2)  # beyond this a "quaternion" is probably something else
 _PICKLE_REQUIRED = ("fps", "root_pos", "root_rot", "dof_pos")
 _PICKLE_IGNORED = ("local_body_pos", "link_body_list")
 _NPZ_KEYS = ("schema_version", "name", "fps", "root_pos", "root_quat_wxyz", "joint_pos",
@@ -73,34 +79,25 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _box_smooth(x: np.ndarray, taps: int = SMOOTH_TAPS) -> np.ndarray:
-    """Moving average over ``taps`` frames along axis 0, ends padded with the edge value."""
-    half = taps // 2
-    padded = np.concatenate([np.repeat(x[:1], half, axis=0), x, np.repeat(x[-1:], half, axis=0)])
-    csum = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(padded, axis=0)])
-    return (csum[taps:] - csum[:-taps]) / taps
-
-
-def _world_angular_velocity(quat: np.ndarray, fps: float) -> np.ndarray:
-    """Centred finite-difference angular velocity (world frame), one-sided at the ends."""
-    dt = 1.0 / fps
-    w = np.empty((len(quat), 3))
-    w[0] = rotations.angular_velocity(quat[0], quat[1], dt)
-    w[-1] = rotations.angular_velocity(quat[-2], quat[-1], dt)
-    if len(quat) > 2:
-        w[1:-1] = rotations.angular_velocity(quat[:-2], quat[2:], 2.0 * dt)
-    return w
+def _check_quat_norms(quat: np.ndarray, key: str, what: str) -> None:
+    norms = np.linalg.norm(quat, axis=1)
+    lo, hi = QUAT_NORM_RANGE
+    if norms.min() < lo or norms.max() > hi:
+        raise ValueError(f"{what}: {key} norms span [{norms.min():.3f}, {norms.max():.3f}]; expected "
+                         f"quaternions of length about 1 (within [{lo}, {hi}])")
 
 
 @dataclass(frozen=True, eq=False)
 class MotionClip:
     """A whole reference motion at its own frame rate, in robot motor-slot order.
 
-    root_pos (T,3) m and root_quat (T,4) unit w,x,y,z of the pelvis in the world; joint_pos (T,29);
-    joint_mask (29,) says which joints the source supplied (23-joint clips: wrists False and 0).
-    root_lin_vel / root_ang_vel (world frame) and joint_vel are computed on construction (see the
-    module docstring). Arrays are read-only so the velocities can never go stale. The constructor
-    validates but does not repair: glitch repair is part of ``load_clip``.
+    root_pos (T,3) m and root_quat (T,4) w,x,y,z of the pelvis in the world, as the source stored
+    them (|q| within ``reference.QUAT_NORM_RANGE``; kept in ``root_quat_stored``, while
+    ``root_quat`` becomes their unit-length copy); joint_pos (T,29); joint_mask (29,) says which
+    joints the source supplied (23-joint clips: wrists False and 0). root_lin_vel / root_ang_vel
+    (world frame) and joint_vel are the ``scoring`` velocities, computed on construction; other
+    conventions' on first use (``velocities``). Arrays are read-only so the velocities can never
+    go stale. The constructor validates but does not repair: glitch repair is part of ``load_clip``.
     """
 
     name: str
@@ -111,9 +108,11 @@ class MotionClip:
     joint_mask: np.ndarray
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    root_quat_stored: np.ndarray = field(init=False, repr=False)
     root_lin_vel: np.ndarray = field(init=False, repr=False)
     root_ang_vel: np.ndarray = field(init=False, repr=False)
     joint_vel: np.ndarray = field(init=False, repr=False)
+    _velocities: dict = field(init=False, repr=False)
 
     def __post_init__(self):
         what = f"clip {self.name!r}"
@@ -124,11 +123,9 @@ class MotionClip:
         n = root_pos.shape[0]
         if n < 2:
             raise ValueError(f"{what}: needs at least 2 frames, got {n}")
-        root_quat = _float_array(self.root_quat, "root_quat", what, width=4, frames=n)
-        norms = np.linalg.norm(root_quat, axis=1)
-        if np.any(np.abs(norms - 1.0) > 1e-3):
-            raise ValueError(f"{what}: root_quat must be unit length, |q| in [{norms.min():.4f}, {norms.max():.4f}]")
-        root_quat = rotations.normalize(root_quat)
+        stored = _float_array(self.root_quat, "root_quat", what, width=4, frames=n)
+        _check_quat_norms(stored, "root_quat", what)
+        root_quat = rotations.normalize(stored)
         joint_pos = _float_array(self.joint_pos, "joint_pos", what, width=g1.NUM_BODY_JOINTS, frames=n)
         mask = np.asarray(self.joint_mask)
         if mask.shape != (g1.NUM_BODY_JOINTS,) or mask.dtype != bool:
@@ -142,11 +139,14 @@ class MotionClip:
         set_("source", str(self.source))
         set_("root_pos", _readonly(root_pos))
         set_("root_quat", _readonly(root_quat))
+        set_("root_quat_stored", _readonly(stored))
         set_("joint_pos", _readonly(joint_pos))
         set_("joint_mask", _readonly(mask.copy()))
-        set_("root_lin_vel", _readonly(_box_smooth(np.gradient(root_pos, 1.0 / fps, axis=0))))
-        set_("root_ang_vel", _readonly(_box_smooth(_world_angular_velocity(root_quat, fps))))
-        set_("joint_vel", _readonly(_box_smooth(np.gradient(joint_pos, 1.0 / fps, axis=0))))
+        set_("_velocities", {})
+        lin, ang, jv = self.velocities(reference.SCORING)
+        set_("root_lin_vel", lin)
+        set_("root_ang_vel", ang)
+        set_("joint_vel", jv)
 
     @property
     def num_frames(self) -> int:
@@ -162,39 +162,75 @@ class MotionClip:
         """How many joints the source supplied (23 or 29)."""
         return int(self.joint_mask.sum())
 
-    def frames(self) -> MotionFrames:
-        """Every frame (read-only arrays)."""
-        return MotionFrames(self.root_pos, self.root_quat, self.root_lin_vel, self.root_ang_vel,
-                            self.joint_pos, self.joint_vel)
+    def quaternions(self, conventions: ReferenceConventions | None = None) -> np.ndarray:
+        """The root quaternions the conventions use: as stored, or unit length."""
+        conventions = conventions or reference.SCORING
+        return self.root_quat_stored if conventions.as_stored else self.root_quat
 
-    def sample(self, times) -> MotionFrames:
-        """Frames at clip times (s): linear interpolation, slerp for the orientation.
+    def velocities(self, conventions: ReferenceConventions | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """World root linear, angular and joint velocities per frame (read-only) by the
+        conventions' difference and smoothing (``reference.source_velocities``); computed once."""
+        conventions = conventions or reference.SCORING
+        key = (conventions.velocity_difference, conventions.velocity_smoothing, conventions.smoothing_padding,
+               conventions.quaternions)
+        cached = self._velocities.get(key)
+        if cached is None:
+            times = np.arange(self.num_frames) / self.fps
+            cached = tuple(_readonly(v) for v in reference.source_velocities(
+                times, self.root_pos, self.quaternions(conventions), self.joint_pos, conventions))
+            self._velocities[key] = cached
+        return cached
 
-        Times are clamped to [0, duration]; outside that range the pose is held with zero
-        velocities (the clip says nothing about motion before its start or after its end).
+    def frames(self, conventions: ReferenceConventions | None = None) -> MotionFrames:
+        """Every frame (read-only arrays), prepared by the conventions (default ``scoring``)."""
+        lin, ang, jv = self.velocities(conventions)
+        return MotionFrames(self.root_pos, self.quaternions(conventions), lin, ang, self.joint_pos, jv)
+
+    def sample(self, times, conventions: ReferenceConventions | None = None) -> MotionFrames:
+        """Frames at clip times (s), prepared by the conventions (default ``scoring``): positions
+        and joints interpolated linearly, the orientation by slerp (the authors' slerp on stored
+        quaternions), velocities interpolated or those of the frame at or before the time.
+
+        Past the end (and before the start): ``hold`` holds the end pose with zero velocities
+        (the clip says nothing about motion beyond its ends); ``loop`` wraps the time modulo the
+        clip's length.
         """
+        conventions = conventions or reference.SCORING
         t = np.atleast_1d(np.asarray(times, dtype=np.float64))
         if not np.all(np.isfinite(t)):
             raise ValueError(f"clip {self.name!r}: sample times must be finite")
-        out = self.frames().interpolate(np.clip(t, 0.0, self.duration) * self.fps)
-        outside = (t < 0.0) | (t > self.duration)
+        i0, i1, blend, outside = reference.clip_frame_index(t, self.fps, self.num_frames, conventions.past_end)
+        b = blend[:, None]
+        lin, ang, jv = self.velocities(conventions)
+        quat = self.quaternions(conventions)
+        if conventions.as_stored:
+            root_quat = reference.slerp_as_stored(quat[i0], quat[i1], blend)
+        else:
+            root_quat = rotations.slerp(quat[i0], quat[i1], blend)
+        if conventions.velocity_sampling == "frame":
+            vel = [v[i0] for v in (lin, ang, jv)]
+        else:
+            vel = [v[i0] * (1.0 - b) + v[i1] * b for v in (lin, ang, jv)]
         if np.any(outside):
-            for name in ("root_lin_vel", "root_ang_vel", "joint_vel"):
-                getattr(out, name)[outside] = 0.0
-        return out
+            for v in vel:
+                v[outside] = 0.0
+        return MotionFrames(root_pos=self.root_pos[i0] * (1.0 - b) + self.root_pos[i1] * b, root_quat=root_quat,
+                            root_lin_vel=vel[0], root_ang_vel=vel[1],
+                            joint_pos=self.joint_pos[i0] * (1.0 - b) + self.joint_pos[i1] * b, joint_vel=vel[2])
 
 
 def window_from_clip(clip: MotionClip, clip_time: float, start_time: float, n: int = 100,
-                     dt: float = 0.02) -> MotionWindow:
-    """A MotionWindow whose frame i is ``clip.sample(clip_time + i*dt)``; ``start_time`` is the
-    consumer's clock time of frame 0. Past the clip's end the last pose is held, velocity 0."""
+                     dt: float = 0.02, conventions: ReferenceConventions | None = None) -> MotionWindow:
+    """A MotionWindow whose frame i is ``clip.sample(clip_time + i*dt, conventions)``;
+    ``start_time`` is the consumer's clock time of frame 0. ``conventions``: the policy contract's
+    ``reference`` (default ``scoring``), which also says what lies past the clip's end."""
     if int(n) != n or n < 2:
         raise ValueError(f"window_from_clip: n must be an integer >= 2, got {n}")
     if not (np.isfinite(dt) and dt > 0):
         raise ValueError(f"window_from_clip: dt must be positive, got {dt}")
     if not (np.isfinite(clip_time) and np.isfinite(start_time)):
         raise ValueError(f"window_from_clip: clip_time and start_time must be finite, got {clip_time}, {start_time}")
-    frames = clip.sample(clip_time + np.arange(int(n)) * dt)
+    frames = clip.sample(clip_time + np.arange(int(n)) * dt, conventions)
     return MotionWindow(start_time=float(start_time), dt=float(dt), frames=frames,
                         joint_mask=clip.joint_mask.copy(), clip_name=clip.name, clip_time=float(clip_time))
 
@@ -308,8 +344,8 @@ def repair_glitches(name: str, fps: float, root_pos: np.ndarray, root_quat: np.n
         frac = (np.arange(a, b) - (a - 1)) / (b - (a - 1))
         root_pos[a:b] = root_pos[a - 1] + frac[:, None] * (root_pos[b] - root_pos[a - 1])
         joint_pos[a:b] = joint_pos[a - 1] + frac[:, None] * (joint_pos[b] - joint_pos[a - 1])
-        root_quat[a:b] = rotations.slerp(np.broadcast_to(root_quat[a - 1], (b - a, 4)),
-                                         np.broadcast_to(root_quat[b], (b - a, 4)), frac)
+        root_quat[a:b] = reference.slerp_keep_norm(np.broadcast_to(root_quat[a - 1], (b - a, 4)),
+                                                   np.broadcast_to(root_quat[b], (b - a, 4)), frac)
         notes.append(f"interpolated {_span(a, b - 1)} between frames {a - 1} and {b} ({_describe_speeds(around)})")
         i = j
     head, tail = stretches[first][0], stretches[last][1]
@@ -353,11 +389,7 @@ def _load_pickle_clip(path: Path, name: str) -> MotionClip:
     if n < 2:
         raise ValueError(f"{what}: needs at least 2 frames, got {n}")
     root_rot = _float_array(data["root_rot"], "root_rot", what, width=4, frames=n)
-    norms = np.linalg.norm(root_rot, axis=1)
-    lo, hi = _QUAT_NORM_RANGE
-    if norms.min() < lo or norms.max() > hi:
-        raise ValueError(f"{what}: root_rot norms span [{norms.min():.3f}, {norms.max():.3f}]; expected "
-                         f"quaternions (x, y, z, w) of length about 1")
+    _check_quat_norms(root_rot, "root_rot", what)
     dof = _float_array(data["dof_pos"], "dof_pos", what, frames=n)
     count = dof.shape[1]
     if count == len(g1.GMT23_NAMES):
@@ -373,8 +405,7 @@ def _load_pickle_clip(path: Path, name: str) -> MotionClip:
     ignored = sorted(set(data) - set(_PICKLE_REQUIRED) - set(_PICKLE_IGNORED))
     if ignored:
         notes.append(f"ignored unknown keys {ignored}")
-    root_quat = rotations.normalize(rotations.xyzw_to_wxyz(root_rot))
-    return _clip_from_arrays(name, fps, root_pos, root_quat, joint_pos, mask, str(path), notes)
+    return _clip_from_arrays(name, fps, root_pos, rotations.xyzw_to_wxyz(root_rot), joint_pos, mask, str(path), notes)
 
 
 def _npz_text(arr: np.ndarray, key: str, what: str) -> str:
@@ -397,8 +428,9 @@ def _load_npz_clip(path: Path) -> MotionClip:
     if unknown:
         raise ValueError(f"{what}: unknown keys {unknown}; schema {SCHEMA_VERSION} has {list(_NPZ_KEYS)}")
     version = data["schema_version"]
-    if version.shape != () or version.dtype.kind not in "iu" or int(version) != SCHEMA_VERSION:
-        raise ValueError(f"{what}: unsupported schema_version {version!r}; this gmt_ros reads {SCHEMA_VERSION}")
+    if version.shape != () or version.dtype.kind not in "iu" or int(version) not in READABLE_SCHEMAS:
+        raise ValueError(f"{what}: unsupported schema_version {version!r}; this gmt_ros reads "
+                         f"{', '.join(map(str, READABLE_SCHEMAS))}")
     names = data["joint_names"]
     if names.dtype.kind != "U" or tuple(names.tolist()) != g1.JOINT_NAMES:
         got = names.tolist() if names.dtype.kind == "U" else repr(names)
@@ -421,13 +453,17 @@ def _load_npz_clip(path: Path) -> MotionClip:
     root_pos = _float_array(data["root_pos"], "root_pos", what, width=3)
     n = root_pos.shape[0]
     quat = _float_array(data["root_quat_wxyz"], "root_quat_wxyz", what, width=4, frames=n)
-    norms = np.linalg.norm(quat, axis=1)
-    if np.any(np.abs(norms - 1.0) > 1e-3):
-        raise ValueError(f"{what}: root_quat_wxyz must be unit length, |q| in [{norms.min():.4f}, {norms.max():.4f}]")
+    if int(version) == 1:  # schema 1 stored unit quaternions
+        norms = np.linalg.norm(quat, axis=1)
+        if np.any(np.abs(norms - 1.0) > 1e-3):
+            raise ValueError(f"{what}: root_quat_wxyz must be unit length in schema 1, "
+                             f"|q| in [{norms.min():.4f}, {norms.max():.4f}]")
+    else:
+        _check_quat_norms(quat, "root_quat_wxyz", what)
     joint_pos = _float_array(data["joint_pos"], "joint_pos", what, width=g1.NUM_BODY_JOINTS, frames=n)
     if n < 2:
         raise ValueError(f"{what}: needs at least 2 frames, got {n}")
-    return _clip_from_arrays(name, fps, root_pos, rotations.normalize(quat), joint_pos, mask, source,
+    return _clip_from_arrays(name, fps, root_pos, quat, joint_pos, mask, source,
                              [str(s) for s in notes.tolist()])
 
 
@@ -452,7 +488,7 @@ def _npz_arrays(clip: MotionClip) -> dict[str, np.ndarray]:
         "name": np.array(clip.name),
         "fps": np.array(clip.fps, dtype=np.float64),
         "root_pos": clip.root_pos.astype(np.float32),
-        "root_quat_wxyz": clip.root_quat.astype(np.float32),
+        "root_quat_wxyz": clip.root_quat_stored.astype(np.float32),
         "joint_pos": clip.joint_pos.astype(np.float32),
         "joint_mask": clip.joint_mask.copy(),
         "joint_names": np.array(g1.JOINT_NAMES),
@@ -462,7 +498,7 @@ def _npz_arrays(clip: MotionClip) -> dict[str, np.ndarray]:
 
 
 def save_clip(clip: MotionClip, path: str | Path) -> Path:
-    """Write the project .npz (schema 1). Byte-identical for identical clips (fixed zip
+    """Write the project .npz (schema 2). Byte-identical for identical clips (fixed zip
     timestamps), written to a temporary file and renamed so readers never see half a file."""
     path = Path(path)
     if path.suffix.lower() != ".npz":
@@ -489,7 +525,7 @@ def convert_clip(in_path: str | Path, out_path: str | Path, source: str | None =
     """Load any supported clip and save it as project .npz; ``source`` overrides the recorded origin."""
     clip = load_clip(in_path)
     if source is not None:
-        clip = MotionClip(name=clip.name, fps=clip.fps, root_pos=clip.root_pos, root_quat=clip.root_quat,
+        clip = MotionClip(name=clip.name, fps=clip.fps, root_pos=clip.root_pos, root_quat=clip.root_quat_stored,
                           joint_pos=clip.joint_pos, joint_mask=clip.joint_mask, source=source, notes=clip.notes)
     save_clip(clip, out_path)
     return clip

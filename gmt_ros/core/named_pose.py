@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from gmt_ros.core import g1
+from gmt_ros.core.reference import QUAT_NORM_RANGE  # noqa: F401 (one range for clips, windows and frames)
 from gmt_ros.core.window_check import MotionTargetError
 
 FLOATING_BASE_JOINTS: tuple[str, ...] = (
     "floating_base_x", "floating_base_y", "floating_base_z",
     "floating_base_qw", "floating_base_qx", "floating_base_qy", "floating_base_qz",
 )
-QUAT_NORM_RANGE = (0.9, 1.1)  # producers' float32 / retargeting drift is normalised; beyond, refused
 
 
 def named_columns(names, what: str = "motion target", error=MotionTargetError):

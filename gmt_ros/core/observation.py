@@ -13,7 +13,12 @@ A contract's ``observation`` is an ordered list of blocks (see ``contract.ObsBlo
 Conventions: the robot's orientation is the pelvis IMU quaternion; reference velocities arrive in
 the world frame (``MotionFrames``) and are expressed in the reference root's own frame, i.e. rotated
 by the inverse of the full root quaternion (roll and pitch included, not the heading-only frame):
-both authors' motion servers use ``quat_rotate_inverse(root_rot, v)``.
+both authors' motion servers use ``quat_rotate_inverse(root_rot, v)``. The reference quaternion may
+be stored rather than unit length (a contract's ``reference.quaternions: as_stored``): the terms
+then evaluate the authors' own expressions on it, which is what their policies saw — roll/pitch
+``atan2(2(wx + yz), 1 - 2(x² + y²))`` and ``asin(2(wy - zx))``, and ``quat_rotate_inverse`` =
+Rᵀv + 2(|q|² - 1)v (``reference.rotate_inverse_as_stored``); for a unit quaternion both are the
+plain rotation.
 
 Cost: ``build`` runs inside the 50 Hz control tick, on arrays of a few dozen values, where each
 numpy call costs about a microsecond whatever its size. So the layout (every term's place in the
@@ -61,12 +66,15 @@ class ObsInputs:
         return rotation
 
     def reference_in_root_frame(self) -> tuple[np.ndarray, np.ndarray]:
-        """Reference root linear and angular velocity (N, 3 each) in the reference root's own frame."""
+        """Reference root linear and angular velocity (N, 3 each) in the reference root's own
+        frame, by the authors' ``quat_rotate_inverse`` (Rᵀ v + 2 (|q|² - 1) v; Rᵀ v for a unit q)."""
         cached = self._shared.get("root_frame_vel")
         if cached is None:
             ref = self._reference()
+            q = ref.root_quat
             vel = np.stack([ref.root_lin_vel, ref.root_ang_vel], axis=-1)  # (N, 3, 2): columns lin, ang
             rotated = self.reference_rotation().swapaxes(-1, -2) @ vel  # Rᵀ v: world → root
+            rotated += (2.0 * ((q * q).sum(axis=-1) - 1.0))[:, None, None] * vel
             cached = self._shared["root_frame_vel"] = (rotated[..., 0], rotated[..., 1])
         return cached
 

@@ -14,7 +14,8 @@ The plan is a chain of segments, each with a state the status reports:
   roll/pitch ease to the clip's, over ``blend_in_s``. The clip does not advance during the blend:
   the robot is not asked to walk while its legs are still moving into the clip's first pose, and
   the whole clip is then played.
-- ``playing``: the clip, frame for frame, with its own velocities.
+- ``playing``: the clip, frame for frame, prepared by the policy contract's reference conventions
+  (``conventions``: velocities, stored or unit quaternions; see ``gmt_ros.core.reference``).
 - ``blending_out``: from wherever the reference is (end of clip, or the moment of ``stop``) to the
   standing reference over ``blend_out_s``, then ``idle``.
 
@@ -24,9 +25,14 @@ and joint angles are untouched). The policies only observe root height, roll, pi
 velocities and joints, so the anchoring changes nothing they see; it keeps the reference
 continuous in the world frame (loops walk on instead of jumping back, a visualiser shows one
 path). Between two repetitions of a looped clip the player blends like between two clips.
+Exception: for a policy that reads the clip's stored, non-unit quaternions (GMT's contract) the
+root-frame velocity it sees depends on the clip's heading in the world (see ``_may_turn``), so the
+clip keeps its own heading (only shifted), and the reference turns to it when the blend-in starts.
 
 Blends use the quintic smoothstep 10u^3 - 15u^4 + 6u^5 (zero velocity and acceleration at both
-ends); their velocities are the exact time derivatives of the blended positions.
+ends); their velocities are the exact time derivatives of the blended positions. A stored
+(non-unit) clip quaternion keeps its norm through anchoring, and blends ease the norm linearly
+from one end to the other, so what the policy reads from it never jumps.
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ import numpy as np
 from gmt_ros.core import g1, rotations
 from gmt_ros.core.frames import MotionFrames, MotionWindow
 from gmt_ros.core.motion import MotionClip, load_clip
+from gmt_ros.core.reference import ReferenceConventions, slerp_keep_norm
 
 # Pelvis height of the Menagerie G1 standing at g1.DEFAULT_POSE with both soles on the ground:
 # 0.779 m, measured with MuJoCo (test_playback checks it). The clips' standing frames are at
@@ -70,7 +77,7 @@ def _repeat(frame: MotionFrames, n: int) -> MotionFrames:
 
 
 def _yaw(q: np.ndarray) -> float:
-    return float(rotations.to_rpy(q)[..., 2].reshape(-1)[0])
+    return float(rotations.to_rpy(rotations.normalize(q))[..., 2].reshape(-1)[0])
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,7 @@ class Anchor:
         q_yaw = np.array([math.cos(self.yaw / 2), 0.0, 0.0, math.sin(self.yaw / 2)])
         return MotionFrames(
             root_pos=rotations.rotate(q_yaw, frames.root_pos - self.clip_origin) + self.world_origin,
-            root_quat=rotations.normalize(rotations.multiply(q_yaw, frames.root_quat)),
+            root_quat=rotations.multiply(q_yaw, frames.root_quat),  # unit q_yaw: keeps a stored norm
             root_lin_vel=rotations.rotate(q_yaw, frames.root_lin_vel),
             root_ang_vel=rotations.rotate(q_yaw, frames.root_ang_vel),
             joint_pos=np.array(frames.joint_pos),
@@ -155,7 +162,7 @@ class _Blend(_Segment):
         root_pos, root_lin_vel = mix("root_pos")
         joint_pos, joint_vel = mix("joint_pos")
         n = len(s)
-        root_quat = rotations.slerp(np.broadcast_to(src.root_quat[0], (n, 4)), np.broadcast_to(tgt.root_quat[0], (n, 4)), s)
+        root_quat = slerp_keep_norm(np.broadcast_to(src.root_quat[0], (n, 4)), np.broadcast_to(tgt.root_quat[0], (n, 4)), s)
         return MotionFrames(root_pos=root_pos, root_quat=root_quat, root_lin_vel=root_lin_vel,
                             root_ang_vel=rate * self._rotvec, joint_pos=joint_pos, joint_vel=joint_vel)
 
@@ -164,12 +171,14 @@ class _Play(_Segment):
     state = PLAYING
     clip: MotionClip
 
-    def __init__(self, start: float, clip: MotionClip, anchor: Anchor, name: str):
+    def __init__(self, start: float, clip: MotionClip, anchor: Anchor, name: str,
+                 conventions: ReferenceConventions | None = None):
         super().__init__(start, start + clip.duration)
         self.clip, self.anchor, self.mask, self.name = clip, anchor, clip.joint_mask, name
+        self.conventions = conventions
 
     def frames(self, times):
-        return self.anchor.apply(self.clip.sample(np.asarray(times) - self.start))
+        return self.anchor.apply(self.clip.sample(np.asarray(times) - self.start, self.conventions))
 
     def clip_time(self, t: float) -> float:
         return float(min(max(t - self.start, 0.0), self.clip.duration))
@@ -181,7 +190,7 @@ def standing_frame(source: MotionFrames, standing_height: float = STANDING_HEIGH
     pose = g1.DEFAULT_POSE if default_pose is None else default_pose
     pos = np.array([[source.root_pos[0, 0], source.root_pos[0, 1], standing_height]])
     zeros3 = np.zeros((1, 3))
-    return MotionFrames(root_pos=pos, root_quat=rotations.yaw_quat(source.root_quat[:1]), root_lin_vel=zeros3,
+    return MotionFrames(root_pos=pos, root_quat=rotations.yaw_quat(rotations.normalize(source.root_quat[:1])), root_lin_vel=zeros3,
                         root_ang_vel=zeros3.copy(), joint_pos=np.array(pose, dtype=np.float64)[None].copy(),
                         joint_vel=np.zeros((1, g1.NUM_BODY_JOINTS)))
 
@@ -219,14 +228,16 @@ class MotionPlayer:
     """Plays clips from a library as a continuous reference; see the module docstring.
 
     ``library`` maps clip names to files (``clip_library.list_clips()``); ``load`` reads one file
-    (``motion.load_clip``). Unknown names raise ValueError naming the closest known names and
+    (``motion.load_clip``); ``conventions`` prepare the clips for the policy (its contract's
+    ``reference``; default ``scoring``). Unknown names raise ValueError naming the closest known names and
     change nothing. Times are seconds on the caller's clock; a time before the current segment's
     start (a clock stepped back) evaluates that segment's first frame instead of failing.
     """
 
     def __init__(self, library: Mapping[str, str | Path], blend_in_s: float = 1.0, blend_out_s: float = 1.0,
                  standing_height: float = STANDING_HEIGHT, default_pose: np.ndarray | None = None,
-                 load: Callable[[str | Path], MotionClip] = load_clip):
+                 load: Callable[[str | Path], MotionClip] = load_clip,
+                 conventions: ReferenceConventions | None = None):
         for label, value in (("blend_in_s", blend_in_s), ("blend_out_s", blend_out_s), ("standing_height", standing_height)):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"MotionPlayer: {label} must be positive, got {value}")
@@ -238,6 +249,7 @@ class MotionPlayer:
         self.standing_height = float(standing_height)
         self.default_pose = pose.copy()
         self._load = load
+        self.conventions = conventions
         self._clips: dict[str, MotionClip] = {}
         self._queue: list[str] = []  # library names, each already loaded
         self.loop = False
@@ -387,9 +399,25 @@ class MotionPlayer:
 
     def _blend_in(self, name: str, start: float, source: MotionFrames) -> _Blend:
         clip = self._clips[name]
-        first = clip.sample(np.array([0.0]))
+        first = clip.sample(np.array([0.0]), self.conventions)
         anchor = Anchor.aligning(first, source)
+        if not self._may_turn(clip):  # keep the clip's heading; the reference turns to it at once
+            anchor = Anchor(0.0, anchor.clip_origin, anchor.world_origin)
+            turn = _yaw(first.root_quat[0]) - _yaw(source.root_quat[0])
+            q_turn = np.array([math.cos(turn / 2), 0.0, 0.0, math.sin(turn / 2)])
+            source = MotionFrames(**{k: np.array(getattr(source, k)) for k in _FRAME_FIELDS})
+            source.root_quat = rotations.multiply(q_turn, source.root_quat)
         return _Blend(BLENDING_IN, start, self.blend_in_s, source, anchor.apply(first), clip, anchor, name)
+
+    def _may_turn(self, clip: MotionClip) -> bool:
+        """Whether anchoring may rotate the clip about z. Not when the policy reads stored,
+        non-unit quaternions: the authors' ``quat_rotate_inverse`` then mixes in the world-frame
+        velocity ((|q|^2 - 1) v), so a GMT policy sees the clip in its own heading or not at all as
+        GMT showed it. The policies observe no heading, so the reference simply takes the clip's."""
+        if self.conventions is None or not self.conventions.as_stored:
+            return True
+        norms = np.linalg.norm(clip.root_quat_stored, axis=1)
+        return bool(np.all(np.abs(norms - 1.0) < 1e-6))
 
     def _start(self, name: str, now: float) -> None:
         """Blend into clip ``name`` from the reference at ``now``, with the robot's joints if known."""
@@ -403,7 +431,7 @@ class MotionPlayer:
         if isinstance(seg, _Blend) and seg.state == BLENDING_IN:
             if seg.clip is None or seg.anchor is None:
                 raise AssertionError("a blend-in without the clip it leads into")
-            return _Play(seg.end, seg.clip, seg.anchor, seg.name)
+            return _Play(seg.end, seg.clip, seg.anchor, seg.name, self.conventions)
         if isinstance(seg, _Blend):
             return _Idle(seg.end, seg.target)
         if isinstance(seg, _Play):

@@ -135,13 +135,14 @@ def minimum_jerk(s: float) -> float:
 
 class Supervisor:
     def __init__(self, table: CommandTable, config: SupervisorConfig | None = None,
-                 limits: CommandLimits | None = None, fall_height=None):
+                 limits: CommandLimits | None = None, fall_height=None, fall_check: FallCheck | None = None):
         self.table = table  # the contract's pose and gains: ramp and hold use them
         self.config = config or SupervisorConfig()
         self.limits = limits or CommandLimits()
-        # fall_height: callable(RobotState) -> pelvis height estimate, or None
-        self._fall_check = FallCheck(self.config.fall_tilt_rad, self.config.fall_height_m,
-                                     self.config.overspeed_factor, fall_height)
+        # fall_height: callable(RobotState) -> pelvis height estimate, or None. ``fall_check``
+        # replaces the check built from the config (calibration runs measure with thresholds off).
+        self._fall_check = fall_check or FallCheck(self.config.fall_tilt_rad, self.config.fall_height_m,
+                                                   self.config.overspeed_factor, fall_height)
         self.mode = Mode.ZERO_TORQUE
         self.fault: str | None = None
         self.fault_time: float | None = None
@@ -311,6 +312,11 @@ class Supervisor:
         return Decision(command=cmd, mode=self.mode, fault=self.fault, clip=clip)
 
     # -- reporting ----------------------------------------------------------------------------
+    @property
+    def fall_check(self) -> FallCheck:
+        """The fall check in use (its ``max_tilt_rad`` / ``min_height_m`` record what it saw)."""
+        return self._fall_check
+
     def new_events(self) -> list[tuple[float, str]]:
         """Events recorded since the previous call (at most the last _MAX_EVENTS)."""
         fresh = self.event_count - self._events_taken

@@ -122,6 +122,7 @@ PARAMETERS = {
     "release_motion_service": (False, bool, "at start, release the robot's built-in motion service with MotionSwitcherClient (CheckMode/ReleaseMode)"),
     "dry_run": (True, bool, "publish what would be sent on /gmt/lowcmd_preview and never write rt/lowcmd"),
     "gross_margin_rad": (GROSS_MARGIN_RAD, float, "a q target beyond a joint limit by more than this is a fault (smaller excursions are clipped); calibrated in gmt_ros/core/command_limits.py"),
+    "stop_torque_fraction": (1.0, float, "a q target past a joint limit is clipped where the PD would push the joint into its stop with this fraction of the motor's rated torque (gmt_ros/core/command_limits.py, docs/SAFETY.md)"),
     "state_publish_rate_hz": (100.0, float, "/joint_states and /imu rate: every n-th rt/lowstate, n from the measured lowstate rate (never below the policy's rate: all states below it)"),
     "min_lowstate_rate_hz": (400.0, float, "warn when rt/lowstate arrives slower than this (a G1 publishes 500 Hz; Unitree's Python simulator 1/SIMULATE_DT)"),
     "check_lowstate_crc": (True, bool, "verify each rt/lowstate's CRC (a G1 always sets it); false only for Unitree's Python simulator (crc 0), on loopback with a non-zero domain (config/bridge_unitree_mujoco.yaml)"),
@@ -252,6 +253,9 @@ class BridgeNode(Node):
             raise BridgeConfigError(f"writer_priority must be 0 (normal) or a SCHED_FIFO priority 1..99, got {p['writer_priority']}")
         if not (math.isfinite(p["gross_margin_rad"]) and p["gross_margin_rad"] > 0):
             raise BridgeConfigError(f"gross_margin_rad must be a positive number of radians, got {p['gross_margin_rad']}")
+        if not (math.isfinite(p["stop_torque_fraction"]) and 0.0 <= p["stop_torque_fraction"] <= 1.0):
+            raise BridgeConfigError(f"stop_torque_fraction must be within [0, 1] (of each motor's rated torque), "
+                                    f"got {p['stop_torque_fraction']}")
         if p["mode_pr"] not in (0, 1):
             raise BridgeConfigError(f"mode_pr must be 0 or 1, got {p['mode_pr']}")
         try:
@@ -267,7 +271,8 @@ class BridgeNode(Node):
         self._mapper = TargetMapper(table)
         self.contract_id = contract.identity
         fall_height = PelvisHeightEstimator() if p["fall_height_check"] else None
-        self._sup = Supervisor(table, config, CommandLimits(gross_margin_rad=p["gross_margin_rad"]), fall_height)
+        limits = CommandLimits(gross_margin_rad=p["gross_margin_rad"], stop_torque=p["stop_torque_fraction"] * g1.TAU_MAX)
+        self._sup = Supervisor(table, config, limits, fall_height)
         self._sup_lock = threading.Lock()
         dds.check_rmw_compatible(rclpy.get_rmw_implementation_identifier())
         dds.check_single_cyclonedds()  # the RMW's and the SDK's are both loaded by now

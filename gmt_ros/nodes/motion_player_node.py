@@ -15,7 +15,10 @@ robot joints for blend-in                   /joint_states (best effort, depth 1)
 
 One single-threaded executor: every callback is short (a window is ~120 frames), except loading
 a clip the first time it is played (tens of ms), which only delays the next window.
-Windows are stamped with the ROS clock (system time), the consumer's clock. The library is the
+Windows are stamped with the ROS clock (system time), the consumer's clock. Clips are prepared by
+the reference conventions of the policy contract named by ``contract`` (the policy node's:
+velocities, stored or unit quaternions; ``gmt_ros.core.reference``), which the launch files set
+from the same ``policy`` argument. The library is the
 shipped clips (models/motions) plus every directory in clip_dirs; names are as
 ``gmt_ros.core.clip_library`` gives them ("gmt/walk_stand"), a unique last part ("walk_stand")
 works too. A bad command is logged with what would have been valid and changes nothing.
@@ -37,6 +40,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from gmt_ros.core import g1
 from gmt_ros.core.clip_library import list_clips
+from gmt_ros.core.contract import load_contract
 from gmt_ros.core.playback import STANDING_HEIGHT, MotionPlayer
 from gmt_ros.nodes.parameters import read_parameters
 from gmt_ros.nodes.polled_topics import PolledTopics
@@ -48,6 +52,8 @@ COMMANDS = ("play NAME", "queue NAME", "loop NAME", "next", "stop", "list")
 
 # name: (default, type, description)
 PARAMETERS = {
+    "contract": ("twist2_student", str, "the policy's contract (models/<name>/contract.yaml or a path): "
+                                        "its reference conventions prepare the clips"),
     "clip_dirs": ([""], list, "extra directories of clips (.npz/.pkl) besides the shipped models/motions"),
     "rate_hz": (50.0, float, "motion target publish rate"),
     "window_s": (2.4, float, "seconds of motion ahead in each window: GMT reads 1.9 s ahead, and a window "
@@ -84,8 +90,12 @@ class MotionPlayerNode(Node):
             raise PlayerConfigError(f"window_s {p['window_s']} is shorter than one dt {p['dt']}")
         clip_dirs = [d for d in p["clip_dirs"] if d]
         library = list_clips(clip_dirs)
+        try:
+            conventions = load_contract(p["contract"]).reference
+        except (OSError, ValueError) as exc:
+            raise PlayerConfigError(f"parameter contract: {exc}") from None
         self.player = MotionPlayer(library, blend_in_s=p["blend_in_s"], blend_out_s=p["blend_out_s"],
-                                   standing_height=p["standing_height"])
+                                   standing_height=p["standing_height"], conventions=conventions)
         self._joints = None  # (receipt monotonic time, pos (29,))
         self._joint_cols: tuple[tuple[str, ...], np.ndarray] | None = None
         self._last_status: dict | None = None

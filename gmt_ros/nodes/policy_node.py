@@ -280,7 +280,8 @@ class PolicyNode(Node):
     def _on_motion_target(self, msg: JointTrajectory) -> None:
         now = self._now()
         try:
-            window = decode_window(msg, dt=self.dt, min_horizon_s=self.horizon_s)
+            window = decode_window(msg, dt=self.dt, min_horizon_s=self.horizon_s,
+                                   conventions=self.policy.contract.reference)
             check_window_timing(window, now, self.params["window_max_age_s"], self.horizon_s)
         except MotionTargetError as exc:
             self.counts["rejected_windows"] += 1

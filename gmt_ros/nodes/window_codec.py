@@ -10,11 +10,15 @@ The encoding (docs/MOTION_TARGET.md is the reference for producers):
 - ``points[i].positions``, in ``joint_names`` order: root position (m, world), root orientation
   quaternion w, x, y, z (world <- pelvis), joint positions (rad).
 - ``points[i].velocities`` (optional, all points or none), same columns: world linear velocity on
-  x, y, z, 0 on qw, world angular velocity on qx, qy, qz, joint velocities. When absent the decoder takes
-  finite differences over the window.
+  x, y, z, 0 on qw, world angular velocity on qx, qy, qz, joint velocities. When absent the decoder
+  computes them from the points by the consumer's reference conventions (the policy contract's
+  ``reference``: forward or central differences, the box filter, padded with the edge value at the
+  window's ends, which are not the motion's ends; see ``gmt_ros.core.reference``).
 - ``points[i].time_from_start``: strictly increasing; frame i is at ``stamp + time_from_start``.
   The decoder resamples onto a uniform grid of step ``dt`` starting at the first point and ending
-  at the last grid time not after the last point.
+  at the last grid time not after the last point (velocities interpolated, or those of the point
+  at or before the grid time for ``velocity_sampling: frame``). Root quaternions with a norm in
+  ``reference.QUAT_NORM_RANGE`` are normalised, or kept as sent for ``quaternions: as_stored``.
 
 Joints a producer leaves out are 0 with ``joint_mask`` False. Any malformed message raises
 :class:`MotionTargetError` whose ``reason`` is a short code and whose message names the problem.
@@ -28,9 +32,10 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from gmt_ros.core import g1, rotations
+from gmt_ros.core import g1, reference
 from gmt_ros.core.frames import MotionFrames, MotionWindow
-from gmt_ros.core.named_pose import FLOATING_BASE_JOINTS, QUAT_NORM_RANGE, named_columns
+from gmt_ros.core.named_pose import FLOATING_BASE_JOINTS, named_columns
+from gmt_ros.core.reference import QUAT_NORM_RANGE, ReferenceConventions
 from gmt_ros.core.window_check import MotionTargetError
 
 FRAME_ID = "world"
@@ -116,21 +121,13 @@ def _check_finite(what: str, values: np.ndarray, names) -> None:
         raise MotionTargetError("not_finite", f"motion target {what} of {names[j]} at point {i} is {values[i, j]}")
 
 
-def _finite_difference_velocities(times, root_pos, root_quat, joint_pos):
-    """World linear and angular root velocity and joint velocity at each point."""
-    lin = np.gradient(root_pos, times, axis=0, edge_order=1)
-    joint = np.gradient(joint_pos, times, axis=0, edge_order=1)
-    seg = rotations.angular_velocity(root_quat[:-1], root_quat[1:], 1.0, frame="world") / np.diff(times)[:, None]
-    ang = np.empty_like(root_pos)
-    ang[0], ang[-1] = seg[0], seg[-1]
-    ang[1:-1] = 0.5 * (seg[:-1] + seg[1:])
-    return lin, ang, joint
-
-
-def decode_window(msg: JointTrajectory, dt: float = 0.02, min_horizon_s: float = 0.0) -> MotionWindow:
+def decode_window(msg: JointTrajectory, dt: float = 0.02, min_horizon_s: float = 0.0,
+                  conventions: ReferenceConventions | None = None) -> MotionWindow:
     """The MotionWindow a message describes, on a uniform grid of step ``dt``.
 
-    ``min_horizon_s``: refuse windows spanning less (the policy's look-ahead).
+    ``min_horizon_s``: refuse windows spanning less (the policy's look-ahead). ``conventions``:
+    the consuming policy contract's ``reference`` (default ``reference.PLAIN``: unit quaternions,
+    central differences, interpolation).
     Raises MotionTargetError (a ValueError) naming the first problem found.
     """
     if not (math.isfinite(dt) and dt > 0):
@@ -160,7 +157,9 @@ def decode_window(msg: JointTrajectory, dt: float = 0.02, min_horizon_s: float =
     if bad.size:
         raise MotionTargetError("bad_quaternion", f"motion target root quaternion at point {bad[0]} has norm "
                                                   f"{norms[bad[0]]:.4f}, outside [{lo}, {hi}]; send w, x, y, z of a unit quaternion")
-    quat = quat / norms[:, None]
+    conventions = conventions or reference.PLAIN
+    if not conventions.as_stored:
+        quat = quat / norms[:, None]
 
     n = int(math.floor((times[-1] - times[0]) / dt + 1e-6)) + 1
     span = (n - 1) * dt
@@ -173,14 +172,19 @@ def decode_window(msg: JointTrajectory, dt: float = 0.02, min_horizon_s: float =
     joint_vel = np.zeros_like(joint_pos)
     root_pos = positions[:, base_cols[:3]]
     if velocities is None:
-        lin_vel, ang_vel, jv = _finite_difference_velocities(times, root_pos, quat, positions[:, joint_cols])
+        lin_vel, ang_vel, jv = reference.source_velocities(times, root_pos, quat, positions[:, joint_cols],
+                                                           conventions, padding="edge")
     else:
         lin_vel, ang_vel, jv = velocities[:, base_cols[:3]], velocities[:, base_cols[4:7]], velocities[:, joint_cols]
     joint_vel[:, slots] = jv
     points = MotionFrames(root_pos=root_pos, root_quat=quat, root_lin_vel=lin_vel, root_ang_vel=ang_vel,
                           joint_pos=joint_pos, joint_vel=joint_vel)
     grid = times[0] + dt * np.arange(n)
-    frames = points.interpolate(np.interp(grid, times, np.arange(len(times), dtype=np.float64)))
+    index = np.interp(grid, times, np.arange(len(times), dtype=np.float64))
+    frames = points.interpolate(index)
+    if conventions.velocity_sampling == "frame":  # the point at or before each grid time (1 us slack)
+        at = np.searchsorted(times, grid + 1e-6, side="right") - 1
+        frames.root_lin_vel, frames.root_ang_vel, frames.joint_vel = lin_vel[at], ang_vel[at], joint_vel[at]
     mask = np.zeros(g1.NUM_BODY_JOINTS, dtype=bool)
     mask[slots] = True
     window = MotionWindow(start_time=time_to_seconds(msg.header.stamp) + times[0], dt=float(dt), frames=frames,

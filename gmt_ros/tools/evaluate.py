@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from gmt_ros.core.contract import DEFAULT_POLICY
-from gmt_ros.tools import UsageError
+from gmt_ros.tools import UsageError, add_send_path_argument
 
 
 def _check_dr(dr: str | None) -> None:
@@ -75,10 +75,12 @@ def cmd_evaluate(args) -> int:
     seeds = range(args.seed_start, args.seed_start + args.seeds)
     specs = batch.plan_runs(clips, seeds, args.dr, seconds=args.seconds, start=args.start, plots=plot_mode,
                             save_traces=args.traces)
-    settings = batch.BatchSettings(policy=args.policy, out_dir=str(args.out), plot_joints=tuple(joints))
+    settings = batch.BatchSettings(policy=args.policy, out_dir=str(args.out), plot_joints=tuple(joints),
+                                   send_path=args.send_path)
     progress = None if args.quiet else batch.Progress(len(specs)).update
     print(f"evaluating {len(clips)} clip(s) x {args.seeds} seed(s) = {len(specs)} runs, policy {contract.name}, "
-          f"DR {args.dr}, {min(args.jobs, len(specs))} worker(s) -> {args.out}", file=sys.stderr, flush=True)
+          f"DR {args.dr}, send path {args.send_path}, {min(args.jobs, len(specs))} worker(s) -> {args.out}",
+          file=sys.stderr, flush=True)
     started = time.perf_counter()
     rows = batch.run_batch(specs, settings, jobs=args.jobs, progress=progress)
     wall = time.perf_counter() - started
@@ -110,8 +112,10 @@ def _meta(args, policy_name: str, clips: dict, seeds: list[int], wall_s: float) 
         "versions": {"mujoco": mujoco.__version__, "onnxruntime": onnxruntime.__version__,
                      "python": sys.version.split()[0]},
         "cpu_count": os.cpu_count(),
-        # run_episode's default send path: targets through the bridge's CommandLimits at 500 Hz
-        "command_limits": "bridge",
+        # bridge: the bridge's Supervisor at 500 Hz (stop band, speed and torque limits, fall check);
+        # range: the same with the joint-range clip of earlier versions; raw: no supervisor
+        "send_path": args.send_path,
+        "command_limits": args.send_path,
         "gross_margin_rad": _gross_margin(),
     }
 
@@ -172,6 +176,7 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes (default 2)")
     p.add_argument("--seconds", type=float, default=None, help="cap each run at S seconds (default: whole clip)")
     p.add_argument("--start", choices=("clip", "default"), default="clip", help="initial robot pose")
+    add_send_path_argument(p)
     p.add_argument("--plots", action="store_true", help="per-run PNGs for the first seed of each clip")
     p.add_argument("--plots-all", action="store_true", help="per-run PNGs for every run")
     p.add_argument("--plot-joints", nargs="+", metavar="JOINT",

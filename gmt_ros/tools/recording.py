@@ -216,7 +216,7 @@ def replay(path: str | Path, policy: str = DEFAULT_POLICY, window_max_age_s: flo
             imu = imu_arrays(msg)
         elif topic == MOTION_TARGET_TOPIC:
             try:
-                candidate = decode_window(msg, dt=dt, min_horizon_s=horizon_s)
+                candidate = decode_window(msg, dt=dt, min_horizon_s=horizon_s, conventions=contract.reference)
                 check_window_timing(candidate, t_ns * 1e-9, max_age, horizon_s)
             except MotionTargetError as exc:
                 report.windows_refused[exc.reason] = report.windows_refused.get(exc.reason, 0) + 1
