@@ -18,7 +18,7 @@ def archive():
 def test_with_the_profile_the_policy_tracks_a_clip_upright(archive, tmp_path):
     r = run_check(tmp_path, simulate_dt=0.005, clip="gmt/walk_stand", profile="unitree_mujoco", archive=archive)
     op, sim = r["operator"], r["simulator"]
-    assert r["operator_exit"] == 0, r
+    assert r["operator_exit"] == 0, "\n".join(r["operator_output"][-30:] + ["-- bridge:"] + r["bridge_log_tail"])
     assert op["engaged"] and op["gantry_released"] and op["played_to_end"] and op["final_fault"] is None, op
     assert op["final_mode"] == "policy"
     bridge = op["bridge"]

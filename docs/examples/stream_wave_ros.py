@@ -33,6 +33,8 @@ def main():
     rclpy.init()
     node = rclpy.create_node("wave_stream_producer")
     pub = node.create_publisher(JointState, args.topic, 10)
+    while rclpy.ok() and pub.get_subscription_count() == 0:  # frames sent before discovery are lost
+        rclpy.spin_once(node, timeout_sec=0.1)
     start = time.time()
 
     def publish():
