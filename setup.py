@@ -17,6 +17,14 @@ def data_tree(dest_root, src_root):
     return out
 
 
+def pinned(path):
+    """The requirement lines of a requirements file (comments dropped)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, path)) as f:
+        lines = [line.split("#", 1)[0].strip() for line in f]
+    return [line for line in lines if line]
+
+
 setup(
     name=PACKAGE,
     version="0.1.0",
@@ -29,6 +37,8 @@ setup(
     ]
     + data_tree("share/" + PACKAGE, "models"),
     install_requires=["setuptools"],
+    # gmt-ros distill: pip install -e .[train] (scripts/setup.sh installs requirements-train.txt)
+    extras_require={"train": pinned("requirements-train.txt")},
     zip_safe=True,
     maintainer="gmt_ros developers",
     maintainer_email="gmt-ros@example.org",

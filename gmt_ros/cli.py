@@ -20,7 +20,7 @@ from gmt_ros.tools import UsageError, add_send_path_argument
 
 # Subcommand modules under gmt_ros/tools/, each with register(subparsers).
 TOOL_MODULES: tuple[str, ...] = ("evaluate", "sim2sim_run", "recording", "bench", "faults", "stream_producer",
-                                 "operate", "launch_run")
+                                 "operate", "launch_run", "distill")
 
 
 def _write_json(path: str | None, data) -> None:

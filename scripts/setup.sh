@@ -37,6 +37,18 @@ export CYCLONEDDS_HOME="$cdds"
 say "installing Python dependencies (requirements.txt)"
 # (grep drops a harmless warning some pip configurations print for every package)
 .venv/bin/python -m pip install -q -r requirements.txt 2> >(grep -v "is ignored: it is neither" >&2)
+# 3b. The training extra (gmt-ros distill: PyTorch CPU build, onnx, onnxscript); its test runs in
+#     CI. GMT_ROS_NO_TRAIN=1 skips it (the deploy stack never imports it; that test then skips).
+if [ "${GMT_ROS_NO_TRAIN:-0}" = "1" ]; then
+  say "skipping the training extra (GMT_ROS_NO_TRAIN=1)"
+else
+  say "installing the training extra (requirements-train.txt: torch 2.13.0 CPU build, onnx)"
+  if ! .venv/bin/python -m pip install -q -r requirements-train.txt 2> >(grep -v "is ignored: it is neither" >&2); then
+    say "could not install the training extra: pip found no torch==2.13.0+cpu wheel. Add PyTorch's CPU"
+    say "wheel index (PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu) or rerun with GMT_ROS_NO_TRAIN=1"
+    exit 1
+  fi
+fi
 # 4. gmt_ros itself (non-editable would need reinstall after every edit; editable keeps the
 #    checkout live, and data files are found relative to the source tree).
 say "installing gmt_ros"

@@ -90,6 +90,7 @@ class TrackingPolicy:
         self._slot_index = slot_index(self.table.policy_slots)  # a slice for the 29-joint policy
         self._last_action = np.zeros(c.action_dim)
         self._last_observation: np.ndarray | None = None
+        self._pending_observation: np.ndarray | None = None  # built by observe(), not yet acted on
         self._checked_window: MotionWindow | None = None  # the last window that passed validate()
 
     @property
@@ -109,6 +110,7 @@ class TrackingPolicy:
         self.observations.reset()
         self._last_action = np.zeros(self.contract.action_dim)
         self._last_observation = None
+        self._pending_observation = None
 
     def action_to_command(self, action: np.ndarray) -> JointCommand:
         """29-slot PD command for raw policy actions (clipped and scaled here)."""
@@ -126,8 +128,10 @@ class TrackingPolicy:
         # default pose and gains validated with the contract), and the send path validates again.
         return self.table.command(q)
 
-    def step(self, state: RobotState, window: MotionWindow, now: float) -> JointCommand:
-        """One control step: observe, run the network, map the action to a command."""
+    def observe(self, state: RobotState, window: MotionWindow, now: float) -> np.ndarray:
+        """This step's observation vector (checked finite); the history is not advanced until
+        :meth:`act`. ``step`` is ``act(network(observe(...)))``; a caller that decides the action
+        itself (the DAgger mixture of ``gmt_ros.training``) uses the two halves."""
         c = self.contract
         if not isinstance(state, RobotState):
             raise ValueError(f"state must be a RobotState, got {type(state).__name__}")
@@ -143,9 +147,20 @@ class TrackingPolicy:
         if not np.isfinite(obs).all():
             bad = np.flatnonzero(~np.isfinite(obs))
             raise ValueError(f"policy {c.name!r}: non-finite observation at {self.observations.describe(int(bad[0]))}")
-        action = self.network(obs)
+        self._pending_observation = obs
+        return obs
+
+    def act(self, action: np.ndarray) -> JointCommand:
+        """Send ``action`` (raw, action_dim) for the observation :meth:`observe` just built: the
+        command, and the history and last action advanced. A bad action raises and changes nothing."""
+        if self._pending_observation is None:
+            raise RuntimeError(f"policy {self.contract.name!r}: act() without observe()")
         command = self.action_to_command(action)  # raises on NaN/inf before any state changes
         self.observations.commit()
-        self._last_action = action
-        self._last_observation = obs
+        self._last_action = np.array(action, dtype=np.float64)
+        self._last_observation, self._pending_observation = self._pending_observation, None
         return command
+
+    def step(self, state: RobotState, window: MotionWindow, now: float) -> JointCommand:
+        """One control step: observe, run the network, map the action to a command."""
+        return self.act(self.network(self.observe(state, window, now)))

@@ -4,6 +4,8 @@
     gmt-ros evaluate [--motions DIR_OR_NAME ...] [--seeds N] [--dr PRESET] [--policy NAME]
                      [--jobs 2] [--seconds S] [--plots | --plots-all] [--plot-joints J ...]
                      [--traces] --out DIR
+    gmt-ros compare --policies REF OTHER ... [--dr none gmt] [--seeds N] [--motions ...] [--jobs 2]
+                    [--write-into FILE ...] --out DIR
     gmt-ros render --motion NAME [--seconds S] [--dr PRESET --seed N] [--fps 30]
                    [--width 480 --height 360] [--ghost-offset 1.0] [--gl auto|egl|osmesa] --out run.mp4
 
@@ -126,6 +128,77 @@ def _gross_margin() -> float:
     return CommandLimits().gross_margin_rad
 
 
+def cmd_compare(args) -> int:
+    """Every policy on the same clips and seeds under each preset; one comparison table."""
+    from sim2sim import batch, compare
+
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    if len(args.policies) < 2 or len(set(args.policies)) != len(args.policies):
+        raise UsageError(f"--policies needs at least two different policies, got {args.policies}")
+    for dr in args.dr:
+        _check_dr(dr)
+    for policy in args.policies:
+        _check_policy(policy)
+    for path in args.write_into:
+        if not Path(path).is_file():
+            raise UsageError(f"--write-into: {path} does not exist")
+        text = Path(path).read_text()
+        if compare.BEGIN_MARK not in text or compare.END_MARK not in text:
+            raise UsageError(f"--write-into: {path} has no comparison section ({compare.BEGIN_MARK} ... {compare.END_MARK})")
+    try:
+        clips = batch.find_clips(args.motions or [])
+        batch.check_clips(clips)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(args.out)
+    joints = compare.common_joint_mask(args.policies)
+    results: dict[str, dict[str, list[dict]]] = {}
+    seeds_of: dict[str, list[int]] = {}
+    started = time.perf_counter()
+    for dr in args.dr:
+        # without randomisation every seed gives the identical run: one is enough
+        seeds = [0] if dr == "none" else list(range(args.seed_start, args.seed_start + args.seeds))
+        seeds_of[dr] = seeds
+        results[dr] = {}
+        for policy in args.policies:
+            run_dir = out / dr / policy.replace("/", "_")
+            specs = batch.plan_runs(clips, seeds, dr, save_traces=True)
+            settings = batch.BatchSettings(policy=policy, out_dir=str(run_dir))
+            print(f"compare: {policy}, DR {dr}: {len(specs)} runs -> {run_dir}", file=sys.stderr, flush=True)
+            progress = None if args.quiet else batch.Progress(len(specs)).update
+            t0 = time.perf_counter()
+            rows = batch.run_batch(specs, settings, jobs=args.jobs, progress=progress)
+            compare.add_common_mpjpe(rows, run_dir, joints)
+            meta = _meta(args, policy, clips, seeds, time.perf_counter() - t0) | {"dr": dr}
+            batch.write_outputs(run_dir, rows, meta)
+            results[dr][policy] = rows
+    meta = {"clips": len(clips), "jobs": args.jobs, "wall_s": time.perf_counter() - started,
+            "command": " ".join(["gmt-ros", *sys.argv[1:]]) if Path(sys.argv[0]).name == "gmt-ros" else "gmt-ros compare",
+            "commit": commit_text()}
+    table = compare.comparison_markdown(results, seeds_of, compare.Criteria(), meta)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "comparison.md").write_text(table)
+    print(table)
+    for path in args.write_into:
+        compare.write_between_marks(Path(path), table)
+        print(f"compare: wrote the table into {path}", file=sys.stderr)
+    print(f"wrote {out / 'comparison.md'} and per-run outputs under {out}/<dr>/<policy>/", file=sys.stderr)
+    return 0
+
+
+def commit_text() -> str | None:
+    """The commit measured, short, with "+changes" when tracked files differ from it."""
+    from gmt_ros.tools.bench import git_info
+
+    info = git_info()
+    if not info.get("commit"):
+        return None
+    return info["commit"][:7] + (" + uncommitted changes" if info.get("dirty") else "")
+
+
 def cmd_render(args) -> int:
     from gmt_ros.core.clip_library import load_named_clip
     from sim2sim import video
@@ -186,6 +259,21 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=cmd_evaluate)
+
+    p = subparsers.add_parser("compare", help="policies side by side on the same clips and seeds; one table")
+    p.add_argument("--policies", nargs="+", required=True,
+                   help="policies to compare (names under models/ or contract paths); the first is the reference")
+    p.add_argument("--dr", nargs="+", default=["none", "gmt"],
+                   help="randomization presets (default: none gmt); 'none' runs seed 0 only (deterministic)")
+    p.add_argument("--motions", nargs="*", default=[], metavar="DIR_OR_NAME", help="clips (default: every shipped clip)")
+    p.add_argument("--seeds", type=int, default=10, help="seeds per clip under randomisation (default 10)")
+    p.add_argument("--seed-start", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes (default 2)")
+    p.add_argument("--write-into", nargs="*", default=[], metavar="FILE",
+                   help="also replace the comparison section of these markdown files (README, model card)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=cmd_compare, seconds=None, start="clip")
 
     p = subparsers.add_parser("render", help="one episode as an MP4: the robot beside a ghost of the reference")
     p.add_argument("--motion", required=True, help="clip path or library name")
