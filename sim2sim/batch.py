@@ -248,6 +248,75 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+class WorkerPool:
+    """``jobs`` spawned worker processes, each set up once by ``initializer(*initargs)`` (one BLAS
+    thread each: ``jobs`` workers keep ``jobs`` cores busy); ``jobs=1`` runs in this process. Use as
+    a context manager; an exception inside the block stops the workers without waiting for their
+    running tasks. Shared by ``run_batch`` and the DAgger rollouts (``gmt_ros.training.rollouts``)."""
+
+    def __init__(self, jobs: int, initializer: Callable, initargs: tuple = ()):
+        if isinstance(jobs, bool) or int(jobs) != jobs or jobs < 1:
+            raise ValueError(f"jobs must be a positive integer, got {jobs}")
+        self.jobs, self.initializer, self.initargs = int(jobs), initializer, initargs
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "WorkerPool":
+        if self.jobs == 1:
+            self.initializer(*self.initargs)
+            return self
+        saved = {k: os.environ.get(k) for k in _THREAD_ENV}
+        os.environ.update({k: "1" for k in _THREAD_ENV})  # inherited by the spawned workers
+        try:
+            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=self.initializer, initargs=self.initargs)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if self._pool is None:
+            return
+        if exc_type is not None:  # interrupted or failed: do not wait for the running tasks
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
+
+    def run(self, fn: Callable, items: Sequence, order: Sequence[int] | None = None,
+            on_done: Callable[[int, object], None] | None = None) -> list:
+        """``fn(item)`` for every item (submitted in ``order``, default as given); results in the
+        order of ``items``; ``on_done(index, result)`` as each finishes. The first exception
+        cancels what has not started and propagates."""
+        order = range(len(items)) if order is None else order
+        results: list = [None] * len(items)
+
+        def finished(i: int, result) -> None:
+            results[i] = result
+            if on_done is not None:
+                on_done(i, result)
+
+        if self._pool is None:
+            for i in order:
+                finished(i, fn(items[i]))
+            return results
+        futures = {self._pool.submit(fn, items[i]): i for i in order}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finished(futures[future], future.result())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+        return results
+
+
 def run_batch(specs: Sequence[RunSpec], settings: BatchSettings, jobs: int = 2,
               progress: Callable[[dict], None] | None = None) -> list[dict]:
     """Run every spec; rows come back in the order of ``specs``.
@@ -261,43 +330,8 @@ def run_batch(specs: Sequence[RunSpec], settings: BatchSettings, jobs: int = 2,
         raise ValueError("nothing to run: no (clip, seed) pairs")
     Path(settings.out_dir).mkdir(parents=True, exist_ok=True)
     order = sorted(range(len(specs)), key=lambda i: -_clip_length(specs[i]))  # longest first
-    rows: list[dict | None] = [None] * len(specs)
-
-    def finished(i: int, row: dict) -> None:
-        rows[i] = row
-        if progress is not None:
-            progress(row)
-
-    if jobs == 1:
-        _init_worker(settings)
-        for i in order:
-            finished(i, _guarded(specs[i]))
-        return rows  # type: ignore[return-value]
-
-    saved = {k: os.environ.get(k) for k in _THREAD_ENV}
-    os.environ.update({k: "1" for k in _THREAD_ENV})  # inherited by the spawned workers
-    try:
-        with ProcessPoolExecutor(max_workers=min(int(jobs), len(specs)),
-                                 mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(settings,)) as pool:
-            futures = {pool.submit(_guarded, specs[i]): i for i in order}
-            pending = set(futures)
-            try:
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        finished(futures[future], future.result())
-            except BaseException:
-                for future in pending:
-                    future.cancel()
-                raise
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return rows  # type: ignore[return-value]
+    with WorkerPool(min(int(jobs), len(specs)), _init_worker, (settings,)) as pool:
+        return pool.run(_guarded, specs, order, on_done=None if progress is None else lambda i, row: progress(row))
 
 
 def _guarded(spec: RunSpec) -> dict:

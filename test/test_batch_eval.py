@@ -258,7 +258,7 @@ def test_summary_counts_falls_and_leaves_runs_without_errors_out():
     (["--motions", "no_such_clip"], "no motion clip named 'no_such_clip'"),
     (["--plot-joints", "left_elbow", "tail"], "unknown joint 'tail'"),
     (["--seconds", "-2"], "--seconds must be positive"),
-    (["--policy", "gmt_student"], "gmt_student"),
+    (["--policy", "no_such_policy"], "no_such_policy"),
 ])
 def test_bad_input_is_a_usage_error_naming_the_problem(args, message, tmp_path, capsys):
     code, _, err = gmt_ros(["evaluate", "--motions", "gmt/squat", *args, "--out", str(tmp_path / "o")], capsys)

@@ -68,7 +68,7 @@ def test_holding_the_default_pose_falls_so_the_policy_is_what_balances():
     "args, message",
     [
         (["--motion", "no_such_clip"], "no_such_clip"),
-        (["--motion", "gmt/walk_stand", "--policy", "gmt_student"], "gmt_student"),
+        (["--motion", "gmt/walk_stand", "--policy", "no_such_policy"], "no_such_policy"),
         (["--motion", "gmt/walk_stand", "--seconds", "-1"], "--seconds must be positive"),
     ],
 )

@@ -234,9 +234,19 @@ def test_graph_that_does_not_fit_the_contract_is_refused(tmp_path):
         OnnxPolicy(load_contract("twist2_student"), graph)
 
 
-def test_gmt_without_weights_says_so():
+def test_a_contract_without_its_onnx_file_says_so(tmp_path):
+    contract = tmp_path / "contract.yaml"
+    contract.write_text((paths.models_dir() / "gmt_student" / "contract.yaml").read_text())
     with pytest.raises(FileNotFoundError, match=r"policy 'gmt_student': ONNX file .*gmt_student.onnx not found"):
-        TrackingPolicy("gmt_student")
+        TrackingPolicy(str(contract))
+
+
+def test_the_shipped_gmt_student_loads_against_its_contract():
+    """models/gmt_student/gmt_student.onnx (distilled by gmt-ros distill): graph and sha256 checked."""
+    policy = TrackingPolicy("gmt_student")
+    assert policy.contract.onnx_sha256 is not None  # the export's hash, checked at load
+    out = policy.network(np.zeros(2154))
+    assert out.shape == (23,) and np.all(np.isfinite(out))
 
 
 def test_onnx_file_with_another_hash_is_refused(tmp_path):

@@ -190,10 +190,14 @@ def _robot_state():
                       imu_gyro=GYRO.copy(), imu_acc=ACC.copy())
 
 
-# One window tracked for 2.6 s: no stale-window fallback meanwhile.
-@pytest.mark.parametrize("rig", [{"window_timeout_s": 30.0}], indirect=True)
-def test_tracks_a_clip_at_50_hz_exactly_as_tracking_policy(rig):
+# One window tracked for 2.6 s: no stale-window fallback meanwhile. Both shipped policies: the
+# GMT-contract student (23 joints, 2154 inputs, distilled by gmt-ros distill) loads like any other.
+@pytest.mark.parametrize("rig", [{"window_timeout_s": 30.0, "contract": "twist2_student"},
+                                 {"window_timeout_s": 30.0, "contract": "gmt_student"}],
+                         indirect=True, ids=["twist2_student", "gmt_student"])
+def test_tracks_a_clip_at_50_hz_exactly_as_tracking_policy(rig, request):
     node, robot = rig
+    contract_name = request.node.callspec.params["rig"]["contract"]
     robot.sending = True
     time.sleep(0.5)
     assert robot.received() == []  # state but no window: nothing
@@ -205,7 +209,8 @@ def test_tracks_a_clip_at_50_hz_exactly_as_tracking_policy(rig):
     got = robot.received()
     assert len(got) >= 130, f"only {len(got)} joint targets in 8 s\n{node.log()}"
 
-    contract = load_contract("twist2_student")
+    contract = load_contract(contract_name)
+    assert f"policy {contract_name} (" in node.log()  # the node says which policy it loaded
     assert all(list(m.name) == list(contract.joint_names) for m in got)
     assert {m.header.frame_id for m in got} == {contract.identity.wire}  # the contract each target was made under
     stamps = np.array([time_to_seconds(m.header.stamp) for m in got])

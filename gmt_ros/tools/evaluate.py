@@ -138,16 +138,16 @@ def cmd_compare(args) -> int:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if len(args.policies) < 2 or len(set(args.policies)) != len(args.policies):
         raise UsageError(f"--policies needs at least two different policies, got {args.policies}")
-    for dr in args.dr:
-        _check_dr(dr)
-    for policy in args.policies:
-        _check_policy(policy)
     for path in args.write_into:
         if not Path(path).is_file():
             raise UsageError(f"--write-into: {path} does not exist")
         text = Path(path).read_text()
         if compare.BEGIN_MARK not in text or compare.END_MARK not in text:
             raise UsageError(f"--write-into: {path} has no comparison section ({compare.BEGIN_MARK} ... {compare.END_MARK})")
+    for dr in args.dr:
+        _check_dr(dr)
+    for policy in args.policies:
+        _check_policy(policy)
     try:
         clips = batch.find_clips(args.motions or [])
         batch.check_clips(clips)

@@ -471,12 +471,9 @@ def evaluate_no_dr(cfg: DistillConfig, clips: dict[str, Path], out_dir: Path, st
 
 # -- the model card -------------------------------------------------------------------------------
 
-CARD_COMPARISON_BEGIN = "<!-- comparison table: gmt-ros compare writes below -->"
-CARD_COMPARISON_END = "<!-- end comparison table -->"
-
-
 def write_model_card(path: Path, summary: dict, teacher_contract, student_contract) -> Path:
     """MODEL_CARD.md beside the ONNX; keeps an existing comparison section (``gmt-ros compare``)."""
+    from sim2sim.compare import BEGIN_MARK, END_MARK
     from sim2sim.randomization import DomainRandomization
 
     cfg = summary["config"]
@@ -514,13 +511,17 @@ def write_model_card(path: Path, summary: dict, teacher_contract, student_contra
         f"{cfg['no_dr_fraction']:.0%} of the episodes without it; {cfg['default_start_fraction']:.0%} start from the "
         "default standing pose, the rest in the clip's first frame. Training seeds start at "
         f"{TRAIN_SEED_BASE:,} (disjoint from evaluation seeds).",
-        f"- **DAgger**: {summary['iterations_done']} iterations × {cfg['episodes_per_iteration']} episodes; teacher share "
-        f"of the actions {cfg['first_share']:g} in iteration 1, × {cfg['share_decay']:g} per iteration, 0 below "
-        f"{cfg['min_share']:g}; every clip once per iteration, the other episodes drawn with weight "
+        f"- **DAgger**: {summary['iterations_done']} iterations: {cfg['first_episodes']} episodes in the first (the "
+        f"teacher alone), {cfg['episodes_per_iteration']} in each other; teacher share of the actions "
+        f"{cfg['first_share']:g} in iteration 1, × {cfg['share_decay']:g} per iteration, 0 below {cfg['min_share']:g} "
+        f"(drawn per tick); Gaussian noise of std {cfg['teacher_noise']:g} (raw action units) on the teacher's *sent* "
+        "actions, labels clean (DART: states off the teacher's path, and a fed-back last action that is not the "
+        "label). Every clip once per iteration, the other episodes drawn with weight "
         f"1 + {cfg['fail_weight']:g} × (the student's fall fraction on the clip in the last iteration). The student's "
-        "`last_action` is the action executed (its own output, or the label when the teacher acted). Sent "
-        "through `run_episode`'s default path (the bridge's command limits and fall check).",
-        f"- **Optimisation**: MSE to the teacher's actions, Adam, lr {cfg['lr']:g} × {cfg['lr_decay']:g}^iteration, "
+        "`last_action` is the action executed (its own output, or the teacher's sent action in its joint space). "
+        "Sent through `run_episode`'s default path (the bridge's command limits and fall check).",
+        f"- **Optimisation**: MSE to the teacher's actions, AdamW (weight decay {cfg['weight_decay']:g}), "
+        f"lr {cfg['lr']:g} × {cfg['lr_decay']:g}^iteration, "
         f"batch {cfg['batch_size']}, {cfg['train_samples']:,} samples drawn per iteration from the aggregate "
         f"(at most {cfg['max_samples']:,} samples); every {cfg['holdout_every']}th episode held out.",
         f"- **Wall time**: {summary['wall_s'] / 60:.1f} min on {summary['machine']['cpus']} CPUs "
@@ -550,12 +551,12 @@ def write_model_card(path: Path, summary: dict, teacher_contract, student_contra
                          f"{_num(r['e_yaw_vel_radps'], 3)} | {r['min_pelvis_height_m']:.2f} |")
         lines.append(f"\n{sum(bool(r['fell']) for r in rows)} of {len(rows)} fell.")
     previous = path.read_text() if path.is_file() else ""
-    comparison = _between(previous, CARD_COMPARISON_BEGIN, CARD_COMPARISON_END)
-    lines += ["", "## Teacher vs student under domain randomisation", "", CARD_COMPARISON_BEGIN,
+    comparison = _between(previous, BEGIN_MARK, END_MARK)
+    lines += ["", "## Teacher vs student on the same clips and seeds", "", BEGIN_MARK,
               comparison.strip("\n") if comparison else
               "(not measured yet: `gmt-ros compare --policies twist2_student gmt_student --dr none gmt "
-              "--seeds 10 --out out/compare --model-card models/gmt_student/MODEL_CARD.md`)",
-              CARD_COMPARISON_END, ""]
+              "--seeds 10 --out out/compare --write-into models/gmt_student/MODEL_CARD.md README.md`)",
+              END_MARK, ""]
     path.write_text("\n".join(lines))
     return path
 

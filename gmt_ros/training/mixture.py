@@ -18,7 +18,8 @@ student contract's (its gains, its held wrists), so the teacher's wrist outputs 
 policy's own joint space, of the targets actually sent on the previous tick:
 
 - the student sees the action that was executed in its own action space: its own raw output when
-  it acted, the label when the teacher acted. At deployment its last action is its own output,
+  it acted, the teacher's sent action when the teacher acted (the label, plus the ``teacher_noise``
+  perturbation if any). At deployment its last action is its own output,
   which is what produced the current targets; so in the mixture, too, the fed-back action is the one
   that produced the targets the robot is following, and the relation between the last action and
   the robot's motion is the one it will see at deployment. (Feeding its own unexecuted output

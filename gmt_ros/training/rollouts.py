@@ -9,16 +9,13 @@ episode's report (fell, errors, ...).
 """
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+from sim2sim.batch import WorkerPool
 
 
 @dataclass(frozen=True)
@@ -102,70 +99,18 @@ def _guarded(spec: EpisodeSpec) -> dict:
         raise RuntimeError(f"rollout {spec.clip} seed {spec.seed} failed: {type(exc).__name__}: {exc}") from exc
 
 
-class RolloutPool:
-    """``jobs`` spawned worker processes (one onnxruntime thread each), kept for the whole run;
-    ``jobs=1`` runs in this process. Use as a context manager."""
+class RolloutPool(WorkerPool):
+    """``sim2sim.batch.WorkerPool`` whose workers hold the teacher and the student's contract,
+    kept for the whole run (the student's network is reloaded when a spec names a new export)."""
 
     def __init__(self, names: PolicyNames, jobs: int = 2):
-        if isinstance(jobs, bool) or int(jobs) != jobs or jobs < 1:
-            raise ValueError(f"jobs must be a positive integer, got {jobs}")
-        self.names = names
-        self.jobs = int(jobs)
-        self._pool: ProcessPoolExecutor | None = None
-
-    def __enter__(self) -> "RolloutPool":
-        if self.jobs == 1:
-            _init_worker(self.names)
-            return self
-        saved = {k: os.environ.get(k) for k in _THREAD_ENV}
-        os.environ.update({k: "1" for k in _THREAD_ENV})  # inherited by the spawned workers
-        try:
-            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_worker, initargs=(self.names,))
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-        return self
-
-    def __exit__(self, exc_type, *exc) -> None:
-        if self._pool is not None:
-            if exc_type is not None:  # interrupted: do not wait for running episodes
-                for process in list(getattr(self._pool, "_processes", {}).values()):
-                    process.terminate()
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        super().__init__(jobs, _init_worker, (names,))
 
     def run(self, specs: Sequence[EpisodeSpec], on_done: Callable[[dict], None] | None = None) -> list[dict]:
         """Every episode, longest clips first; results in the order of ``specs``."""
         order = sorted(range(len(specs)), key=lambda i: -_length(specs[i]))
-        results: list[dict | None] = [None] * len(specs)
-
-        def done(i: int, out: dict) -> None:
-            results[i] = out
-            if on_done is not None:
-                on_done(out["report"])
-
-        if self._pool is None:
-            if not _WORKER:
-                raise RuntimeError("RolloutPool.run outside its 'with' block")
-            for i in order:
-                done(i, _guarded(specs[i]))
-            return results  # type: ignore[return-value]
-        futures = {self._pool.submit(_guarded, specs[i]): i for i in order}
-        pending = set(futures)
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    done(futures[future], future.result())
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
-        return results  # type: ignore[return-value]
+        return super().run(_guarded, specs, order,
+                           on_done=None if on_done is None else lambda i, out: on_done(out["report"]))
 
 
 _LENGTHS: dict[str, float] = {}
