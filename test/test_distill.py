@@ -39,16 +39,25 @@ def _affine_student(tmp_path: Path) -> Path:
     return affine_onnx(tmp_path / "student.onnx", w, np.full(23, 0.05))
 
 
-def _ticks(mixture, n=5, clip="gmt/squat"):
-    clip = load_named_clip(clip)
+SQUAT = load_named_clip("gmt/squat")
+
+
+def _mixture(tmp_path, teacher_share, **kw):
+    return DaggerMixture(TrackingPolicy("twist2_student"), TrackingPolicy("gmt_student", onnx_path=_affine_student(tmp_path)),
+                         teacher_share=teacher_share, rng=np.random.default_rng(0), clip=SQUAT, **kw)
+
+
+def _ticks(mixture, n=5):
+    """n policy ticks on the squat clip, windows prepared by the student's contract (as run_episode does)."""
     sim = make_sim(0)
-    f0 = clip.sample(0.0)
+    f0 = SQUAT.sample(0.0)
     sim.reset(root_pos=f0.root_pos[0], root_quat=f0.root_quat[0], joint_pos=f0.joint_pos[0])
     mixture.reset(sim.state())
     out = []
     for k in range(n):
         t = 0.02 * k
-        command = mixture.step(sim.state(), window_from_clip(clip, t, t), t)
+        window = window_from_clip(SQUAT, t, t, conventions=mixture.student.contract.reference)
+        command = mixture.step(sim.state(), window, t)
         sim.set_command(command)
         sim.step(20)
         out.append(command)
@@ -56,9 +65,8 @@ def _ticks(mixture, n=5, clip="gmt/squat"):
 
 
 def test_teacher_labels_by_joint_name_and_the_student_sees_the_executed_action(tmp_path):
-    teacher = TrackingPolicy("twist2_student")
-    student = TrackingPolicy("gmt_student", onnx_path=_affine_student(tmp_path))
-    mixture = DaggerMixture(teacher, student, teacher_share=1.0, rng=np.random.default_rng(0))
+    mixture = _mixture(tmp_path, teacher_share=1.0)
+    teacher, student = mixture.teacher, mixture.student
     commands = _ticks(mixture)
     rec = mixture.recording
     assert len(rec.labels) == 5 and not any(rec.student_acted)
@@ -82,9 +90,8 @@ def test_teacher_labels_by_joint_name_and_the_student_sees_the_executed_action(t
 
 
 def test_when_the_student_acts_it_sees_its_own_output(tmp_path):
-    teacher = TrackingPolicy("twist2_student")
-    student = TrackingPolicy("gmt_student", onnx_path=_affine_student(tmp_path))
-    mixture = DaggerMixture(teacher, student, teacher_share=0.0, rng=np.random.default_rng(0))
+    mixture = _mixture(tmp_path, teacher_share=0.0)
+    student = mixture.student
     _ticks(mixture, n=3)
     rec = mixture.recording
     assert all(rec.student_acted)
@@ -95,12 +102,8 @@ def test_when_the_student_acts_it_sees_its_own_output(tmp_path):
 
 
 def test_teacher_noise_perturbs_what_is_sent_not_the_label(tmp_path):
-    clean = DaggerMixture(TrackingPolicy("twist2_student"),
-                          TrackingPolicy("gmt_student", onnx_path=_affine_student(tmp_path)),
-                          teacher_share=1.0, rng=np.random.default_rng(0))
-    noisy = DaggerMixture(TrackingPolicy("twist2_student"),
-                          TrackingPolicy("gmt_student", onnx_path=_affine_student(tmp_path)),
-                          teacher_share=1.0, rng=np.random.default_rng(0), teacher_noise=0.3)
+    clean = _mixture(tmp_path, teacher_share=1.0)
+    noisy = _mixture(tmp_path, teacher_share=1.0, teacher_noise=0.3)
     _ticks(clean, n=1)
     _ticks(noisy, n=1)
     np.testing.assert_allclose(noisy.recording.labels[0], clean.recording.labels[0], atol=1e-6)
@@ -108,10 +111,36 @@ def test_teacher_noise_perturbs_what_is_sent_not_the_label(tmp_path):
     assert 0.05 < np.std(sent - noisy.recording.labels[0]) < 0.6
 
 
+def test_each_policy_sees_the_reference_prepared_by_its_own_contract(tmp_path):
+    """The teacher (TWIST2: central differences, no smoothing, hold past the end) and the student
+    (GMT: forward differences, zero-padded box filter, loop) get the same clip stretch, each prepared
+    its own way; the observations equal what each deployed policy builds from such a window."""
+    mixture = _mixture(tmp_path, teacher_share=1.0)
+    sim = make_sim(0)
+    sim.reset()
+    state = sim.state()
+    mixture.reset(state)
+    t = SQUAT.duration - 0.5  # near the end: GMT loops past it, TWIST2 holds
+    window = window_from_clip(SQUAT, t, t, conventions=mixture.student.contract.reference)
+    mixture.step(state, window, t)
+    for policy, contract in ((TrackingPolicy("twist2_student"), load_contract("twist2_student")),
+                             (TrackingPolicy("gmt_student", onnx_path=_affine_student(tmp_path)),
+                              load_contract("gmt_student"))):
+        policy.reset(state)
+        own = window_from_clip(SQUAT, t, t, conventions=contract.reference)
+        expected = policy.observe(state, own, t)
+        got = (mixture.teacher if contract.name == "twist2_student" else mixture.student).last_observation
+        np.testing.assert_array_equal(got, expected)
+    assert not np.array_equal(mixture.teacher_window(window).frames.root_lin_vel, window.frames.root_lin_vel)
+    with pytest.raises(ValueError, match="give the clip"):
+        DaggerMixture(TrackingPolicy("twist2_student"), mixture.student, 1.0, np.random.default_rng(0))
+
+
 def test_a_teacher_that_lacks_a_student_joint_is_refused(tmp_path):
     student = TrackingPolicy("gmt_student", onnx_path=_affine_student(tmp_path))
     with pytest.raises(ValueError, match="does not drive student joint"):
-        DaggerMixture(student, TrackingPolicy("twist2_student"), teacher_share=1.0, rng=np.random.default_rng(0))
+        DaggerMixture(student, TrackingPolicy("twist2_student"), teacher_share=1.0, rng=np.random.default_rng(0),
+                      clip=SQUAT)
 
 
 def test_the_deploy_stack_never_imports_the_training_extra():

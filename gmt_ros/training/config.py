@@ -27,7 +27,7 @@ class DistillConfig:
     fail_weight: float = 3.0  # clip weight 1 + fail_weight * (the student's fall fraction on it)
     hidden: tuple[int, ...] = (512, 256, 128)
     lr: float = 1e-3
-    lr_decay: float = 0.8  # per iteration
+    lr_decay: float = 0.93  # per iteration
     weight_decay: float = 1e-4  # AdamW
     batch_size: int = 2048
     train_samples: int = 2_500_000  # samples drawn (with replacement) per iteration

@@ -11,6 +11,11 @@ the student is the raw action that makes the student's contract command the teac
 ``(q_teacher - default_student) / action_scale_student`` on each student joint (the teacher's
 29 outputs include the wrists, which the 23-joint student does not drive: its contract holds them).
 
+Each sees the reference as its own contract prepares it (``reference:``: velocities, quaternions,
+what lies past the clip's end): the episode's window is built by the student's conventions, and the
+teacher gets the same stretch of the same clip (same clip time, frames and spacing) prepared by its
+own, so each observation is exactly what that policy sees when it is deployed on that clip.
+
 The robot runs the student's deployment configuration whoever acts: the command is always the
 student contract's (its gains, its held wrists), so the teacher's wrist outputs are not sent.
 
@@ -35,6 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gmt_ros.core.command import JointCommand
+from gmt_ros.core.frames import MotionWindow
+from gmt_ros.core.motion import MotionClip, window_from_clip
 from gmt_ros.core.policy import TrackingPolicy
 
 
@@ -95,7 +102,7 @@ class DaggerMixture:
     """
 
     def __init__(self, teacher: TrackingPolicy, student: TrackingPolicy, teacher_share: float,
-                 rng: np.random.Generator, teacher_noise: float = 0.0):
+                 rng: np.random.Generator, teacher_noise: float = 0.0, clip: MotionClip | None = None):
         if not 0.0 <= teacher_share <= 1.0:
             raise ValueError(f"teacher_share must be in [0, 1], got {teacher_share}")
         if not teacher_noise >= 0.0:
@@ -107,7 +114,19 @@ class DaggerMixture:
         self.teacher_share = float(teacher_share)
         self.teacher_noise = float(teacher_noise)
         self.rng = rng
+        self.clip = clip
+        self._same_reference = teacher.contract.reference == student.contract.reference
+        if not self._same_reference and clip is None:
+            raise ValueError(f"teacher {teacher.contract.name!r} and student {student.contract.name!r} prepare the "
+                             "reference differently: give the clip, so the teacher's window can be built its way")
         self.recording = Recording()
+
+    def teacher_window(self, window: MotionWindow) -> MotionWindow:
+        """The student's window as the teacher's contract prepares it (the same clip stretch)."""
+        if self._same_reference:
+            return window
+        return window_from_clip(self.clip, window.clip_time, window.start_time, n=len(window.frames),
+                                dt=window.dt, conventions=self.teacher.contract.reference)
 
     def reset(self, state=None) -> None:
         self.teacher.reset(state)
@@ -115,7 +134,7 @@ class DaggerMixture:
 
     def step(self, state, window, now: float) -> JointCommand:
         student_obs = self.student.observe(state, window, now)
-        teacher_obs = self.teacher.observe(state, window, now)
+        teacher_obs = self.teacher.observe(state, self.teacher_window(window), now)
         teacher_command = self.teacher.action_to_command(self.teacher.network(teacher_obs))
         label = self.actions.student_action_for(teacher_command)
         teacher_acts = self.teacher_share >= 1.0 or self.rng.random() < self.teacher_share

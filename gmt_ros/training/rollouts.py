@@ -75,7 +75,7 @@ def run_one(spec: EpisodeSpec) -> dict:
         clips[spec.clip_path] = load_clip(spec.clip_path)
     student = _student(spec.student_onnx)
     mixture = DaggerMixture(_WORKER["teacher"], student, spec.teacher_share, np.random.default_rng(spec.mix_seed),
-                            teacher_noise=spec.teacher_noise)
+                            teacher_noise=spec.teacher_noise, clip=clips[spec.clip_path])
     started = time.perf_counter()
     result = run_episode(student.contract, clips[spec.clip_path], seconds=spec.seconds, seed=spec.seed,
                          start=spec.start, dr=None if spec.dr == "none" else spec.dr, policy=mixture)
