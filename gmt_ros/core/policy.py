@@ -27,7 +27,8 @@ from gmt_ros.core.observation import ObservationBuilder, slot_index
 from gmt_ros.core.state import RobotState
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file (the contract's onnx_sha256)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -52,7 +53,7 @@ class OnnxPolicy:
         if not self.path.is_file():
             raise FileNotFoundError(f"policy {contract.name!r}: ONNX file {self.path} not found")
         if onnx_path is None and contract.onnx_sha256 is not None:
-            digest = _sha256(self.path)
+            digest = file_sha256(self.path)
             if digest != contract.onnx_sha256:
                 raise ValueError(f"policy {contract.name!r}: {self.path.name} has sha256 {digest}, "
                                  f"the contract expects {contract.onnx_sha256}")

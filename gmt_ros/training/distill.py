@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -46,6 +45,7 @@ import torch
 
 from gmt_ros.training import model as student_model
 from gmt_ros.training.config import TRAIN_SEED_BASE, DistillConfig, teacher_share
+from gmt_ros.core.policy import file_sha256
 from gmt_ros.tools.evaluate import commit_text
 from gmt_ros.training.rollouts import EpisodeSpec, PolicyNames, RolloutPool
 
@@ -380,7 +380,7 @@ def run(cfg: DistillConfig, out_dir: str | Path, *, resume: bool = False, export
     t_export = time.monotonic()
     export_path = student_model.export_onnx(net, export_path, student_contract.input_name, student_contract.output_name)
     check = onnx_matches_torch(net, export_path, aggregate)
-    digest = sha256(export_path)
+    digest = file_sha256(export_path)
     if write_contract_hash and export_path.resolve() == student_contract.onnx_path.resolve():
         set_contract_hash(Path(student_contract.source), digest)
     state.elapsed_s = base_elapsed + (time.monotonic() - session_start)
@@ -412,14 +412,6 @@ def _fmt(x: float | None) -> str:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def onnx_matches_torch(net, onnx_path: Path, aggregate: Aggregate, n: int = 2000) -> dict:
