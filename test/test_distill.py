@@ -178,6 +178,10 @@ def test_tiny_distillation_learns_exports_and_resumes(tmp_path):
     assert [h["iteration"] for h in hist] == [1, 2]
     assert hist[0]["teacher_share"] == 1.0 and 0.0 < hist[1]["teacher_share"] < 1.0
     assert hist[1]["student_episodes"] == 2  # the student acted in the second iteration
+    # Each iteration's rollouts ran that iteration's network (a new export, a new file).
+    used = [{r["spec"]["student_onnx"] for r in json.loads((out / "data" / f"iter_{i:03d}_episodes.json").read_text())}
+            for i in range(2)]
+    assert all(len(u) == 1 for u in used) and used[0] != used[1]
     samples = sum(h["samples"] for h in hist)
     assert 150 <= samples <= 400, samples  # a few hundred samples: 2-second episodes at 50 Hz
     # The loss falls: the MSE on the training data after training is far below the untrained net's.
@@ -248,3 +252,25 @@ def test_wrists_are_not_student_joints():
     gmt = load_contract("gmt_student")
     assert not any("wrist" in n for n in gmt.joint_names)
     assert len(gmt.joint_names) == 23 and set(gmt.held_slots) == {g1.SLOT_OF[n] for n in g1.JOINT_NAMES if "wrist" in n}
+
+
+def test_a_rollout_worker_runs_the_network_its_spec_names(tmp_path):
+    """A worker keeps its student between episodes, but never past a new export of it (the same
+    path rewritten counts as new)."""
+    import os
+
+    from gmt_ros.core.clip_library import resolve_clip
+    from gmt_ros.training import rollouts
+    from test_policy import affine_onnx
+
+    rollouts._init_worker(rollouts.PolicyNames("twist2_student", "gmt_student"))
+    path = tmp_path / "student.onnx"
+    spec = rollouts.EpisodeSpec(clip="gmt/squat", clip_path=str(resolve_clip("gmt/squat")), seed=0, dr="none",
+                                teacher_share=0.0, student_onnx=str(path), seconds=0.1)
+    for k, bias in enumerate((0.0, 0.25, 0.5)):
+        affine_onnx(path, np.zeros((2154, 23)), np.full(23, bias))
+        os.utime(path, ns=(10**18 + k, 10**18 + k))
+        out = rollouts.run_one(spec)
+        # the second tick's observation carries the first tick's action: this export's output
+        np.testing.assert_allclose(out["observations"][1][651:674], bias, atol=1e-6)
+        assert out["report"]["student_ticks"] == out["report"]["samples"] == 5

@@ -325,7 +325,10 @@ def run(cfg: DistillConfig, out_dir: str | Path, *, resume: bool = False, export
             share = teacher_share(cfg, i)
             loaded = load_chunk(data_dir, i)
             if loaded is None:
-                rollout_onnx = out / "rollout_student.onnx"
+                # a new file per iteration: the workers load a student once per path
+                rollout_onnx = out / f"rollout_student_{i:03d}.onnx"
+                for old in out.glob("rollout_student_*.onnx"):
+                    old.unlink()
                 student_model.export_onnx(net, rollout_onnx, student_contract.input_name, student_contract.output_name)
                 specs = plan_episodes(cfg, i, clips, state.clip_stats, str(rollout_onnx))
                 _log(stream, f"iteration {i + 1}/{cfg.iterations}: teacher share {share:.3f}, "

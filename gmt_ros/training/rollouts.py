@@ -9,6 +9,7 @@ episode's report (fell, errors, ...).
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -27,7 +28,7 @@ class EpisodeSpec:
     seed: int  # draws the randomisation
     dr: str
     teacher_share: float
-    student_onnx: str  # the student's network for this rollout (its iteration's export)
+    student_onnx: str  # the student's network for this rollout: its iteration's export, a new path each time
     start: str = "clip"
     mix_seed: int = 0  # draws who acts on each tick, and the teacher's action noise
     teacher_noise: float = 0.0  # std of the noise on the teacher's sent actions (raw units)
@@ -57,11 +58,13 @@ def _init_worker(names: PolicyNames) -> None:
 def _student(onnx_path: str):
     from gmt_ros.core.policy import TrackingPolicy
 
+    stat = os.stat(onnx_path)
+    key = (onnx_path, stat.st_mtime_ns, stat.st_size)  # a file rewritten in place is a new network
     students = _WORKER["students"]
-    if onnx_path not in students:
+    if key not in students:
         students.clear()  # one iteration's network at a time
-        students[onnx_path] = TrackingPolicy(_WORKER["student_contract"], onnx_path=onnx_path)
-    return students[onnx_path]
+        students[key] = TrackingPolicy(_WORKER["student_contract"], onnx_path=onnx_path)
+    return students[key]
 
 
 def run_one(spec: EpisodeSpec) -> dict:
