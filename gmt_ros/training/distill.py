@@ -405,7 +405,9 @@ def run(cfg: DistillConfig, out_dir: str | Path, *, resume: bool = False, export
     if model_card:
         card = write_model_card(export_path.parent / "MODEL_CARD.md", summary, teacher_contract, student_contract)
         _log(stream, f"distill: wrote {card}")
-    _log(stream, f"distill: done in {state.elapsed_s / 60:.1f} min")
+    total = base_elapsed + (time.monotonic() - session_start)
+    _log(stream, f"distill: done in {total / 60:.1f} min ({state.elapsed_s / 60:.1f} min to the export, the rest "
+                 "the closing evaluation)")
     return summary
 
 
