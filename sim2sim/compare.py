@@ -125,7 +125,8 @@ def comparison_markdown(results: dict[str, dict[str, list[dict]]], seeds: dict[s
     falls and E_mpjpe per clip."""
     lines = [f"Policies on the same {meta['clips']} clips and seeds "
              f"(`{meta['command']}`, commit {meta.get('commit') or 'unknown'}, {meta['wall_s']:.0f} s on "
-             f"{meta['jobs']} workers); the first policy is the reference. Intervals 95 % (Wilson for fall rates, "
+             f"{meta['jobs']} workers, send path `{meta.get('send_path', 'bridge')}`); the first policy is the "
+             "reference. Intervals 95 % (Wilson for fall rates, "
              "Student-t over runs for errors). E_mpjpe common: over the joints every policy drives.", ""]
     head = ("| DR | policy | runs | falls | fall rate % | E_mpjpe rad | E_mpjpe common rad | E_mpkpe mm | "
             "E_vel m/s | E_yaw_vel rad/s |")

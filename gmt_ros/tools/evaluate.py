@@ -166,7 +166,7 @@ def cmd_compare(args) -> int:
         for policy in args.policies:
             run_dir = out / dr / policy.replace("/", "_")
             specs = batch.plan_runs(clips, seeds, dr, save_traces=True)
-            settings = batch.BatchSettings(policy=policy, out_dir=str(run_dir))
+            settings = batch.BatchSettings(policy=policy, out_dir=str(run_dir), send_path=args.send_path)
             print(f"compare: {policy}, DR {dr}: {len(specs)} runs -> {run_dir}", file=sys.stderr, flush=True)
             progress = None if args.quiet else batch.Progress(len(specs)).update
             t0 = time.perf_counter()
@@ -175,7 +175,7 @@ def cmd_compare(args) -> int:
             meta = _meta(args, policy, clips, seeds, time.perf_counter() - t0) | {"dr": dr}
             batch.write_outputs(run_dir, rows, meta)
             results[dr][policy] = rows
-    meta = {"clips": len(clips), "jobs": args.jobs, "wall_s": time.perf_counter() - started,
+    meta = {"clips": len(clips), "jobs": args.jobs, "wall_s": time.perf_counter() - started, "send_path": args.send_path,
             "command": " ".join(["gmt-ros", *sys.argv[1:]]) if Path(sys.argv[0]).name == "gmt-ros" else "gmt-ros compare",
             "commit": commit_text()}
     table = compare.comparison_markdown(results, seeds_of, compare.Criteria(), meta)
@@ -272,6 +272,7 @@ def register(subparsers) -> None:
     p.add_argument("--write-into", nargs="*", default=[], metavar="FILE",
                    help="also replace the comparison section of these markdown files (README, model card)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_send_path_argument(p)
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=cmd_compare, seconds=None, start="clip")
 
