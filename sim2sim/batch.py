@@ -260,7 +260,7 @@ class WorkerPool:
         self.jobs, self.initializer, self.initargs = int(jobs), initializer, initargs
         self._pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> "WorkerPool":
+    def __enter__(self) -> WorkerPool:
         if self.jobs == 1:
             self.initializer(*self.initargs)
             return self

@@ -14,6 +14,7 @@ import signal
 import sys
 
 from gmt_ros.tools import UsageError
+from gmt_ros.tools.evaluate import commit_text
 from gmt_ros.training.config import DistillConfig
 
 TRAINING_EXTRA = ("torch", "onnx", "onnxscript")
@@ -48,7 +49,7 @@ def cmd_distill(args) -> int:
         # SIGTERM ends the run like Ctrl-C: the rollout workers are stopped, the last checkpoint stays
         signal.signal(signal.SIGTERM, _interrupted)
         distill.run(cfg, args.out, resume=args.resume, export_path=args.export, max_minutes=args.max_minutes,
-                    evaluate=not args.no_eval, argv=["gmt-ros", *sys.argv[1:]])
+                    evaluate=not args.no_eval, argv=["gmt-ros", *sys.argv[1:]], commit=commit_text())
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise UsageError(str(exc)) from None
     return 0
@@ -87,7 +88,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--jobs", type=int, default=min(d.jobs, os.cpu_count() or 1), help="rollout workers / torch threads")
     p.add_argument("--max-minutes", type=float, default=85.0,
-                   help="start no iteration that would end past this many minutes of training (default 85)")
+                   help="start no iteration that would end past this many minutes of training in all, every session "
+                        "of a resumed run counted (default 85)")
     p.add_argument("--export", default=None, help="ONNX output (default: beside the student's contract)")
     p.add_argument("--no-eval", action="store_true", help="skip the closing evaluation without randomisation")
     p.set_defaults(func=cmd_distill)

@@ -62,7 +62,7 @@ class DistillConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_json(cls, data: dict) -> "DistillConfig":
+    def from_json(cls, data: dict) -> DistillConfig:
         data = dict(data)
         for key in ("motions", "hidden"):
             data[key] = tuple(data[key])
