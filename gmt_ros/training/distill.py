@@ -264,7 +264,7 @@ def run(cfg: DistillConfig, out_dir: str | Path, *, resume: bool = False, export
     ``max_minutes`` bounds the whole training, every session of a resumed run counted (the closing
     export and evaluation are not); ``argv`` and ``commit`` are recorded per session for the card."""
     from gmt_ros.core.contract import load_contract
-    from sim2sim.batch import Progress
+    from sim2sim.worker_pool import Progress
 
     stream = stream if stream is not None else sys.stderr
     cfg.check()

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from sim2sim.batch import WorkerPool
+from sim2sim.worker_pool import WorkerPool
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def _guarded(spec: EpisodeSpec) -> dict:
 
 
 class RolloutPool(WorkerPool):
-    """``sim2sim.batch.WorkerPool`` whose workers hold the teacher and the student's contract,
+    """``sim2sim.worker_pool.WorkerPool`` whose workers hold the teacher and the student's contract,
     kept for the whole run (the student's network is reloaded when a spec names a new export)."""
 
     def __init__(self, names: PolicyNames, jobs: int = 2):
