@@ -174,7 +174,7 @@ def test_tiny_distillation_learns_exports_and_resumes(tmp_path):
     out, onnx_path = tmp_path / "run", tmp_path / "export" / "student.onnx"
     log = io.StringIO()
     summary = distill.run(_tiny_config(), out, export_path=onnx_path, write_contract_hash=False, evaluate=False,
-                          stream=log)
+                          stream=log, argv=["gmt-ros", "distill", "--first"], commit="1111111")
     hist = summary["history"]
     assert [h["iteration"] for h in hist] == [1, 2]
     assert hist[0]["teacher_share"] == 1.0 and 0.0 < hist[1]["teacher_share"] < 1.0
@@ -216,10 +216,19 @@ def test_tiny_distillation_learns_exports_and_resumes(tmp_path):
                     evaluate=False, stream=log)
     log = io.StringIO()
     resumed = distill.run(_tiny_config(iterations=3), out, resume=True, export_path=onnx_path,
-                          write_contract_hash=False, evaluate=False, model_card=False, stream=log)
+                          write_contract_hash=False, evaluate=False, stream=log,
+                          argv=["gmt-ros", "distill", "--resume"], commit="2222222")
     assert "resuming" in log.getvalue() and "iteration 1/3" not in log.getvalue()
     assert [h["iteration"] for h in resumed["history"]] == [1, 2, 3]
     assert resumed["history"][:2] == json.loads(json.dumps(hist))
+    # The wall time counts both sessions (the --max-minutes budget is the whole training's), and the
+    # card names each session's command, commit and iterations.
+    assert resumed["wall_s"] > summary["wall_s"]
+    spans = [(s["commit"], s["from_iteration"], s["to_iteration"]) for s in resumed["sessions"]]
+    assert spans == [("1111111", 0, 2), ("2222222", 2, 3)]
+    card = (onnx_path.parent / "MODEL_CARD.md").read_text()
+    assert "| 1 | `gmt-ros distill --first` | 1111111 | 1–2 |" in card
+    assert "| 2 | `gmt-ros distill --resume` | 2222222 | 3–3 |" in card
 
 
 @needs_training_extra
