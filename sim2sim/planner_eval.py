@@ -1,0 +1,151 @@
+"""The velocity planner in the offline loop: scripted command -> planner -> policy -> MuJoCo G1.
+
+    python -m sim2sim.planner_eval [--script config/cmd_vel_script.yaml] [--config config/planner.yaml]
+                                   [--policy twist2_student] [--seconds S] [--dr PRESET --seed N]
+                                   [--json OUT] [--markdown OUT] [--trace OUT.npz]
+
+No ROS, no DDS: ``sim2sim.evaluate.run_episode`` (the loop of ``gmt-ros eval``: 1 kHz physics,
+the bridge's limits and fall check) tracks the planner's windows as it would a clip's, the
+planner being asked for its window at every policy tick with the script's command at that time.
+Several times faster than real time, so it is where the planner is tuned; the node graph
+(``gmt-ros sim2sim --source planner``) is then measured the same way (``sim2sim.velocity_tracking``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from gmt_ros.core import g1
+from gmt_ros.core.frames import MotionFrames
+from gmt_ros.core.leg_kinematics import stance_slip
+from gmt_ros.core.locomotion_planner import LocomotionPlanner
+from gmt_ros.core.paths import config_dir
+from gmt_ros.core.planner_config import planner_from_yaml
+from gmt_ros.core.velocity_command import check
+from gmt_ros.core.velocity_script import VelocityScript, load_script
+from sim2sim import velocity_tracking
+
+DEFAULT_SCRIPT = "cmd_vel_script.yaml"
+
+
+class PlannedReference:
+    """The planner seen as a clip by ``run_episode``: ``sample(times)`` answers with the planner's
+    window at ``times[0]`` (the loop asks at each policy tick, first for the tick's frame, then
+    for the policy's window from the same time), asking the planner for a new window when the
+    time moves on. Times must not go backwards. Records the reference's frame 0 of every tick."""
+
+    def __init__(self, planner: LocomotionPlanner, script: VelocityScript, seconds: float):
+        self.planner = planner
+        self.script = script
+        self.name = "planner"
+        self.duration = float(seconds)
+        self.joint_mask = np.ones(g1.NUM_BODY_JOINTS, dtype=bool)
+        self._window = None
+        self.rows: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []  # t, root pos, quat, joints
+
+    def sample(self, times) -> MotionFrames:
+        times = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        t0 = float(times[0])
+        if self._window is None or t0 > self._window.start_time + 1e-9:
+            target = check(*self.script.command_at(t0), self.planner.limits).velocity
+            self._window = self.planner.window(t0, target)
+            f = self._window.frames
+            self.rows.append((t0, f.root_pos[0].copy(), f.root_quat[0].copy(), f.joint_pos[0].copy()))
+        return self._window.sample(times)
+
+
+def run(script: VelocityScript, config: str | Path | None = None, policy: str = "twist2_student",
+        seconds: float | None = None, seed: int = 0, dr=None, trace: bool = False) -> dict:
+    """Run the script through the planner and the policy on the simulated G1; the report dict."""
+    from gmt_ros.core.contract import load_contract
+    from sim2sim.evaluate import run_episode
+
+    if seconds is not None and seconds < script.duration_s:
+        script = truncated(script, seconds)
+    seconds = script.duration_s
+    planner, _ = planner_from_yaml(config)
+    planner.reset(0.0)
+    reference = PlannedReference(planner, script, seconds)
+    robot: list[tuple[float, np.ndarray, np.ndarray]] = []
+
+    def record(t, sim):
+        pos, quat = sim.root_pose()
+        robot.append((t, np.array(pos), np.array(quat)))
+
+    result = run_episode(load_contract(policy), reference, seconds=seconds, seed=seed, dr=dr, start="clip",
+                         trace=trace, frame_hook=record, frame_rate_hz=50.0)
+    times = np.array([r[0] for r in robot])
+    rows = velocity_tracking.segment_rows(script, times, np.array([r[1] for r in robot]),
+                                          np.array([r[2] for r in robot]))
+    ref_t = np.array([r[0] for r in reference.rows])
+    ref_pos = np.array([r[1] for r in reference.rows])
+    ref_quat = np.array([r[2] for r in reference.rows])
+    ref_rows = velocity_tracking.segment_rows(script, ref_t, ref_pos, ref_quat)
+    slip = stance_slip(ref_pos, ref_quat, np.array([r[3] for r in reference.rows]), planner.settings.dt)
+    report = {
+        "source": "planner",
+        "mode": "offline loop (sim2sim.planner_eval)",
+        "script": script.source,
+        "policy": policy,
+        "seconds": seconds,
+        "seed": seed,
+        "episode": result.as_dict(),
+        "upright": not result.fell,
+        "summary": line(result),
+        "segments": rows,
+        "reference_segments": ref_rows,
+        "velocity_tracking": velocity_tracking.summary(rows),
+        "reference_foot_slip": slip,
+        "planner": {"searches": planner.searches, "switches": planner.switches},
+    }
+    if trace:
+        report["_trace"] = result.trace
+    return report
+
+
+def truncated(script: VelocityScript, seconds: float) -> VelocityScript:
+    """The script's first ``seconds``."""
+    segments = tuple(replace(seg, end_s=min(seg.end_s, seconds)) for seg in script.segments if seg.start_s < seconds)
+    return replace(script, segments=segments, duration_s=float(seconds))
+
+
+def line(result) -> str:
+    return result.summary_line()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sim2sim.planner_eval", description=__doc__.split("\n")[0])
+    parser.add_argument("--script", default=str(config_dir() / DEFAULT_SCRIPT))
+    parser.add_argument("--config", default=None, help="planner parameter file (default config/planner.yaml)")
+    parser.add_argument("--policy", default="twist2_student")
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dr", default=None, help="domain randomisation preset (config/randomization.yaml)")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--markdown", default=None)
+    args = parser.parse_args(argv)
+    script = load_script(args.script)
+    report = run(script, args.config, args.policy, args.seconds, args.seed, args.dr)
+    table = velocity_tracking.markdown(report["segments"], report["reference_segments"])
+    print(report["summary"])
+    print(table)
+    s = report["velocity_tracking"]
+    print(f"upright {report['upright']}; worst settled e_v {s['worst_settled_e_v']:.3f} m/s, "
+          f"e_wz {s['worst_settled_e_wz']:.3f} rad/s; within bounds: {s['within_bounds']}; "
+          f"reference foot slip {report['reference_foot_slip']}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
