@@ -51,6 +51,7 @@ setup(
             "gmt-ros-policy = gmt_ros.nodes.policy_node:main",
             "gmt-ros-player = gmt_ros.nodes.motion_player_node:main",
             "gmt-ros-stream = gmt_ros.nodes.stream_node:main",
+            "gmt-ros-planner = gmt_ros.nodes.planner_node:main",
             "gmt-ros-sim = sim2sim.node:main",
             "gmt-ros-recorder = gmt_ros.nodes.recorder_node:main",
         ],

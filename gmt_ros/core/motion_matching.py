@@ -13,7 +13,8 @@ world position and heading:
   the pelvis sways within a step, a command is a mean);
 - feature rows (search): the future root trajectory at ``TRAJECTORY_OFFSETS_S`` (x, y and the
   heading direction in the current heading frame), both feet (position relative to the pelvis
-  and velocity, heading frame, ``gmt_ros.core.leg_kinematics``) and the pelvis velocity.
+  and velocity, heading frame, ``gmt_ros.core.leg_kinematics``), the pelvis velocity and the
+  waist and arm joint angles.
 
 A frame is *searchable* when its clip has ``future_s`` more seconds after it (so a stream started
 there can play on through a blend and the next search) and its pelvis is upright at a walking
@@ -84,6 +85,7 @@ class FeatureWeights:
     foot_position: float = 0.75
     foot_velocity: float = 0.75
     root_velocity: float = 1.0
+    upper_body: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,13 @@ _GROUPS = {
     "foot_position": slice(4 * _K, 4 * _K + 6),
     "foot_velocity": slice(4 * _K + 6, 4 * _K + 12),
     "root_velocity": slice(4 * _K + 12, 4 * _K + 15),
+    "upper_body": slice(4 * _K + 15, 4 * _K + 15 + 11),
 }
-POSE_COLUMNS = slice(4 * _K, 4 * _K + 15)
-FEATURE_WIDTH = 4 * _K + 15
+# Waist and arm joints (not the wrists, which 23-joint clips lack): the clips hold their arms
+# differently, and a blend between two arm carriages moves the shoulders fast.
+UPPER_BODY_SLOTS = np.array([12, 13, 14, 15, 16, 17, 18, 22, 23, 24, 25])
+POSE_COLUMNS = slice(4 * _K, 4 * _K + 26)
+FEATURE_WIDTH = 4 * _K + 26
 
 
 def _yaw(q: np.ndarray) -> np.ndarray:
@@ -177,6 +183,7 @@ def _frames_of(clip: MotionClip, dt: float, future_s: float, height_range, max_t
     features[:, _GROUPS["foot_position"]] = feet.reshape(n, 6)
     features[:, _GROUPS["foot_velocity"]] = feet_vel.reshape(n, 6)
     features[:, _GROUPS["root_velocity"]] = np.concatenate([lin_vel[:, :2], ang_vel[:, 2:]], axis=1)
+    features[:, _GROUPS["upper_body"]] = f.joint_pos[:, UPPER_BODY_SLOTS]
 
     rpy = rotations.to_rpy(local_quat)
     upright = (np.abs(rpy[:, 0]) <= max_tilt) & (np.abs(rpy[:, 1]) <= max_tilt)
@@ -201,6 +208,7 @@ def standing_frames(standing_height: float, default_pose: np.ndarray | None = No
     for k in range(_K):
         features[0, 2 * _K + 2 * k] = 1.0  # heading unchanged: direction (1, 0)
     features[0, _GROUPS["foot_position"]] = feet.reshape(6)
+    features[0, _GROUPS["upper_body"]] = pose[0, UPPER_BODY_SLOTS]
     zeros3 = np.zeros((1, 3))
     return ClipFrames(STANDING, pose, np.zeros_like(pose), np.array([float(standing_height)]),
                       np.array([[1.0, 0.0, 0.0, 0.0]]), zeros3, zeros3.copy(), zeros3.copy(), zeros3.copy(),

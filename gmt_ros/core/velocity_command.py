@@ -131,3 +131,22 @@ class CommandRamp:
 
     def target_at(self, now: float) -> np.ndarray:
         return np.zeros(3) if self.timed_out(now) else self._target.copy()
+
+
+def stick_velocity(lx: float, ly: float, rx: float, limits: VelocityLimits, deadzone: float = 0.1) -> np.ndarray | None:
+    """The command the G1 remote's sticks ask for, or None when both are centred (every axis
+    inside ``deadzone``). Left stick up (ly > 0) walks forward, left stick right (lx > 0) steps
+    right, right stick right (rx > 0) turns clockwise; full deflection is the speed limit and
+    the deadzone is taken out (``(|s| - deadzone) / (1 - deadzone)``). Non-finite values (a
+    corrupt remote frame) count as centred."""
+    def axis(value: float) -> float:
+        value = float(value)
+        if not math.isfinite(value) or abs(value) <= deadzone:
+            return 0.0
+        return math.copysign(min((abs(value) - deadzone) / (1.0 - deadzone), 1.0), value)
+
+    fwd, side, turn = axis(ly), axis(lx), axis(rx)
+    if fwd == 0.0 and side == 0.0 and turn == 0.0:
+        return None
+    vx = fwd * (limits.max_vx if fwd > 0 else limits.max_vx_backward)
+    return np.array([vx, -side * limits.max_vy, -turn * limits.max_wz])

@@ -1,0 +1,233 @@
+"""gmt_planner: walk where /cmd_vel (or the remote's sticks) point, by motion matching.
+
+==========================================  ===================================  ==============
+what                                        topic                                rate
+==========================================  ===================================  ==============
+velocity command (geometry_msgs/Twist)      /cmd_vel (in, best effort, depth 1)  producer's
+the remote's 40 bytes (from the bridge)     /wireless_remote (in, polled at the   bridge: on
+                                            tick: newest sample only)            change + 10 Hz
+window of the planned reference             /gmt/motion_target (out)             rate_hz (50)
+status JSON (source, command, stream, ...)  /gmt/planner/status (out)            5 Hz
+==========================================  ===================================  ==============
+
+The planning is ``gmt_ros.core.locomotion_planner`` (pure Python); this node checks commands
+(``gmt_ros.core.velocity_command``: NaN/inf or absurd values are refused and logged, values
+beyond the speed limits clamped), picks the command source and publishes windows on a timer.
+
+Sources: the remote's sticks drive while one of them is deflected beyond ``remote_deadzone``
+(the operator with the remote overrides a navigation stack); otherwise the newest accepted
+/cmd_vel, until ``command_timeout_s`` has passed without one (the publisher stopped or sends only
+refused commands): then the target is zero and the reference eases to standing, logged once as
+``cmd_vel timed out``. /cmd_vel is subscribed best effort so that both reliable and best-effort
+publishers (teleop_twist_keyboard, joy_teleop, Nav2) are heard; only the newest matters.
+
+One single-threaded executor: a tick plans one new frame (≈ 0.3 ms), a changed command
+re-plans ``window_s`` (a few ms). Windows are stamped with the ROS clock (system time), the
+policy's clock; command ages use time.monotonic().
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import Twist
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String, UInt8MultiArray
+from trajectory_msgs.msg import JointTrajectory
+
+from gmt_ros.core import process_tuning
+from gmt_ros.core.planner_config import NODE_NAME, PARAMETERS, build_planner, split
+from gmt_ros.core.remote import decode_remote
+from gmt_ros.core.velocity_command import BadVelocityCommand, CommandRamp, check, stick_velocity
+from gmt_ros.nodes.polled_topics import PolledTopics
+from gmt_ros.nodes.window_codec import encode_window
+
+CMD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+REMOTE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+WINDOW_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+STATUS_RATE_HZ = 5.0
+
+
+class PlannerConfigError(ValueError):
+    """A parameter value the planner cannot run with."""
+
+
+class PlannerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        values = self._read_parameters()
+        try:
+            clips, settings, limits, rest = split(values)
+        except ValueError as exc:
+            raise PlannerConfigError(str(exc)) from None
+        self.params = rest
+        started = time.monotonic()
+        self.planner = build_planner(clips, settings, limits, rest["clip_dirs"], rest["mirror_clips"],
+                                     rest["standing_height"])
+        self.limits = limits
+        self.commands = CommandRamp(limits, rest["command_timeout_s"])
+        self._timed_out_logged = True  # nothing received yet: "timed out" is the initial state, not news
+        self._source = "none"
+        self._remote: tuple[float, np.ndarray | None] | None = None  # (arrival monotonic, stick command)
+        self._last_log: dict[str, float] = {}
+        self.refused = 0
+        self.accepted = 0
+
+        self._pub_window = self.create_publisher(JointTrajectory, rest["motion_target_topic"], WINDOW_QOS)
+        self._pub_status = self.create_publisher(String, rest["status_topic"], 10)
+        self.create_subscription(Twist, rest["cmd_vel_topic"], self._on_cmd_vel, CMD_QOS)
+        self._readers = PolledTopics(f"{NODE_NAME}_remote_reader", context=self.context)
+        self._remote_in = (self._readers.subscribe(UInt8MultiArray, rest["remote_topic"], REMOTE_QOS)
+                           if rest["remote_enabled"] else None)
+        self.create_timer(1.0 / rest["rate_hz"], self._on_tick)
+        self.create_timer(1.0 / STATUS_RATE_HZ, self._publish_status)
+        db = self.planner.db
+        self.get_logger().info(
+            f"{len(clips)} clips ({'mirrored, ' if rest['mirror_clips'] else ''}{db.searchable_count} searchable "
+            f"frames, built in {time.monotonic() - started:.2f} s); windows of {settings.window_frames} frames at "
+            f"{rest['rate_hz']:g} Hz on {rest['motion_target_topic']}; commands on {rest['cmd_vel_topic']}"
+            f"{' and the remote sticks' if rest['remote_enabled'] else ''}; limits vx {-limits.max_vx_backward:g}.."
+            f"{limits.max_vx:g} m/s, vy ±{limits.max_vy:g} m/s, wz ±{limits.max_wz:g} rad/s; "
+            f"timeout {rest['command_timeout_s']:g} s")
+
+    def _read_parameters(self) -> dict:
+        values = {}
+        for name, (default, kind, text) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=text, dynamic_typing=True))
+            raw = self.get_parameter(name).value
+            if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+                raw = float(raw)
+            if kind is list and isinstance(raw, (list, tuple)) and all(isinstance(x, str) for x in raw):
+                raw = list(raw)
+            if type(raw) is not kind:
+                raise PlannerConfigError(f"parameter {name} must be a {kind.__name__}, got {raw!r}")
+            values[name] = raw
+        return values
+
+    def destroy_node(self) -> None:
+        readers = getattr(self, "_readers", None)
+        if readers is not None:
+            readers.destroy()
+        super().destroy_node()
+
+    def _throttled(self, key: str, level: str, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last_log.get(key, -math.inf) >= self.params["log_throttle_s"]:
+            self._last_log[key] = now
+            getattr(self.get_logger(), level)(text)
+
+    # ------------------------------------------------------------------ inputs
+
+    def accept_twist(self, msg: Twist, now: float | None = None) -> bool:
+        """Check a Twist and take it as the /cmd_vel target; False (logged) when refused."""
+        now = time.monotonic() if now is None else now
+        ignored = {"linear.z": msg.linear.z, "angular.x": msg.angular.x, "angular.y": msg.angular.y}
+        try:
+            checked = check(msg.linear.x, msg.linear.y, msg.angular.z, self.limits, ignored)
+        except BadVelocityCommand as exc:
+            self.refused += 1
+            self._throttled(f"refused:{exc.reason}", "error",
+                            f"refused /cmd_vel ({exc.reason}): {exc}; keeping the last accepted command "
+                            f"(it times out {self.params['command_timeout_s']:g} s after it arrived)")
+            return False
+        if checked.note:
+            self._throttled("clamped", "warning", f"/cmd_vel: {checked.note}")
+        self.accepted += 1
+        self.commands.accept(checked.velocity, now)
+        if self._timed_out_logged:
+            self._timed_out_logged = False
+            self.get_logger().info(f"following /cmd_vel: {np.round(checked.velocity, 3).tolist()}")
+        return True
+
+    def _on_cmd_vel(self, msg: Twist) -> None:
+        self.accept_twist(msg)
+
+    def _stick_command(self, now: float) -> np.ndarray | None:
+        if self._remote_in is None:
+            return None
+        try:
+            got = self._remote_in.take_newest()
+        except Exception as exc:  # an undecodable sample: keep the previous one
+            self._throttled("remote_take", "warning", f"could not take a remote sample: {exc!r}")
+            got = None
+        if got is not None:
+            msg, received = got
+            try:
+                state = decode_remote(bytes(msg.data))
+                stick = stick_velocity(state.lx, state.ly, state.rx, self.limits, self.params["remote_deadzone"])
+            except ValueError as exc:
+                self._throttled("remote_bad", "warning", f"ignoring a remote sample: {exc}")
+                stick = None
+            self._remote = (received, stick)
+        if self._remote is None or now - self._remote[0] > self.params["remote_timeout_s"]:
+            return None
+        return self._remote[1]
+
+    def target(self, now: float) -> np.ndarray:
+        """The velocity to follow now, and which source it came from (``self._source``)."""
+        stick = self._stick_command(now)
+        if stick is not None:
+            self._set_source("remote")
+            return stick
+        if self.commands.timed_out(now):
+            if not self._timed_out_logged:
+                self._timed_out_logged = True
+                self.get_logger().warning(
+                    f"cmd_vel timed out: no accepted command for {self.commands.age(now):.2f} s "
+                    f"(timeout {self.commands.timeout_s:g} s); easing to standing")
+            self._set_source("none")
+            return np.zeros(3)
+        self._set_source("cmd_vel")
+        return self.commands.target_at(now)
+
+    def _set_source(self, source: str) -> None:
+        if source != self._source:
+            if source == "remote" or self._source == "remote":
+                self.get_logger().info(f"command source: {self._source} -> {source}")
+            self._source = source
+
+    # ------------------------------------------------------------------ outputs
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_tick(self) -> None:
+        window = self.planner.window(self._now(), self.target(time.monotonic()))
+        self._pub_window.publish(encode_window(window))
+
+    def _publish_status(self) -> None:
+        status = {"source": self._source, "accepted": self.accepted, "refused": self.refused,
+                  "command_age_s": round(min(self.commands.age(time.monotonic()), 1e6), 3), **self.planner.current}
+        self._pub_status.publish(String(data=json.dumps(status)))
+
+
+def main(argv=None) -> int:
+    process_tuning.short_switch_interval()
+    rclpy.init(args=argv)
+    node = None
+    code = 0
+    try:
+        node = PlannerNode()
+        process_tuning.freeze_startup_objects()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, FileNotFoundError) as exc:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+        code = 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
