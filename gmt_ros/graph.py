@@ -5,7 +5,8 @@
                    motion-target source                      rt/lowcmd 500 Hz, policy 50 Hz, windows 50 Hz
     real           bridge, policy, motion-target source      (the robot publishes rt/lowstate)
 
-The motion-target source is one of ``SOURCES``: the clip player (default) or the live stream.
+The motion-target source is one of ``SOURCES``: the clip player (default), the live stream or the
+velocity planner (/cmd_vel).
 
 Launch arguments map onto node settings in one place (``LAUNCH_ARGUMENTS``: meaning, type, targets),
 so the launch files and the process runner cannot drift apart. Parameters otherwise come from ``config/*.yaml``.
@@ -35,12 +36,14 @@ POLICY = NodeSpec("policy", "gmt_policy", "gmt-ros-policy", "gmt_ros.nodes.polic
 PLAYER = NodeSpec("player", "gmt_motion_player", "gmt-ros-player", "gmt_ros.nodes.motion_player_node",
                   "motion_player.yaml", ros=True)
 STREAM = NodeSpec("stream", "gmt_stream", "gmt-ros-stream", "gmt_ros.nodes.stream_node", "stream.yaml", ros=True)
+PLANNER = NodeSpec("planner", "gmt_planner", "gmt-ros-planner", "gmt_ros.nodes.planner_node", "planner.yaml", ros=True)
 
 # What feeds /gmt/motion_target: one entry per source (launch argument source:=NAME). A graph runs
 # exactly one, in the place of the player in GRAPHS.
 SOURCES: dict[str, NodeSpec] = {
     "player": PLAYER,
     "stream": STREAM,
+    "planner": PLANNER,
 }
 DEFAULT_SOURCE = "player"
 

@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from gmt_ros.core import g1
 from gmt_ros.core.frames import MotionFrames
-from gmt_ros.core.leg_kinematics import stance_slip
 from gmt_ros.core.locomotion_planner import LocomotionPlanner
 from gmt_ros.core.paths import config_dir
 from gmt_ros.core.planner_config import planner_from_yaml
@@ -65,8 +63,8 @@ def run(script: VelocityScript, config: str | Path | None = None, policy: str = 
     from gmt_ros.core.contract import load_contract
     from sim2sim.evaluate import run_episode
 
-    if seconds is not None and seconds < script.duration_s:
-        script = truncated(script, seconds)
+    if seconds is not None:
+        script = script.truncated(seconds)
     seconds = script.duration_s
     planner, _ = planner_from_yaml(config)
     planner.reset(0.0)
@@ -79,14 +77,8 @@ def run(script: VelocityScript, config: str | Path | None = None, policy: str = 
 
     result = run_episode(load_contract(policy), reference, seconds=seconds, seed=seed, dr=dr, start="clip",
                          trace=trace, frame_hook=record, frame_rate_hz=50.0)
-    times = np.array([r[0] for r in robot])
-    rows = velocity_tracking.segment_rows(script, times, np.array([r[1] for r in robot]),
-                                          np.array([r[2] for r in robot]))
-    ref_t = np.array([r[0] for r in reference.rows])
-    ref_pos = np.array([r[1] for r in reference.rows])
-    ref_quat = np.array([r[2] for r in reference.rows])
-    ref_rows = velocity_tracking.segment_rows(script, ref_t, ref_pos, ref_quat)
-    slip = stance_slip(ref_pos, ref_quat, np.array([r[3] for r in reference.rows]), planner.settings.dt)
+    robot_arrays = (np.array([r[0] for r in robot]), np.array([r[1] for r in robot]), np.array([r[2] for r in robot]))
+    ref_arrays = tuple(np.array([r[i] for r in reference.rows]) for i in range(4))
     report = {
         "source": "planner",
         "mode": "offline loop (sim2sim.planner_eval)",
@@ -96,26 +88,13 @@ def run(script: VelocityScript, config: str | Path | None = None, policy: str = 
         "seed": seed,
         "episode": result.as_dict(),
         "upright": not result.fell,
-        "summary": line(result),
-        "segments": rows,
-        "reference_segments": ref_rows,
-        "velocity_tracking": velocity_tracking.summary(rows),
-        "reference_foot_slip": slip,
+        "summary": result.summary_line(),
+        **velocity_tracking.velocity_report(script, robot_arrays, ref_arrays, planner.settings.dt),
         "planner": {"searches": planner.searches, "switches": planner.switches},
     }
     if trace:
         report["_trace"] = result.trace
     return report
-
-
-def truncated(script: VelocityScript, seconds: float) -> VelocityScript:
-    """The script's first ``seconds``."""
-    segments = tuple(replace(seg, end_s=min(seg.end_s, seconds)) for seg in script.segments if seg.start_s < seconds)
-    return replace(script, segments=segments, duration_s=float(seconds))
-
-
-def line(result) -> str:
-    return result.summary_line()
 
 
 def main(argv=None) -> int:
@@ -134,10 +113,7 @@ def main(argv=None) -> int:
     table = velocity_tracking.markdown(report["segments"], report["reference_segments"])
     print(report["summary"])
     print(table)
-    s = report["velocity_tracking"]
-    print(f"upright {report['upright']}; worst settled e_v {s['worst_settled_e_v']:.3f} m/s, "
-          f"e_wz {s['worst_settled_e_wz']:.3f} rad/s; within bounds: {s['within_bounds']}; "
-          f"reference foot slip {report['reference_foot_slip']}")
+    print(velocity_tracking.verdict_line(report))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=1))

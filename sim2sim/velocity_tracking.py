@@ -117,3 +117,57 @@ def markdown(rows: list[dict], reference_rows: list[dict] | None = None) -> str:
             line += f" {_fmt(ref['settled_mean'])} | {num(ref['settled_e_v'])} / {num(ref['settled_e_wz'])} |"
         lines.append(line)
     return "\n".join(lines)
+
+
+def resample(times: np.ndarray, dt: float = 0.02) -> np.ndarray:
+    """Indices of samples at least ``dt`` apart (in time order; the first of a crowd is kept):
+    reference samples recorded from overlapping windows, thinned to one per control step."""
+    keep, last = [], -math.inf
+    for i in np.argsort(times, kind="stable"):
+        if times[i] >= last + dt - 1e-4:
+            keep.append(i)
+            last = times[i]
+    return np.array(keep, dtype=np.int64)
+
+
+def velocity_report(script: VelocityScript, robot: tuple, reference: tuple, dt: float = 0.02) -> dict:
+    """The velocity part of a planner run's report.
+
+    ``robot`` = (times, root_pos, root_quat) of the simulated robot, ``reference`` = (times,
+    root_pos, root_quat, joint_pos) of the reference it was given, times on the script's clock.
+    Returns the per-segment rows of both, the summary, and the reference's foot slip by segment
+    name (``gmt_ros.core.leg_kinematics``: how much the planner's warp and blends make the
+    reference's planted feet slide).
+    """
+    from gmt_ros.core.leg_kinematics import planted_foot_speeds, slip_summary
+
+    rows = segment_rows(script, *robot)
+    ref_t, ref_pos, ref_quat, ref_q = (np.asarray(a) for a in reference)
+    ref_rows = segment_rows(script, ref_t, ref_pos, ref_quat)
+    speeds, planted = planted_foot_speeds(ref_pos, ref_quat, ref_q, dt)
+    regular = np.abs(np.diff(ref_t) - dt) < 0.25 * dt  # steps across a gap in the samples are not speeds
+    planted = planted & regular[:, None]
+    mid = 0.5 * (ref_t[1:] + ref_t[:-1])
+    by_name: dict[str, np.ndarray] = {}
+    for seg in script.segments:
+        inside = (mid >= seg.start_s) & (mid < seg.end_s)
+        by_name[seg.name] = by_name.get(seg.name, np.zeros_like(inside)) | inside
+    return {
+        "segments": rows,
+        "reference_segments": ref_rows,
+        "velocity_tracking": summary(rows),
+        "reference_foot_slip": {"all": slip_summary(speeds, planted)}
+        | {name: slip_summary(speeds[sel], planted[sel]) for name, sel in by_name.items()},
+    }
+
+
+def verdict_line(report: dict) -> str:
+    """One line: upright or not, the worst settled errors against issue 12's bounds."""
+    s = report["velocity_tracking"]
+    upright = report.get("upright", report.get("fell") is False)
+    slip = report["reference_foot_slip"]["all"]
+    return (f"{'upright' if upright else 'NOT upright'}; worst settled e_v {s['worst_settled_e_v']:.3f} m/s "
+            f"(bound {s['bounds']['e_v']}), e_wz {s['worst_settled_e_wz']:.3f} rad/s (bound {s['bounds']['e_wz']}): "
+            f"{'within' if s['within_bounds'] else 'NOT within'} bounds; settled = from {s['settle_s']:g} s after each "
+            f"command change, {s['average_s']:g} s averages; reference planted-foot slip median "
+            f"{slip['median_mps']} m/s, p95 {slip['p95_mps']} m/s")

@@ -9,7 +9,7 @@ import pytest
 
 from gmt_ros.core import g1, rotations
 from gmt_ros.core.clip_library import load_named_clip
-from gmt_ros.core.leg_kinematics import stance_slip
+from gmt_ros.core.leg_kinematics import foot_positions, stance_slip
 from gmt_ros.core.locomotion_planner import LocomotionPlanner, PlannerSettings, commanded_trajectory, gait_velocity
 from gmt_ros.core.motion_matching import STANDING, MotionDatabase, Query, mirror_clip
 from gmt_ros.core.planner_config import DEFAULT_CLIPS, PARAMETERS, load_yaml, split
@@ -174,15 +174,31 @@ def test_replan_keeps_the_present_frame(db):
     np.testing.assert_allclose(again.frames.joint_pos[:-1], new.frames.joint_pos[1:], atol=1e-12)
 
 
-def test_blends_add_no_foot_slip_over_the_clips(db, clips):
-    """Without the root warp (bound 0), the planner's feet slip no more than the clips' own."""
+def test_blends_add_no_foot_slip(db):
+    """Without the root warp (bound 0), feet slip no more while two streams are cross-faded than
+    while one plays (the clips' own retargeting slip is the baseline)."""
     settings = PlannerSettings(warp_max_speed=0.0, warp_max_yaw_rate=0.0)
-    planner, times, f = _run(db, lambda t: (0.7, 0.0, 0.3 if (t // 4) % 2 else -0.3), 24.0, settings)
+    planner = LocomotionPlanner(db, settings)
+    planner.reset(0.0)
+    frames, blending = [], []
+    for k in range(1200):
+        t = k * DT
+        w = planner.window(t, np.array([0.7, 0.0, 0.3 if (t // 4) % 2 else -0.3]))
+        frames.append(w.frames.take(slice(0, 1)))
+        blending.append(planner.current["blending"])
     assert planner.switches > 10
-    ours = stance_slip(f["root_pos"], f["root_quat"], f["joint_pos"], DT)
-    theirs = [stance_slip(*(lambda s: (s.root_pos, s.root_quat, s.joint_pos))(c.sample(np.arange(0, c.duration, DT))),
-                          DT)["median_mps"] for c in clips]
-    assert ours["median_mps"] <= float(np.median(theirs)) + 0.02, (ours, theirs)
+    pos, quat, q = (np.concatenate([getattr(f, n) for f in frames]) for n in ("root_pos", "root_quat", "joint_pos"))
+    feet = foot_positions(pos, quat, q)
+    lower = feet[..., 2].min(axis=1, keepdims=True)
+    vz = np.abs(np.gradient(feet[..., 2], DT, axis=0))
+    contact = (feet[..., 2] < lower + 0.01) & (vz < 0.1)
+    speed = np.linalg.norm(np.diff(feet[..., :2], axis=0), axis=-1) / DT
+    planted = contact[:-1] & contact[1:]
+    blend = np.array(blending[:-1])[:, None] & planted
+    single = ~np.array(blending[:-1])[:, None] & planted
+    assert blend.sum() > 100 and single.sum() > 100
+    assert np.median(speed[blend]) <= np.median(speed[single]) + 0.02, (np.median(speed[blend]), np.median(speed[single]))
+    assert stance_slip(pos, quat, q, DT)["median_mps"] < 0.25
 
 
 def test_acceleration_limit_and_stop(db):
@@ -192,7 +208,7 @@ def test_acceleration_limit_and_stop(db):
     for k in range(100):
         planner.window(k * DT, np.array([0.5, 0.0, 0.0]))
         speeds.append(planner.current["velocity"][0])
-    assert speeds[9] == pytest.approx(0.2, abs=1e-9) and speeds[30] == pytest.approx(0.5)
+    np.testing.assert_allclose(speeds, np.minimum(0.02 * np.arange(100), 0.5), atol=1e-9)
     for k in range(100, 200):
         planner.window(k * DT, np.zeros(3))
     assert planner.current["standing"] and not planner.current["blending"]

@@ -83,6 +83,30 @@ CONTACT_HEIGHT_M = 0.01  # a foot this close to the lower foot's height may be o
 CONTACT_VZ_MPS = 0.1  # ... if it is not rising or falling faster than this
 
 
+def planted_foot_speeds(root_pos: np.ndarray, root_quat: np.ndarray, joint_pos: np.ndarray, dt: float,
+                        contact_height: float = CONTACT_HEIGHT_M,
+                        contact_vz: float = CONTACT_VZ_MPS) -> tuple[np.ndarray, np.ndarray]:
+    """(horizontal foot speeds (N-1, 2) between consecutive frames, whether the foot was on the
+    ground at both ends (N-1, 2)); see ``stance_slip``."""
+    feet = foot_positions(root_pos, root_quat, joint_pos)
+    lower = feet[..., 2].min(axis=1, keepdims=True)
+    vz = np.abs(np.gradient(feet[..., 2], dt, axis=0)) if len(feet) > 1 else np.zeros(feet.shape[:2])
+    contact = (feet[..., 2] < lower + contact_height) & (vz < contact_vz)
+    speed = np.linalg.norm(np.diff(feet[..., :2], axis=0), axis=-1) / dt
+    return speed, contact[:-1] & contact[1:]
+
+
+def slip_summary(speeds: np.ndarray, planted: np.ndarray) -> dict:
+    """Contact share and median, mean and 95th percentile of the planted feet's speeds (m/s)."""
+    slips = speeds[planted]
+
+    def stat(f):
+        return round(float(f(slips)), 4) if slips.size else None
+
+    return {"contact_share": round(float(planted.mean()), 3) if planted.size else None, "median_mps": stat(np.median),
+            "mean_mps": stat(np.mean), "p95_mps": stat(lambda x: np.percentile(x, 95))}
+
+
 def stance_slip(root_pos: np.ndarray, root_quat: np.ndarray, joint_pos: np.ndarray, dt: float,
                 contact_height: float = CONTACT_HEIGHT_M, contact_vz: float = CONTACT_VZ_MPS) -> dict:
     """How much a motion's feet slide while on the ground: horizontal foot speed over the steps
@@ -91,18 +115,6 @@ def stance_slip(root_pos: np.ndarray, root_quat: np.ndarray, joint_pos: np.ndarr
     (clips disagree by centimetres about where the ground is, so no absolute height) and its
     height changes slower than ``contact_vz``. A clean reference plants its feet (speeds near
     0); retargeting, blends and root warping show up here (the shipped walking clips themselves:
-    medians 0.06-0.24 m/s). Returns the contact share of foot-samples and the median, mean and
+    medians 0.06-0.24 m/s). Returns the share of foot-steps in contact and the median, mean and
     95th percentile slip speed (m/s)."""
-    feet = foot_positions(root_pos, root_quat, joint_pos)
-    lower = feet[..., 2].min(axis=1, keepdims=True)
-    vz = np.abs(np.gradient(feet[..., 2], dt, axis=0)) if len(feet) > 1 else np.zeros(feet.shape[:2])
-    contact = (feet[..., 2] < lower + contact_height) & (vz < contact_vz)
-    speed = np.linalg.norm(np.diff(feet[..., :2], axis=0), axis=-1) / dt
-    planted = contact[:-1] & contact[1:]
-    slips = speed[planted]
-
-    def stat(f):
-        return round(float(f(slips)), 4) if slips.size else None
-
-    return {"contact_share": round(float(contact.mean()), 3), "median_mps": stat(np.median),
-            "mean_mps": stat(np.mean), "p95_mps": stat(lambda x: np.percentile(x, 95))}
+    return slip_summary(*planted_foot_speeds(root_pos, root_quat, joint_pos, dt, contact_height, contact_vz))

@@ -16,7 +16,7 @@ frame); a value left out is 0. Times are seconds from the start of the script.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,16 @@ class VelocityScript:
             if seg.start_s <= t < seg.end_s:
                 return seg
         return None
+
+    def truncated(self, seconds: float) -> "VelocityScript":
+        """The script's first ``seconds``."""
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"seconds must be positive, got {seconds}")
+        if seconds >= self.duration_s:
+            return self
+        segments = tuple(replace(seg, end_s=min(seg.end_s, float(seconds))) for seg in self.segments
+                         if seg.start_s < seconds)
+        return replace(self, segments=segments, duration_s=float(seconds))
 
     def command_at(self, t: float) -> np.ndarray:
         """(vx, vy, wz) at t; zero outside the script."""

@@ -120,6 +120,7 @@ class GraphObserver:
     def __init__(self, ros_domain: int, windows: bool = True):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import Twist
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
@@ -137,6 +138,8 @@ class GraphObserver:
         self.player_latest: dict | None = None
         self.stream: list[tuple[float, dict]] = []  # gmt_stream's status (graph source "stream")
         self.stream_latest: dict | None = None
+        self.planner: list[tuple[float, dict]] = []  # gmt_planner's status (graph source "planner")
+        self.planner_latest: dict | None = None
         self.stream_timing: list[list[float]] = []  # [window stamp, arrival times of the frames it first carries]
         self.window_receipts: list[tuple[float, float]] = []  # (window stamp, receipt time here)
         self.windows: list[tuple] = []  # window_frames tuples, the reference at known wall times
@@ -154,12 +157,15 @@ class GraphObserver:
         n.create_subscription(String, "/gmt/supervisor/state", self._on_supervisor, latched)
         n.create_subscription(String, "/gmt/player/status", self._on_player, reliable)
         n.create_subscription(String, "/gmt/stream/status", self._on_stream, reliable)
+        n.create_subscription(String, "/gmt/planner/status", self._on_planner, reliable)
         n.create_subscription(Float64MultiArray, "/gmt/stream/timing", self._on_stream_timing, reliable)
         if windows:  # the reference for scoring (gmt-ros operate needs none)
             n.create_subscription(JointTrajectory, "/gmt/motion_target", self._on_window, reliable, raw=True)
         n.create_subscription(JointState, "/gmt/joint_targets", self._on_target, reliable, raw=True)  # counted only
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
         self.command_pub = n.create_publisher(String, "/gmt/player/command", reliable)
+        self._twist = Twist
+        self.cmd_vel_pub = n.create_publisher(Twist, "/cmd_vel", reliable)
         self._clients = {}
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -191,6 +197,9 @@ class GraphObserver:
 
     def _on_stream(self, msg) -> None:
         self._on_status(msg, "stream")
+
+    def _on_planner(self, msg) -> None:
+        self._on_status(msg, "planner")
 
     def _on_status(self, msg, source: str) -> None:
         """A source node's JSON status: appended to ``self.<source>``, kept as ``<source>_latest``."""
@@ -265,6 +274,19 @@ class GraphObserver:
                 raise Sim2SimError(f"nobody subscribes to /gmt/player/command after {match_timeout_s:.0f} s")
             time.sleep(0.05)
         self.command_pub.publish(String(data=text))
+
+    def wait_for_cmd_vel_subscriber(self, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.cmd_vel_pub.get_subscription_count() < 1:
+            if time.monotonic() > deadline:
+                raise Sim2SimError(f"nobody subscribes to /cmd_vel after {timeout_s:.0f} s")
+            time.sleep(0.05)
+
+    def publish_velocity(self, velocity) -> None:
+        """geometry_msgs/Twist on /cmd_vel: vx, vy, wz."""
+        msg = self._twist()
+        msg.linear.x, msg.linear.y, msg.angular.z = (float(v) for v in velocity)
+        self.cmd_vel_pub.publish(msg)
 
     def call_trigger(self, service: str, timeout_s: float = 5.0):
         """(success, message) of a std_srvs/Trigger call."""

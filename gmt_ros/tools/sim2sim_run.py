@@ -102,7 +102,7 @@ REALTIME = {"sim_fifo": 20, "bridge_writer_fifo": 10, "nice": -15}
 MIN_REAL_TIME_FACTOR = 0.97
 NODES_UP_TIMEOUT_S = 90.0  # imports (rclpy, onnxruntime, MuJoCo) on a loaded 2-core machine
 LINK_TIMEOUT_S = 30.0  # sim start (MuJoCo model) + the first rt/lowstate at the bridge
-STOP_ORDER = ("sim", "player", "stream", "policy", "bridge")
+STOP_ORDER = ("sim", "player", "stream", "planner", "policy", "bridge")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ STOP_ORDER = ("sim", "player", "stream", "policy", "bridge")
 
 @dataclass
 class Sim2SimOptions:
-    motion: str
+    motion: str | None  # the clip (sources "player" and "stream")
     policy: str = DEFAULT_POLICY
     seconds: float | None = None  # scored clip time (default: the whole clip)
     domain: int = DEFAULT_DOMAIN  # the robot's DDS domain (unitree SDK)
@@ -125,6 +125,7 @@ class Sim2SimOptions:
     nice: int = 0  # without realtime: the nodes' nice value (negative needs root or CAP_SYS_NICE)
     source: str = graph.DEFAULT_SOURCE  # what feeds /gmt/motion_target (graph.SOURCES)
     stream: StreamLink | None = None  # source "stream": the producer's link (gmt_ros.tools.stream_run)
+    script: str | None = None  # source "planner": the /cmd_vel script (gmt_ros.core.velocity_script)
 
 
 def _ros_parameters(spec: graph.NodeSpec) -> dict:
@@ -155,7 +156,8 @@ def lighter_settings(contract, source: str = graph.DEFAULT_SOURCE) -> dict[str, 
     window = min(float(player["window_s"]), math.ceil(needed * 10.0 - 1e-9) / 10.0)
     if source == "stream":  # the same window length; windows stay at 50 Hz (frame-in latency)
         return {"stream": {"window_s": f"{window:g}"}}
-    return {"player": {"window_s": f"{window:g}", "rate_hz": f"{rate:g}"}}
+    # the player and the planner: both plan ahead, any window carries the same reference
+    return {graph.SOURCES[source].key: {"window_s": f"{window:g}", "rate_hz": f"{rate:g}"}}
 
 
 def other_node_processes(own_pids=()) -> list[str]:
@@ -189,11 +191,13 @@ def pick_ros_domain(environ=os.environ) -> int:
 
 def check_options(opt: Sim2SimOptions):
     """Validate the input before anything starts; returns (clip library name, clip duration,
-    contract, player clip_dirs). Raises UsageError naming the problem."""
+    contract, player clip_dirs); for the planner source ("planner", the script's duration,
+    contract, []). Raises UsageError naming the problem."""
     from gmt_ros.adapters import dds
     from gmt_ros.core.clip_library import list_clips, resolve_clip
     from gmt_ros.core.contract import load_contract
     from gmt_ros.core.motion import load_clip
+    from gmt_ros.core.velocity_script import load_script
 
     if opt.seconds is not None and not (math.isfinite(opt.seconds) and opt.seconds > 0):
         raise UsageError(f"--seconds must be positive, got {opt.seconds}")
@@ -219,6 +223,19 @@ def check_options(opt: Sim2SimOptions):
     if opt.interface != "lo":
         raise UsageError(f"interface {opt.interface!r} is not loopback: the simulated robot and its bridge stay on 'lo' "
                          f"(a simulated robot on a real network would mix with a real robot's rt/lowstate)")
+    if opt.source == "planner":
+        if opt.script is None:
+            raise UsageError("--source planner needs a /cmd_vel --script (e.g. config/cmd_vel_script.yaml)")
+        if opt.motion is not None:
+            raise UsageError("--source planner drives the robot with its --script; --motion is for the other sources")
+        try:
+            contract = load_contract(opt.policy)
+            script = load_script(opt.script)
+        except (ValueError, FileNotFoundError) as exc:
+            raise UsageError(str(exc)) from None
+        return "planner", script.duration_s, contract, []
+    if opt.motion is None or opt.script is not None:
+        raise UsageError(f"--source {opt.source} plays a --motion (--script is for --source planner)")
     try:
         contract = load_contract(opt.policy)
         path = resolve_clip(opt.motion)
@@ -260,6 +277,13 @@ class Sim2SimSession:
         if options.realtime:
             extra["bridge"]["writer_priority"] = str(REALTIME["bridge_writer_fifo"])
         self.source_key = graph.SOURCES[options.source].key
+        self.script = None
+        if options.source == "planner":
+            from gmt_ros.core.velocity_script import load_script
+
+            self.script = load_script(options.script)
+            if options.seconds is not None:
+                self.script = self.script.truncated(options.seconds)
         if options.source == "stream":
             from gmt_ros.tools import stream_run
 
@@ -305,7 +329,7 @@ class Sim2SimSession:
     def close(self) -> None:
         """Stop every process and the observer (idempotent). Temporary logs of a good run are removed."""
         if self.exit_codes is None:
-            self.exit_codes = self.graph.stop_all(order=STOP_ORDER)
+            self.exit_codes = self.graph.stop_all(order=STOP_ORDER)  # keys not in the graph are skipped
         if self.observer is not None:
             self.observer.close()
             self.observer = None
@@ -381,6 +405,8 @@ class Sim2SimSession:
                    "no /diagnostics from the policy node")
         if self.source_key == "stream":
             self._wait(lambda: obs.snapshot("stream"), NODES_UP_TIMEOUT_S, "no /gmt/stream/status from gmt_stream")
+        elif self.source_key == "planner":
+            self._wait(lambda: obs.snapshot("planner"), NODES_UP_TIMEOUT_S, "no /gmt/planner/status from gmt_planner")
         else:
             self._wait(lambda: obs.snapshot("player"), NODES_UP_TIMEOUT_S, "no /gmt/player/status from the player")
         self.graph.start("sim", ["--hold-start-s", f"{self.hold_s:g}", "--report", str(self.report_path),
@@ -490,6 +516,8 @@ class Sim2SimSession:
             from gmt_ros.tools.stream_run import play_stream
 
             return play_stream(self, timeout_s)
+        if self.source_key == "planner":
+            return self._drive_script()
         obs = self.observer
         seconds = self.opt.seconds if self.opt.seconds is not None else self.clip_duration
         scored = min(seconds, self.clip_duration)
@@ -525,6 +553,33 @@ class Sim2SimSession:
                 raise self._fail(f"the clip {self.clip_name} did not finish within {timeout_s:.0f} s")
             time.sleep(0.05)
 
+    def _drive_script(self) -> None:
+        """Publish the script's command on /cmd_vel at its rate, on the wall clock, from now."""
+        obs, script = self.observer, self.script
+        self.scored_s = script.duration_s
+        obs.wait_for_cmd_vel_subscriber()
+        cpu_start = (time.monotonic(), self.graph.cpu_seconds())
+        period = 1.0 / script.rate_hz
+        start = time.time()
+        self.play_start, self.play_end = start, start + script.duration_s
+        k = 0
+        while True:
+            t = time.time() - start
+            if t >= script.duration_s:
+                break
+            obs.publish_velocity(script.command_at(t))
+            self._check_nodes()
+            state = self.supervisor_state()
+            if state.get("fault"):
+                self.notes.append(f"supervisor fault during the script: {state['fault']}")
+                self.ended_early_by = state["fault"]
+                self.play_end = min(state.get("fault_time") or time.time(), time.time())
+                return
+            k += 1
+            time.sleep(max(0.0, start + k * period - time.time()))
+        obs.publish_velocity(np.zeros(3))
+        self._note_cpu(cpu_start)
+
     # -- results ---------------------------------------------------------------------------------
 
     def finish(self) -> dict:
@@ -538,7 +593,7 @@ class Sim2SimSession:
         player = obs.snapshot("player")
         diagnostics = obs.snapshot("diagnostics")
         self.observer_snapshot = {k: obs.snapshot(k) for k in ("stream", "stream_timing", "window_receipts",
-                                                                "target_stamps", "target_times")}
+                                                                "target_stamps", "target_times", "planner")}
         self.timing = _timing_summary(obs.snapshot("diagnostics_history"), self.link_time or self.t0, self.stop_time)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.cpu = {"node_cpu_s": self.graph.cpu_seconds() | {"runner": round(usage.ru_utime + usage.ru_stime, 2)},
@@ -633,12 +688,36 @@ class Sim2SimSession:
         from gmt_ros.tools import stream_run
 
         out["source"] = self.opt.source
-        out["vs_clip"] = stream_run.clip_errors(self, trace)
+        if self.opt.motion is not None:
+            out["vs_clip"] = stream_run.clip_errors(self, trace)
         if self.source_key == "stream":
             out["stream"] = stream_run.stream_report(self, trace)
+        if self.script is not None:
+            out.update(self._velocity_section(trace, windows))
         if self._temp_logs:  # removed at close(): do not point at them
             out["logs"] = out["sim_report"] = out["sim_trace"] = None
         return out
+
+    def _velocity_section(self, trace, windows) -> dict:
+        """The planner's per-segment velocity table, from the sim's trace (the robot) and the
+        recorded windows (the reference), on the script's clock."""
+        from sim2sim.velocity_tracking import resample, velocity_report
+
+        statuses = self.observer_snapshot["planner"]
+        out = {"script": self.script.source, "planner": statuses[-1][1] if statuses else None}
+        t0, t1 = self.play_start, self.play_end
+        if t0 is None or t1 is None:
+            return out
+        rows = (trace.unix_time >= t0) & (trace.unix_time <= t1)
+        ref_t = np.array([w[0] for w in windows])
+        inside = np.flatnonzero((ref_t >= t0) & (ref_t <= t1))
+        idx = inside[resample(ref_t[inside])]
+        if rows.sum() < 2 or idx.size < 2:
+            return out
+        robot = (trace.unix_time[rows] - t0, trace.root_pos[rows], trace.root_quat[rows])
+        reference = (ref_t[idx] - t0, np.array([windows[i][1] for i in idx]), np.array([windows[i][2] for i in idx]),
+                     np.array([windows[i][5] for i in idx]))
+        return out | velocity_report(self.script, robot, reference)
 
     def _rel(self, t: float | None) -> float | None:
         return None if t is None else round(t - self.t0, 3)
@@ -733,7 +812,7 @@ def _raise_on_sigterm():
         signal.signal(signal.SIGTERM, _interrupt)
 
 
-def _options(args, motion: str, log_dir) -> Sim2SimOptions:
+def _options(args, motion: str | None, log_dir) -> Sim2SimOptions:
     source = getattr(args, "source", graph.DEFAULT_SOURCE)
     stream = None
     if source == "stream":
@@ -742,7 +821,7 @@ def _options(args, motion: str, log_dir) -> Sim2SimOptions:
     return Sim2SimOptions(motion=motion, policy=args.policy, seconds=getattr(args, "seconds", None),
                           domain=args.domain, interface=args.interface, ros_domain=args.ros_domain,
                           log_dir=log_dir, ramp_time_s=args.ramp_time_s, launch_settings=args.launch_settings,
-                          realtime=args.realtime, source=source, stream=stream)
+                          realtime=args.realtime, source=source, stream=stream, script=getattr(args, "script", None))
 
 
 def _write(path, text: str) -> None:
@@ -793,6 +872,13 @@ def cmd_sim2sim(args) -> int:
         print(summary_line(report), flush=True)
         if args.source == "stream":
             print(stream_run.stream_summary_line(report), flush=True)
+        if "segments" in report:
+            from sim2sim import velocity_tracking
+
+            table = velocity_tracking.markdown(report["segments"], report["reference_segments"])
+            print(table)
+            print(velocity_tracking.verdict_line(report), flush=True)
+            _write(args.markdown, table + "\n")
         if args.compare_player:
             baseline = _options(args, args.motion, Path(args.keep_logs) / "player" if args.keep_logs else None)
             baseline.source, baseline.stream = graph.DEFAULT_SOURCE, None
@@ -883,14 +969,19 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("sim2sim", help="run the node graph (sim, bridge, policy, player) as processes and play one clip")
-    p.add_argument("--motion", required=True, help="clip library name (e.g. walk_stand) or a clip file")
-    p.add_argument("--seconds", type=float, default=None, help="score this much of the clip (default: all of it)")
+    p = subparsers.add_parser("sim2sim", help="run the node graph (sim, bridge, policy, motion-target source) as "
+                                             "processes and play one clip, or drive the planner with a /cmd_vel script")
+    p.add_argument("--motion", help="clip library name (e.g. walk_stand) or a clip file (sources player and stream)")
+    p.add_argument("--script", help="/cmd_vel script for --source planner, e.g. config/cmd_vel_script.yaml")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="score this much of the clip or script (default: all of it)")
     p.add_argument("--report", help="write the JSON report here")
+    p.add_argument("--markdown", help="--source planner: write the per-segment velocity table here")
     p.add_argument("--keep-logs", help="keep the nodes' logs, the sim's report and trace in this directory")
     p.add_argument("--source", choices=tuple(graph.SOURCES), default=graph.DEFAULT_SOURCE,
-                   help="what feeds /gmt/motion_target: the clip player (default), or gmt_stream with the clip "
-                        "streamed live by a producer process (gmt-ros stream-clip; options --stream-*)")
+                   help="what feeds /gmt/motion_target: the clip player (default), gmt_stream with the clip "
+                        "streamed live by a producer process (gmt-ros stream-clip; options --stream-*), or the "
+                        "velocity planner driven by --script on /cmd_vel")
     from gmt_ros.tools.stream_producer import add_link_options
 
     add_link_options(p, prefix="stream-")
