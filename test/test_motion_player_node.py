@@ -11,9 +11,6 @@ loop / queue / play_next / stop through topic and services; a clip from clip_dir
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -37,6 +34,7 @@ from gmt_ros.core.contract import load_contract
 from gmt_ros.core.motion import load_clip
 from gmt_ros.core.playback import STANDING_HEIGHT
 from gmt_ros.nodes.window_codec import decode_window
+from node_process import NodeProcess
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +49,7 @@ def _clip(name):
         return load_clip(resolve_clip(name))
 
 
-class PlayerProcess:
+class PlayerProcess(NodeProcess):
     """The node under test with every topic and service moved under a unique prefix."""
 
     def __init__(self, **params):
@@ -60,42 +58,8 @@ class PlayerProcess:
                                                         "play_next", "loop")}
         params = {"motion_target_topic": self.names["motion_target"], "joint_states_topic": self.names["joint_states"],
                   "blend_in_s": BLEND_S, "blend_out_s": BLEND_S, **params}
-        args = [sys.executable, "-m", "gmt_ros.nodes.motion_player_node", "--ros-args",
-                "--params-file", str(REPO / "config" / "motion_player.yaml")]
-        for k, v in params.items():
-            args += ["-p", f"{k}:={v}"]
-        for k in ("command", "status", "stop", "play_next", "loop"):
-            args += ["-r", f"/gmt/player/{k}:={self.names[k]}"]
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for_log(self, text, timeout=5.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if text in self.log():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not logged:\n{self.log()}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=5)
-        return self.proc.returncode
+        remaps = {f"/gmt/player/{k}": self.names[k] for k in ("command", "status", "stop", "play_next", "loop")}
+        super().__init__("gmt_ros.nodes.motion_player_node", "motion_player.yaml", params, remaps)
 
 
 class Operator:

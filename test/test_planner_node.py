@@ -12,13 +12,11 @@ overrides /cmd_vel while deflected; a bad parameter stops the node at start with
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,54 +31,21 @@ from gmt_ros.core import g1
 from gmt_ros.core.playback import STANDING_HEIGHT
 from gmt_ros.core.remote import encode_remote
 from gmt_ros.nodes.window_codec import decode_window
+from node_process import REPO, NodeProcess
 from sim2sim.velocity_tracking import averaged_velocity
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 0.5  # config/planner.yaml command_timeout_s
 
 
-class PlannerProcess:
+class PlannerProcess(NodeProcess):
     def __init__(self, **params):
         prefix = f"/t{uuid.uuid4().hex[:8]}"
         self.names = {k: f"{prefix}/{k}" for k in ("cmd_vel", "motion_target", "status", "remote")}
         params = {"cmd_vel_topic": self.names["cmd_vel"], "motion_target_topic": self.names["motion_target"],
                   "status_topic": self.names["status"], "remote_topic": self.names["remote"], **params}
-        args = [sys.executable, "-m", "gmt_ros.nodes.planner_node", "--ros-args",
-                "--params-file", str(REPO / "config" / "planner.yaml")]
-        for k, v in params.items():
-            args += ["-p", f"{k}:={v}"]
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for_log(self, text, timeout=5.0, after=0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if any(text in line for line in self.lines[after:]):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not logged:\n{self.log()}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=5)
-        return self.proc.returncode
+        super().__init__("gmt_ros.nodes.planner_node", "planner.yaml", params)
 
 
 class Operator:

@@ -9,7 +9,6 @@ TrackingPolicy computes from the same state, window and tick times (the tick tim
 message's header.stamp).
 """
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -36,6 +35,7 @@ from gmt_ros.core.motion import load_clip, window_from_clip
 from gmt_ros.core.policy import TrackingPolicy
 from gmt_ros.core.state import RobotState
 from gmt_ros.nodes.window_codec import decode_window, encode_window, time_to_seconds
+from node_process import NodeProcess
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def _clip(name):
         return load_clip(resolve_clip(name))
 
 
-class PolicyProcess:
+class PolicyProcess(NodeProcess):
     """The node under test, its topics moved under a unique prefix so concurrent runs never mix."""
 
     def __init__(self, **params):
@@ -65,33 +65,8 @@ class PolicyProcess:
         params = {"joint_states_topic": self.topics["joint_states"], "imu_topic": self.topics["imu"],
                   "motion_target_topic": self.topics["motion_target"], "joint_targets_topic": self.topics["joint_targets"],
                   "timing_topic": self.topics["timing"], "state_max_age_s": STATE_MAX_AGE_S, **params}
-        args = [sys.executable, "-m", "gmt_ros.nodes.policy_node", "--ros-args",
-                "--params-file", str(REPO / "config" / "policy.yaml"),
-                "-r", f"/diagnostics:={self.topics['diagnostics']}"]
-        for k, v in params.items():
-            args += ["-p", f"{k}:={v}"]
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=5)
-        return self.proc.returncode
+        super().__init__("gmt_ros.nodes.policy_node", "policy.yaml", params,
+                         remaps={"/diagnostics": self.topics["diagnostics"]})
 
 
 class Robot:

@@ -241,6 +241,7 @@ def test_lighter_settings_keep_what_the_policy_reads():
     assert gmt["player"]["window_s"] == "2.4"  # 1.9 + 0.5 + 0.08 > 2.4: never longer than the launch file's
     # gmt_stream: the same window length, its windows stay at 50 Hz (they carry fresh frames)
     assert lighter_settings(load_contract("twist2_student"), "stream") == {"stream": {"window_s": "0.6"}}
+    assert lighter_settings(load_contract("twist2_student"), "planner") == {"planner": {"window_s": "0.6", "rate_hz": "25"}}
 
 
 # ------------------------------------------------------------------------------------ the graph
@@ -295,6 +296,36 @@ def test_cli_runs_a_clip_through_the_graph_and_reports(tmp_path, capsys):
     assert report["completed"] and report["ended_early_by"] is None and report["requested_s"] == 3.0
     assert summary.startswith("sim2sim gmt/squat: upright over 3.0")
     assert (tmp_path / "logs" / "reference.npz").is_file()
+
+
+def test_cli_drives_the_planner_with_a_cmd_vel_script(tmp_path, capsys):
+    """--source planner: the planner node replaces the player, the runner publishes the script on
+    /cmd_vel, the report has the per-segment velocity table of the robot (sim trace) and of the
+    reference (recorded windows)."""
+    script = tmp_path / "script.yaml"
+    script.write_text("segments:\n  - {name: forward, duration_s: 5.0, vx: 0.5}\n  - {name: stop, duration_s: 3.0}\n")
+    out = tmp_path / "report.json"
+    with StealMeter() as steal:
+        code = cli.main(["sim2sim", "--source", "planner", "--script", str(script), "--domain", str(DDS_DOMAIN),
+                         "--ros-domain", str(ROS_DOMAIN), *(["--realtime"] if REALTIME else []), "--report", str(out),
+                         "--markdown", str(tmp_path / "table.md")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(out.read_text())
+    if _watchdog_fault(report):
+        steal.skip_if_starved(_watchdog_fault(report), _sim_lag(report))
+    print(captured.out)
+    assert report["exit_codes"] == {"bridge": 0, "policy": 0, "planner": 0, "sim": 0}
+    assert report["sim_real_time"], _machine(report)
+    assert report["fell"] is False and report["completed"] and report["duration_s"] == pytest.approx(8.0, abs=0.1)
+    forward, stop = report["segments"]
+    assert forward["command"] == [0.5, 0.0, 0.0] and forward["settled_windows"] > 50
+    assert 0.3 < forward["settled_mean"][0] < 0.7, forward  # the robot walked forward at about the command
+    assert report["reference_segments"][0]["settled_e_v"] < 0.1  # the reference itself is on the command
+    assert stop["whole_e_v"] is not None and report["planner"]["source"] in ("none", "cmd_vel")
+    table = (tmp_path / "table.md").read_text()
+    assert table.startswith("| # | segment |") and "| 1 | forward | 0–5 | +0.50 / +0.00 / +0.00 |" in table
+    assert "within" in captured.out and "settled = from 2 s after each command change" in captured.out
 
 
 def test_graph_tracks_a_clip_then_a_killed_policy_leads_to_damping(tmp_path):
