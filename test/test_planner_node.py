@@ -42,9 +42,10 @@ TIMEOUT_S = 0.5  # config/planner.yaml command_timeout_s
 class PlannerProcess(NodeProcess):
     def __init__(self, **params):
         prefix = f"/t{uuid.uuid4().hex[:8]}"
-        self.names = {k: f"{prefix}/{k}" for k in ("cmd_vel", "motion_target", "status", "remote")}
+        self.names = {k: f"{prefix}/{k}" for k in ("cmd_vel", "motion_target", "status", "remote", "joint_states", "imu")}
         params = {"cmd_vel_topic": self.names["cmd_vel"], "motion_target_topic": self.names["motion_target"],
-                  "status_topic": self.names["status"], "remote_topic": self.names["remote"], **params}
+                  "status_topic": self.names["status"], "remote_topic": self.names["remote"],
+                  "joint_states_topic": self.names["joint_states"], "imu_topic": self.names["imu"], **params}
         super().__init__("gmt_ros.nodes.planner_node", "planner.yaml", params)
 
 

@@ -139,3 +139,56 @@ def test_achieved_velocity_of_a_known_path():
     # settled: centres from start + 2 s + 0.5 s to the end - 0.5 s
     assert row["settled_windows"] == int(round((10 - 0.02 - 0.5 - 2.5) / 0.02)) + 1
     assert velocity_tracking.summary([row])["within_bounds"]
+
+
+def test_feedback_closes_the_loop_on_a_slow_walker():
+    """A robot that walks 0.7 of what it is asked: the correction converges to command x (1/0.7 - 1)."""
+    from gmt_ros.core.velocity_command import VelocityFeedback
+
+    fb = VelocityFeedback(gain=0.5, bound=(0.3, 0.3, 0.4), settle_s=1.0)
+    command = np.array([0.5, 0.0, 0.3])
+    asked = command
+    for k in range(1500):  # 30 s at 50 Hz
+        t = 0.02 * k
+        measured = 0.7 * asked if k > 10 else None
+        asked = fb.target(t, command, measured)
+        if t < 1.0:
+            np.testing.assert_allclose(asked, command)  # not before the command has settled
+    np.testing.assert_allclose(asked, command / 0.7, atol=0.01)
+    # a robot that cannot get there: the correction stops at its bound
+    for k in range(1500, 3000):
+        asked = fb.target(0.02 * k, command, np.zeros(3))
+    np.testing.assert_allclose(asked, command + [0.3, 0.0, 0.4])
+    # a new command, or zero, starts from no correction
+    np.testing.assert_allclose(fb.target(60.0, np.array([0.0, 0.2, 0.0]), np.zeros(3)), [0.0, 0.2, 0.0])
+    np.testing.assert_allclose(fb.target(60.02, np.zeros(3), np.ones(3)), np.zeros(3))
+    with pytest.raises(ValueError):
+        VelocityFeedback(gain=-1.0)
+
+
+def test_leg_odometry_on_a_clip_with_planted_feet():
+    """gmt/walk_stand plants its feet well (median slip 0.06 m/s): leg odometry from its joint
+    angles and orientation recovers its root velocity; the yaw rate is the orientation's."""
+    import warnings
+
+    from gmt_ros.core.clip_library import load_named_clip
+    from gmt_ros.core.leg_odometry import LegOdometry
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clip = load_named_clip("gmt/walk_stand")
+    t = np.arange(0.0, clip.duration, 0.02)
+    f = clip.sample(t)
+    odo = LegOdometry(average_s=1.0)
+    estimates = []
+    for i in range(len(t)):
+        odo.update(t[i], f.joint_pos[i], f.root_quat[i])
+        estimates.append(odo.velocity())
+    assert all(v is None for v in estimates[:45]) and estimates[60] is not None
+    centres, truth = velocity_tracking.averaged_velocity(t, f.root_pos, f.root_quat)
+    est = np.array([estimates[int(round((c + 0.5) / 0.02))] for c in centres if c + 0.5 <= t[-1]])
+    err = np.abs(est - truth[:len(est)]).mean(axis=0)
+    assert err[0] < 0.06 and err[1] < 0.03 and err[2] < 0.005, err
+    assert truth[:, 0].max() > 0.5  # it did walk
+    odo.update(t[-1] + 1.0, f.joint_pos[-1], f.root_quat[-1])  # a gap: the average starts over
+    assert odo.velocity() is None

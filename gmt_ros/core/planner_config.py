@@ -21,7 +21,7 @@ from gmt_ros.core.motion import MotionRepairWarning, load_clip
 from gmt_ros.core.motion_matching import MotionDatabase
 from gmt_ros.core.paths import config_dir
 from gmt_ros.core.playback import STANDING_HEIGHT
-from gmt_ros.core.velocity_command import VelocityLimits
+from gmt_ros.core.velocity_command import VelocityFeedback, VelocityLimits
 
 NODE_NAME = "gmt_planner"
 CONFIG_FILE = "planner.yaml"
@@ -73,6 +73,13 @@ PARAMETERS: dict[str, tuple] = {
     "remote_deadzone": (0.1, float, "stick deflection below this counts as centred"),
     "remote_timeout_s": (0.5, float, "remote samples older than this are ignored"),
     "log_throttle_s": (2.0, float, "each refusal reason is logged at most this often"),
+    "velocity_feedback": (True, bool, "correct the command by the robot's measured velocity (leg odometry)"),
+    "feedback_gain": (0.5, float, "1/s: integral gain of the velocity feedback"),
+    "feedback_max_speed": (0.3, float, "m/s: bound of the feedback correction of vx and vy"),
+    "feedback_max_yaw_rate": (0.4, float, "rad/s: bound of the feedback correction of wz"),
+    "feedback_settle_s": (1.0, float, "a command must hold this long before the feedback integrates"),
+    "joint_states_topic": ("/joint_states", str, "sensor_msgs/JointState, the robot's joints (leg odometry)"),
+    "imu_topic": ("/imu", str, "sensor_msgs/Imu, the pelvis orientation (leg odometry)"),
     "cmd_vel_topic": ("/cmd_vel", str, "geometry_msgs/Twist velocity commands (in)"),
     "remote_topic": ("/wireless_remote", str, "std_msgs/UInt8MultiArray, the remote's 40 bytes from the bridge (in)"),
     "motion_target_topic": ("/gmt/motion_target", str, "trajectory_msgs/JointTrajectory windows (out)"),
@@ -95,6 +102,9 @@ def split(values: dict) -> tuple[list[str], PlannerSettings, VelocityLimits, dic
     for name in ("rate_hz", "command_timeout_s", "remote_timeout_s", "log_throttle_s", "standing_height"):
         if not (math.isfinite(rest[name]) and rest[name] > 0):
             raise ValueError(f"planner parameter {name} must be positive, got {rest[name]}")
+    for name in ("feedback_gain", "feedback_max_speed", "feedback_max_yaw_rate", "feedback_settle_s"):
+        if not (math.isfinite(rest[name]) and rest[name] >= 0):
+            raise ValueError(f"planner parameter {name} must be >= 0, got {rest[name]}")
     if not (0.0 <= rest["remote_deadzone"] < 1.0):
         raise ValueError(f"planner parameter remote_deadzone must be in [0, 1), got {rest['remote_deadzone']}")
     clips = [c for c in full["clips"] if c]
@@ -133,3 +143,11 @@ def planner_from_yaml(path: str | Path | None = None, **overrides) -> tuple[Loco
     clips, settings, limits, rest = split(load_yaml(path) | overrides)
     planner = build_planner(clips, settings, limits, rest["clip_dirs"], rest["mirror_clips"], rest["standing_height"])
     return planner, rest
+
+
+def feedback_from(rest: dict) -> VelocityFeedback | None:
+    """The velocity feedback the parameters ask for (None when ``velocity_feedback`` is off)."""
+    if not rest["velocity_feedback"]:
+        return None
+    return VelocityFeedback(rest["feedback_gain"], (rest["feedback_max_speed"], rest["feedback_max_speed"],
+                                                    rest["feedback_max_yaw_rate"]), rest["feedback_settle_s"])

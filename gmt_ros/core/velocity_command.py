@@ -150,3 +150,43 @@ def stick_velocity(lx: float, ly: float, rx: float, limits: VelocityLimits, dead
         return None
     vx = fwd * (limits.max_vx if fwd > 0 else limits.max_vx_backward)
     return np.array([vx, -side * limits.max_vy, -turn * limits.max_wz])
+
+
+class VelocityFeedback:
+    """Slow integral correction of the command from the measured velocity (``LegOdometry``).
+
+    A tracking policy does not walk exactly the reference's speed: it follows the clips' stride
+    as much as the root velocity. Once a command has held for ``settle_s`` (the ramp and a step
+    or two), the correction integrates ``gain`` x (command - measured) per second, bounded per
+    axis by ``bound`` (vx, vy m/s, wz rad/s), and the planner is asked for command + correction.
+    A new command (beyond ``deadband``) or a zero one starts again from no correction; so does a
+    missing measurement for longer than ``settle_s``.
+    """
+
+    def __init__(self, gain: float = 0.5, bound=(0.3, 0.3, 0.4), settle_s: float = 1.0, deadband: float = 0.02):
+        bound = np.asarray(bound, dtype=np.float64)
+        if not (math.isfinite(gain) and gain >= 0 and bound.shape == (3,) and np.all(np.isfinite(bound))
+                and np.all(bound >= 0) and math.isfinite(settle_s) and settle_s >= 0):
+            raise ValueError(f"velocity feedback: gain, bound (3) and settle_s must be finite and >= 0, "
+                             f"got {gain}, {bound}, {settle_s}")
+        self.gain, self.bound, self.settle_s, self.deadband = float(gain), bound, float(settle_s), float(deadband)
+        self.correction = np.zeros(3)
+        self._command = np.zeros(3)
+        self._since: float | None = None  # when the command last changed
+        self._last_t: float | None = None
+        self._measured_at: float | None = None
+
+    def target(self, now: float, command: np.ndarray, measured: np.ndarray | None) -> np.ndarray:
+        command = np.asarray(command, dtype=np.float64)
+        if self._since is None or np.max(np.abs(command - self._command)) > self.deadband or not np.any(command):
+            self._command, self._since = command.copy(), now
+            self.correction = np.zeros(3)
+        if measured is not None:
+            self._measured_at = now
+        elif self._measured_at is None or now - self._measured_at > self.settle_s:
+            self.correction = np.zeros(3)
+        dt = 0.0 if self._last_t is None else min(max(now - self._last_t, 0.0), 0.1)
+        self._last_t = now
+        if measured is not None and np.any(command) and now - self._since >= self.settle_s:
+            self.correction = np.clip(self.correction + self.gain * dt * (command - measured), -self.bound, self.bound)
+        return command + self.correction

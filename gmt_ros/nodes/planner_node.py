@@ -6,6 +6,8 @@ what                                        topic                               
 velocity command (geometry_msgs/Twist)      /cmd_vel (in, best effort, depth 1)  producer's
 the remote's 40 bytes (from the bridge)     /wireless_remote (in, polled at the   bridge: on
                                             tick: newest sample only)            change + 10 Hz
+joints and pelvis IMU (leg odometry)        /joint_states, /imu (in, polled at    bridge: 100 Hz
+                                            the tick, best effort depth 1)
 window of the planned reference             /gmt/motion_target (out)             rate_hz (50)
 status JSON (source, command, stream, ...)  /gmt/planner/status (out)            5 Hz
 ==========================================  ===================================  ==============
@@ -24,6 +26,12 @@ publishers (teleop_twist_keyboard, joy_teleop, Nav2) are heard; only the newest 
 One single-threaded executor: a tick plans one new frame (≈ 0.3 ms), a changed command
 re-plans ``window_s`` (a few ms). Windows are stamped with the ROS clock (system time), the
 policy's clock; command ages use time.monotonic().
+
+Velocity feedback (``velocity_feedback``): the robot's walking velocity from leg odometry
+(``gmt_ros.core.leg_odometry``: the planted foot's motion relative to the pelvis, in IMU axes,
+over a gait cycle) slowly corrects the command the planner follows (``VelocityFeedback``), so a
+policy that walks slower or sideways less than its reference still meets the command. Without
+robot state (no bridge yet, stale samples) there is no correction.
 """
 from __future__ import annotations
 
@@ -39,11 +47,13 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from gmt_ros.core import process_tuning
-from gmt_ros.core.planner_config import NODE_NAME, PARAMETERS, build_planner, split
+from gmt_ros.core import g1, process_tuning
+from gmt_ros.core.leg_odometry import LegOdometry
+from gmt_ros.core.planner_config import NODE_NAME, PARAMETERS, build_planner, feedback_from, split
 from gmt_ros.core.remote import decode_remote
 from gmt_ros.core.velocity_command import BadVelocityCommand, CommandRamp, check, stick_velocity
 from gmt_ros.nodes.polled_topics import PolledTopics
@@ -51,6 +61,7 @@ from gmt_ros.nodes.window_codec import encode_window
 
 CMD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 REMOTE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 WINDOW_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
 STATUS_RATE_HZ = 5.0
 
@@ -86,6 +97,14 @@ class PlannerNode(Node):
         self._readers = PolledTopics(f"{NODE_NAME}_remote_reader", context=self.context)
         self._remote_in = (self._readers.subscribe(UInt8MultiArray, rest["remote_topic"], REMOTE_QOS)
                            if rest["remote_enabled"] else None)
+        self.feedback = feedback_from(rest)
+        self.odometry = LegOdometry()
+        self._measured: np.ndarray | None = None
+        self._imu_quat: np.ndarray | None = None
+        self._joint_cols: tuple[tuple[str, ...], np.ndarray] | None = None
+        if self.feedback is not None:
+            self._joints_in = self._readers.subscribe(JointState, rest["joint_states_topic"], STATE_QOS)
+            self._imu_in = self._readers.subscribe(Imu, rest["imu_topic"], STATE_QOS)
         self.create_timer(1.0 / rest["rate_hz"], self._on_tick)
         self.create_timer(1.0 / STATUS_RATE_HZ, self._publish_status)
         db = self.planner.db
@@ -95,7 +114,8 @@ class PlannerNode(Node):
             f"{rest['rate_hz']:g} Hz on {rest['motion_target_topic']}; commands on {rest['cmd_vel_topic']}"
             f"{' and the remote sticks' if rest['remote_enabled'] else ''}; limits vx {-limits.max_vx_backward:g}.."
             f"{limits.max_vx:g} m/s, vy ±{limits.max_vy:g} m/s, wz ±{limits.max_wz:g} rad/s; "
-            f"timeout {rest['command_timeout_s']:g} s")
+            f"timeout {rest['command_timeout_s']:g} s; velocity feedback "
+            f"{'from ' + rest['joint_states_topic'] + ' + ' + rest['imu_topic'] if self.feedback else 'off'}")
 
     def _read_parameters(self) -> dict:
         values = {}
@@ -121,7 +141,11 @@ class PlannerNode(Node):
         now = time.monotonic()
         if now - self._last_log.get(key, -math.inf) >= self.params["log_throttle_s"]:
             self._last_log[key] = now
-            getattr(self.get_logger(), level)(text)
+            # one call site per severity: rclpy refuses a call site whose severity changes
+            if level == "error":
+                self.get_logger().error(text)
+            else:
+                self.get_logger().warning(text)
 
     # ------------------------------------------------------------------ inputs
 
@@ -170,6 +194,38 @@ class PlannerNode(Node):
             return None
         return self._remote[1]
 
+    def _take(self, reader):
+        try:
+            return reader.take_newest()
+        except Exception as exc:  # an undecodable sample: keep the previous one
+            self._throttled("state_take", "warning", f"could not take a state sample: {exc!r}")
+            return None
+
+    def _measure(self) -> np.ndarray | None:
+        """Feed the newest joint state (with the newest IMU orientation) to the leg odometry; its
+        velocity over the last gait cycle, or None."""
+        imu = self._take(self._imu_in)
+        if imu is not None:
+            o = imu[0].orientation
+            quat = np.array([o.w, o.x, o.y, o.z])
+            norm = float(np.linalg.norm(quat))
+            self._imu_quat = quat / norm if math.isfinite(norm) and abs(norm - 1.0) < 0.05 else None
+        joints = self._take(self._joints_in)
+        if joints is not None and self._imu_quat is not None:
+            msg, received = joints
+            names = tuple(msg.name)
+            if self._joint_cols is None or self._joint_cols[0] != names:
+                index = {n: i for i, n in enumerate(names)}
+                if any(n not in index for n in g1.JOINT_NAMES):
+                    self._throttled("joint_states", "warning", "ignoring /joint_states without all 29 G1 joints")
+                    return self.odometry.velocity()
+                self._joint_cols = (names, np.array([index[n] for n in g1.JOINT_NAMES], dtype=np.int64))
+            q = np.asarray(msg.position, dtype=np.float64)
+            if q.shape == (len(names),) and np.all(np.isfinite(q)):
+                self.odometry.update(received, q[self._joint_cols[1]], self._imu_quat)
+        self._measured = self.odometry.velocity()
+        return self._measured
+
     def target(self, now: float) -> np.ndarray:
         """The velocity to follow now, and which source it came from (``self._source``)."""
         stick = self._stick_command(now)
@@ -199,12 +255,18 @@ class PlannerNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_tick(self) -> None:
-        window = self.planner.window(self._now(), self.target(time.monotonic()))
+        mono = time.monotonic()
+        target = self.target(mono)
+        if self.feedback is not None:
+            target = self.feedback.target(mono, target, self._measure())
+        window = self.planner.window(self._now(), target)
         self._pub_window.publish(encode_window(window))
 
     def _publish_status(self) -> None:
         status = {"source": self._source, "accepted": self.accepted, "refused": self.refused,
-                  "command_age_s": round(min(self.commands.age(time.monotonic()), 1e6), 3), **self.planner.current}
+                  "command_age_s": round(min(self.commands.age(time.monotonic()), 1e6), 3), **self.planner.current,
+                  "measured": None if self._measured is None else [round(float(v), 4) for v in self._measured],
+                  "correction": None if self.feedback is None else [round(float(v), 4) for v in self.feedback.correction]}
         self._pub_status.publish(String(data=json.dumps(status)))
 
 
@@ -212,21 +274,21 @@ def main(argv=None) -> int:
     process_tuning.short_switch_interval()
     rclpy.init(args=argv)
     node = None
-    code = 0
     try:
-        node = PlannerNode()
+        try:
+            node = PlannerNode()
+        except (ValueError, FileNotFoundError) as exc:
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+            return 1
         process_tuning.freeze_startup_objects()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (ValueError, FileNotFoundError) as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-        code = 1
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    return code
+    return 0
 
 
 if __name__ == "__main__":
