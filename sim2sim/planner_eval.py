@@ -56,9 +56,8 @@ class PlannedReference:
         t0 = float(times[0])
         if self._window is None or t0 > self._window.start_time + 1e-9:
             target = check(*self.script.command_at(t0), self.planner.limits).velocity
-            if self.feedback is not None:
-                target = self.feedback.target(t0, target, self.odometry.velocity())
-            self._window = self.planner.window(t0, target)
+            correction = None if self.feedback is None else self.feedback.update(t0, target, self.odometry.velocity())
+            self._window = self.planner.window(t0, target, correction)
             f = self._window.frames
             self.rows.append((t0, f.root_pos[0].copy(), f.root_quat[0].copy(), f.joint_pos[0].copy()))
         return self._window.sample(times)

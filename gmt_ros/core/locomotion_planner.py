@@ -66,6 +66,7 @@ class PlannerSettings:
     bias_time_s: float = 1.0        # low-pass of the played-minus-mean velocity (see _next_state)
     gait_speed_floor: float = 0.45  # m/s: slower translation commands search for gaits this fast (see gait_velocity)
     replan_deadband: float = 0.02   # m/s or rad/s: smaller target changes keep the plan
+    correction_deadband: float = 0.05  # m/s or rad/s: smaller feedback corrections keep the plan
 
     def __post_init__(self):
         for name in ("dt", "window_s", "search_interval_s", "blend_s", "stand_blend_s", "neighbourhood_s",
@@ -74,7 +75,7 @@ class PlannerSettings:
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"planner setting {name} must be positive, got {value}")
         for name in ("stand_after_s", "switch_margin", "warp_max_speed", "warp_max_yaw_rate", "replan_deadband",
-                     "gait_speed_floor"):
+                     "gait_speed_floor", "correction_deadband"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"planner setting {name} must be >= 0, got {value}")
@@ -89,7 +90,7 @@ class PlannerSettings:
 class _State:
     """The planner after producing one frame (see the module docstring)."""
 
-    __slots__ = ("t", "a", "b", "blend_k", "blend_n", "x", "y", "yaw", "v", "target", "warp", "bias",
+    __slots__ = ("t", "a", "b", "blend_k", "blend_n", "x", "y", "yaw", "v", "target", "correction", "warp", "bias",
                  "since_search", "zero_for", "search_now")
 
     def copy(self) -> "_State":
@@ -177,12 +178,15 @@ class LocomotionPlanner:
         s.t, s.a, s.b, s.blend_k, s.blend_n = float(now), self.db.standing, -1, 0, 1
         s.x, s.y, s.yaw = float(x), float(y), float(yaw)
         s.v, s.target, s.warp, s.bias = np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(3)
+        s.correction = np.zeros(3)
         s.since_search, s.zero_for, s.search_now = 0, self._stand_after, False
         self._plan = [s]
 
-    def window(self, now: float, target: np.ndarray) -> MotionWindow:
+    def window(self, now: float, target: np.ndarray, correction: np.ndarray | None = None) -> MotionWindow:
         """The next ``window_s`` of the reference from the plan's frame at or just before ``now``,
-        following ``target`` (vx, vy, wz, already checked and clamped) from now on."""
+        following ``target`` (vx, vy, wz, already checked and clamped) from now on.
+        ``correction`` (velocity feedback) is added to the root velocity the warp aims at, not to
+        what the clips are searched for; a change beyond ``correction_deadband`` re-plans."""
         if not math.isfinite(now):
             raise ValueError(f"planner time must be finite, got {now}")
         target = np.asarray(target, dtype=np.float64).reshape(3)
@@ -190,6 +194,10 @@ class LocomotionPlanner:
             self.reset(now)
         self._advance(now)
         head = self._plan[0]
+        correction = np.zeros(3) if correction is None else np.asarray(correction, dtype=np.float64).reshape(3)
+        if np.max(np.abs(correction - head.correction)) > self.settings.correction_deadband:
+            head.correction = correction.copy()
+            del self._plan[1:]
         if np.max(np.abs(target - head.target)) > self.settings.replan_deadband or (
                 not np.array_equal(target, head.target) and not np.any(target)):
             head.target = target.copy()  # from this frame on: re-plan everything after it
@@ -292,7 +300,8 @@ class LocomotionPlanner:
         if walking == 0.0:
             s.bias = np.zeros(3)
             return np.zeros(3)
-        return walking * np.clip(s.v - self._mix_mean(s) - s.bias, -self._warp_bound, self._warp_bound)
+        goal = s.v + s.correction if np.any(s.target) else s.v
+        return walking * np.clip(goal - self._mix_mean(s) - s.bias, -self._warp_bound, self._warp_bound)
 
     def _maybe_switch(self, s: _State, forced: bool) -> None:
         db = self.db

@@ -47,6 +47,7 @@ _SETTING_TEXT = {
     "warp_max_yaw_rate": "rad/s: bound of the yaw-rate warp",
     "bias_time_s": "low-pass of the played-minus-clip-mean velocity the warp corrects",
     "gait_speed_floor": "m/s: slower translation commands search for gaits this fast, the warp slows them",
+    "correction_deadband": "feedback corrections smaller than this (m/s, rad/s) keep the planned future",
     "replan_deadband": "target changes smaller than this (m/s, rad/s) keep the planned future",
 }
 _LIMIT_TEXT = {

@@ -158,7 +158,8 @@ class VelocityFeedback:
     A tracking policy does not walk exactly the reference's speed: it follows the clips' stride
     as much as the root velocity. Once a command has held for ``settle_s`` (the ramp and a step
     or two), the correction integrates ``gain`` x (command - measured) per second, bounded per
-    axis by ``bound`` (vx, vy m/s, wz rad/s), and the planner is asked for command + correction.
+    axis by ``bound`` (vx, vy m/s, wz rad/s); the planner's root warp aims at command + correction
+    (``LocomotionPlanner.window(..., correction)``).
     A new command (beyond ``deadband``) or a zero one starts again from no correction; so does a
     missing measurement for longer than ``settle_s``.
     """
@@ -175,6 +176,11 @@ class VelocityFeedback:
         self._since: float | None = None  # when the command last changed
         self._last_t: float | None = None
         self._measured_at: float | None = None
+
+    def update(self, now: float, command: np.ndarray, measured: np.ndarray | None) -> np.ndarray:
+        """The correction to add to ``command`` now (see the class docstring)."""
+        self.target(now, command, measured)
+        return self.correction.copy()
 
     def target(self, now: float, command: np.ndarray, measured: np.ndarray | None) -> np.ndarray:
         command = np.asarray(command, dtype=np.float64)

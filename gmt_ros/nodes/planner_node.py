@@ -257,9 +257,8 @@ class PlannerNode(Node):
     def _on_tick(self) -> None:
         mono = time.monotonic()
         target = self.target(mono)
-        if self.feedback is not None:
-            target = self.feedback.target(mono, target, self._measure())
-        window = self.planner.window(self._now(), target)
+        correction = None if self.feedback is None else self.feedback.update(mono, target, self._measure())
+        window = self.planner.window(self._now(), target, correction)
         self._pub_window.publish(encode_window(window))
 
     def _publish_status(self) -> None:
