@@ -85,7 +85,7 @@ class FeatureWeights:
     foot_position: float = 0.75
     foot_velocity: float = 0.75
     root_velocity: float = 1.0
-    upper_body: float = 0.3
+    upper_body: float = 0.1
 
 
 @dataclass(frozen=True)

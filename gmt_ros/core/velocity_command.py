@@ -164,7 +164,7 @@ class VelocityFeedback:
     missing measurement for longer than ``settle_s``.
     """
 
-    def __init__(self, gain: float = 0.5, bound=(0.3, 0.3, 0.4), settle_s: float = 1.0, deadband: float = 0.02):
+    def __init__(self, gain: float = 0.25, bound=(0.3, 0.3, 0.4), settle_s: float = 1.0, deadband: float = 0.02):
         bound = np.asarray(bound, dtype=np.float64)
         if not (math.isfinite(gain) and gain >= 0 and bound.shape == (3,) and np.all(np.isfinite(bound))
                 and np.all(bound >= 0) and math.isfinite(settle_s) and settle_s >= 0):
