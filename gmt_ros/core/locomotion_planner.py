@@ -49,6 +49,7 @@ from gmt_ros.core.playback import ease
 from gmt_ros.core.velocity_command import VelocityLimits
 
 _ALL_JOINTS = np.ones(g1.NUM_BODY_JOINTS, dtype=bool)
+_LEG_JOINTS = np.arange(g1.NUM_BODY_JOINTS) < 12  # slots 0-11
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class PlannerSettings:
     dt: float = 0.02                # frame step (the policies' control step)
     window_s: float = 2.4           # length of each window (GMT reads 1.9 s ahead + 0.5 s window age)
     search_interval_s: float = 0.2  # how often the database is searched while walking
-    blend_s: float = 0.3            # cross-fade between two streams
+    blend_s: float = 0.3            # cross-fade between two streams: legs and root
+    upper_blend_s: float = 0.6      # ... waist and arms (the clips carry their arms differently)
     stand_blend_s: float = 0.6      # cross-fade into the standing frame
     stand_after_s: float = 0.3      # zero command this long -> blend to standing
     switch_margin: float = 0.1      # a new stream must beat continuing by this much (feature cost)
@@ -69,7 +71,7 @@ class PlannerSettings:
     correction_deadband: float = 0.05  # m/s or rad/s: smaller feedback corrections keep the plan
 
     def __post_init__(self):
-        for name in ("dt", "window_s", "search_interval_s", "blend_s", "stand_blend_s", "neighbourhood_s",
+        for name in ("dt", "window_s", "search_interval_s", "blend_s", "upper_blend_s", "stand_blend_s", "neighbourhood_s",
                      "bias_time_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -90,7 +92,7 @@ class PlannerSettings:
 class _State:
     """The planner after producing one frame (see the module docstring)."""
 
-    __slots__ = ("t", "a", "b", "blend_k", "blend_n", "x", "y", "yaw", "v", "target", "correction", "warp", "bias",
+    __slots__ = ("t", "a", "b", "blend_k", "blend_n", "blend_m", "x", "y", "yaw", "v", "target", "correction", "warp", "bias",
                  "since_search", "zero_for", "search_now")
 
     def copy(self) -> "_State":
@@ -101,10 +103,10 @@ class _State:
 
     @property
     def weight(self) -> float:
-        """Cross-fade weight of stream b (0 when not blending)."""
+        """Cross-fade weight of stream b for the legs and the root (0 when not blending)."""
         if self.b < 0:
             return 0.0
-        u = self.blend_k / self.blend_n
+        u = min(self.blend_k / self.blend_n, 1.0)
         return u * u * u * (10.0 + u * (-15.0 + 6.0 * u))
 
 
@@ -157,6 +159,7 @@ class LocomotionPlanner:
         self._search_every = max(1, int(round(settings.search_interval_s / dt)))
         self._blend_n = max(1, int(round(settings.blend_s / dt)))
         self._stand_blend_n = max(1, int(round(settings.stand_blend_s / dt)))
+        self._upper_blend_n = max(1, int(round(settings.upper_blend_s / dt)))
         self._stand_after = int(round(settings.stand_after_s / dt))
         self._neighbourhood = int(round(settings.neighbourhood_s / dt))
         self._bias_gain = min(1.0, dt / settings.bias_time_s)
@@ -175,7 +178,7 @@ class LocomotionPlanner:
     def reset(self, now: float, x: float = 0.0, y: float = 0.0, yaw: float = 0.0) -> None:
         """Start standing at (x, y, yaw) at ``now``, commanded velocity zero."""
         s = _State()
-        s.t, s.a, s.b, s.blend_k, s.blend_n = float(now), self.db.standing, -1, 0, 1
+        s.t, s.a, s.b, s.blend_k, s.blend_n, s.blend_m = float(now), self.db.standing, -1, 0, 1, 1
         s.x, s.y, s.yaw = float(x), float(y), float(yaw)
         s.v, s.target, s.warp, s.bias = np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(3)
         s.correction = np.zeros(3)
@@ -275,7 +278,7 @@ class LocomotionPlanner:
         if s.b >= 0:
             n.b = self._next[s.b]
             n.blend_k = s.blend_k + 1
-            if n.blend_k >= n.blend_n:
+            if n.blend_k >= n.blend_m:
                 n.a, n.b, n.blend_k = n.b, -1, 0
         if n.a < 0 or (n.b < 0 and s.b < 0 and self._next[n.a] < 0):
             raise RuntimeError("planner stream ran past the end of its clip (the search must switch before)")
@@ -308,7 +311,7 @@ class LocomotionPlanner:
         standing = s.a == db.standing
         if s.zero_for >= self._stand_after:
             if not standing:
-                self._start_blend(s, db.standing, self._stand_blend_n)
+                self._start_blend(s, db.standing, self._stand_blend_n, self._stand_blend_n)
             return
         running_out = not self._searchable[s.a]  # also: standing while a command asks to move
         if not (forced or running_out or s.since_search >= self._search_every):
@@ -325,10 +328,10 @@ class LocomotionPlanner:
         exclude = (max(first, s.a - self._neighbourhood), min(last, s.a + self._neighbourhood))
         best, cost = db.best(query, exclude=exclude)
         if cost + self.settings.switch_margin < keep:
-            self._start_blend(s, best, self._blend_n)
+            self._start_blend(s, best, self._blend_n, self._upper_blend_n)
 
-    def _start_blend(self, s: _State, to: int, frames: int) -> None:
-        s.b, s.blend_k, s.blend_n = to, 0, frames
+    def _start_blend(self, s: _State, to: int, frames: int, upper_frames: int) -> None:
+        s.b, s.blend_k, s.blend_n, s.blend_m = to, 0, frames, max(frames, upper_frames)
         self.switches += 1
 
     # ------------------------------------------------------------------ output
@@ -339,10 +342,17 @@ class LocomotionPlanner:
         a = np.fromiter((s.a for s in plan), dtype=np.int64, count=n)
         b_raw = np.fromiter((s.b for s in plan), dtype=np.int64, count=n)
         b = np.where(b_raw >= 0, b_raw, a)
-        u = np.fromiter((s.blend_k / s.blend_n if s.b >= 0 else 0.0 for s in plan), dtype=np.float64, count=n)
-        blend_s = np.fromiter((s.blend_n * dt for s in plan), dtype=np.float64, count=n)
-        w, dw = ease(u)
-        dw = np.where(b_raw >= 0, dw / blend_s, 0.0)
+        blending = b_raw >= 0
+        k = np.fromiter((s.blend_k for s in plan), dtype=np.float64, count=n)
+        legs_n = np.fromiter((s.blend_n for s in plan), dtype=np.float64, count=n)
+        upper_n = np.fromiter((s.blend_m for s in plan), dtype=np.float64, count=n)
+        w, dw = ease(np.where(blending, k / legs_n, 0.0))
+        dw = np.where(blending, dw / (legs_n * dt), 0.0)
+        wu, dwu = ease(np.where(blending, k / upper_n, 0.0))
+        dwu = np.where(blending, dwu / (upper_n * dt), 0.0)
+        # per joint: the legs (and the root) cross-fade over blend_s, waist and arms over upper_blend_s
+        jw = np.where(_LEG_JOINTS, w[:, None], wu[:, None])
+        jdw = np.where(_LEG_JOINTS, dw[:, None], dwu[:, None])
         x = np.fromiter((s.x for s in plan), dtype=np.float64, count=n)
         y = np.fromiter((s.y for s in plan), dtype=np.float64, count=n)
         yaw = np.fromiter((s.yaw for s in plan), dtype=np.float64, count=n)
@@ -351,8 +361,8 @@ class LocomotionPlanner:
         def mix(arr):
             return arr[a] + w.reshape((n,) + (1,) * (arr.ndim - 1)) * (arr[b] - arr[a])
 
-        joint_pos = mix(db.joint_pos)
-        joint_vel = mix(db.joint_vel) + dw[:, None] * (db.joint_pos[b] - db.joint_pos[a])
+        joint_pos = db.joint_pos[a] + jw * (db.joint_pos[b] - db.joint_pos[a])
+        joint_vel = db.joint_vel[a] + jw * (db.joint_vel[b] - db.joint_vel[a]) + jdw * (db.joint_pos[b] - db.joint_pos[a])
         height = mix(db.height)
         local_quat = rotations.slerp(db.local_quat[a], db.local_quat[b], w)
         lin_h = mix(db.lin_vel)
