@@ -1,6 +1,7 @@
 """Drive the real G1: bridge (Unitree SDK on the robot's network), policy and motion player.
 
     ros2 launch gmt_ros g1_real.launch.py interface:=enp2s0 [dry_run:=false] [policy:=twist2_student]
+    ros2 launch gmt_ros g1_real.launch.py interface:=enp2s0 source:=planner   # walk where /cmd_vel points
     ros2 launch gmt_ros g1_real.launch.py --show-args      # every argument, described
 
 DRY RUN BY DEFAULT: the bridge publishes what it would command on /gmt/lowcmd_preview and never

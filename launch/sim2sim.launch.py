@@ -3,6 +3,7 @@ and an operator that brings the robot up.
 
     ros2 launch gmt_ros sim2sim.launch.py [clip:=gmt/walk_stand] [dr:=gmt] [seed:=3] [policy:=twist2_student]
         [exit_when_done:=true] [report:=out/launch.json] [engage:=false] [dds_domain:=1]
+    ros2 launch gmt_ros sim2sim.launch.py source:=planner   # drive it with geometry_msgs/Twist on /cmd_vel
     ros2 launch gmt_ros sim2sim.launch.py --show-args      # every argument, described
 
 The robot hangs on a gantry in zero torque until the operator (`gmt-ros operate bringup`) has

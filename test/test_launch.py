@@ -93,7 +93,7 @@ def test_unknown_or_malformed_arguments_are_refused_with_the_known_ones():
         graph.typed_arguments("real", {"clip": "gmt/squat"})
     with pytest.raises(ValueError, match="dds_domain must be an integer, got 'one'"):
         graph.typed_arguments("sim2sim", {"dds_domain": "one"})
-    with pytest.raises(ValueError, match="source must be one of player, stream, got 'teleop'"):
+    with pytest.raises(ValueError, match="source must be one of player, stream, planner, got 'teleop'"):
         graph.typed_arguments("sim2sim", {"source": "teleop"})
     with pytest.raises(ValueError, match=r"unknown launch argument.*speed"):
         graph.settings_for(graph.BRIDGE, {"speed": "1"})
@@ -147,7 +147,7 @@ def test_show_args_lists_every_argument_with_its_description(launch_env, file, k
 @pytest.mark.parametrize("argument,expected", [
     ("dr_preset:=hard", r"unknown launch argument\(s\) dr_preset; known: interface, dds_domain, policy, dry_run"),
     ("dry_run:=maybe", r"dry_run must be a boolean \(true/1/yes/on or false/0/no/off\), got 'maybe'"),
-    ("source:=teleop", r"source must be one of player, stream, got 'teleop'"),
+    ("source:=teleop", r"source must be one of player, stream, planner, got 'teleop'"),
 ])
 def test_refused_arguments_end_the_launch_before_any_node_starts(launch_env, argument, expected):
     proc = gmt_launch(launch_env, "sim2sim.launch.py", argument, f"dds_domain:={DDS_DOMAIN}", timeout=60)

@@ -53,12 +53,13 @@ from trajectory_msgs.msg import JointTrajectory
 
 from gmt_ros.core import g1, process_tuning
 from gmt_ros.core.leg_odometry import LegOdometry
-from gmt_ros.core.planner_config import NODE_NAME, PARAMETERS, build_planner, feedback_from, split
+from gmt_ros.core.planner_config import PARAMETERS, build_planner, feedback_from, split
 from gmt_ros.core.remote import decode_remote
 from gmt_ros.core.velocity_command import BadVelocityCommand, CommandRamp, check, stick_velocity
 from gmt_ros.nodes.polled_topics import PolledTopics
 from gmt_ros.nodes.window_codec import encode_window
 
+NODE_NAME = "gmt_planner"  # the top-level key of config/planner.yaml (planner_config reads it there too)
 CMD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 REMOTE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
