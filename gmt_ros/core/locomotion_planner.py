@@ -11,8 +11,11 @@ How a frame is made (one frame per ``dt``, 0.02 s):
 2. Playback: the reference plays a stream of frames of one clip of the database
    (``motion_matching.MotionDatabase``), one frame per step. During a transition it plays two
    streams, the old one continuing, and cross-fades them (quintic smoothstep over ``blend_s``:
-   joint angles, pelvis height and tilt, and the step from frame to frame are mixed, so nothing
-   jumps and both legs keep their gait; the streams are chosen with matching feet).
+   leg angles, pelvis height and tilt, and the step from frame to frame are mixed, so nothing
+   jumps and both legs keep their gait; the streams are chosen with matching feet). Waist and
+   arms (the clips carry them differently) are inertialized instead: the new stream's, plus the
+   offset from where they were, decaying over ``upper_blend_s``, so a longer ease for the arms
+   does not hold up the next search.
 3. Root motion: each frame's step (dx, dy, dyaw in its heading frame) is applied at the
    reference's current world heading, so the path is integrated, never looked up. The step is
    *warped* by the difference between the commanded velocity and the clip's own gait-cycle mean
@@ -58,7 +61,7 @@ class PlannerSettings:
     window_s: float = 2.4           # length of each window (GMT reads 1.9 s ahead + 0.5 s window age)
     search_interval_s: float = 0.2  # how often the database is searched while walking
     blend_s: float = 0.3            # cross-fade between two streams: legs and root
-    upper_blend_s: float = 0.6      # ... waist and arms (the clips carry their arms differently)
+    upper_blend_s: float = 0.6      # waist and arms: the step to the new stream decays over this long
     stand_blend_s: float = 0.6      # cross-fade into the standing frame
     stand_after_s: float = 0.3      # zero command this long -> blend to standing
     switch_margin: float = 0.1      # a new stream must beat continuing by this much (feature cost)
@@ -92,7 +95,7 @@ class PlannerSettings:
 class _State:
     """The planner after producing one frame (see the module docstring)."""
 
-    __slots__ = ("t", "a", "b", "blend_k", "blend_n", "blend_m", "x", "y", "yaw", "v", "target", "correction", "warp", "bias",
+    __slots__ = ("t", "a", "b", "blend_k", "blend_n", "arm_offset", "arm_k", "arm_n", "x", "y", "yaw", "v", "target", "correction", "warp", "bias",
                  "since_search", "zero_for", "search_now")
 
     def copy(self) -> "_State":
@@ -178,7 +181,8 @@ class LocomotionPlanner:
     def reset(self, now: float, x: float = 0.0, y: float = 0.0, yaw: float = 0.0) -> None:
         """Start standing at (x, y, yaw) at ``now``, commanded velocity zero."""
         s = _State()
-        s.t, s.a, s.b, s.blend_k, s.blend_n, s.blend_m = float(now), self.db.standing, -1, 0, 1, 1
+        s.t, s.a, s.b, s.blend_k, s.blend_n = float(now), self.db.standing, -1, 0, 1
+        s.arm_offset, s.arm_k, s.arm_n = np.zeros(g1.NUM_BODY_JOINTS), 0, 1
         s.x, s.y, s.yaw = float(x), float(y), float(yaw)
         s.v, s.target, s.warp, s.bias = np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(3)
         s.correction = np.zeros(3)
@@ -278,11 +282,12 @@ class LocomotionPlanner:
         if s.b >= 0:
             n.b = self._next[s.b]
             n.blend_k = s.blend_k + 1
-            if n.blend_k >= n.blend_m:
+            if n.blend_k >= n.blend_n:
                 n.a, n.b, n.blend_k = n.b, -1, 0
         if n.a < 0 or (n.b < 0 and s.b < 0 and self._next[n.a] < 0):
             raise RuntimeError("planner stream ran past the end of its clip (the search must switch before)")
         n.since_search = s.since_search + 1
+        n.arm_k = min(s.arm_k + 1, s.arm_n)
         if n.b < 0:
             self._maybe_switch(n, forced=s.search_now)
         n.warp = self._warp(n)
@@ -331,8 +336,20 @@ class LocomotionPlanner:
             self._start_blend(s, best, self._blend_n, self._upper_blend_n)
 
     def _start_blend(self, s: _State, to: int, frames: int, upper_frames: int) -> None:
-        s.b, s.blend_k, s.blend_n, s.blend_m = to, 0, frames, max(frames, upper_frames)
+        # waist and arms: inertialization. The new stream's upper body plus the offset from where
+        # the reference's upper body is now, decaying to zero over upper_frames (independent of the
+        # legs' cross-fade, so the next search need not wait for it)
+        playing = s.b if s.b >= 0 else s.a
+        now_upper = self.db.joint_pos[playing] + s.arm_offset * self._arm_decay(s.arm_k, s.arm_n)
+        s.arm_offset = np.where(_LEG_JOINTS, 0.0, now_upper - self.db.joint_pos[to])
+        s.arm_k, s.arm_n = 0, upper_frames
+        s.b, s.blend_k, s.blend_n = to, 0, frames
         self.switches += 1
+
+    @staticmethod
+    def _arm_decay(k: int, n: int) -> float:
+        u = min(k / n, 1.0)
+        return 1.0 - u * u * u * (10.0 + u * (-15.0 + 6.0 * u))
 
     # ------------------------------------------------------------------ output
 
@@ -345,14 +362,11 @@ class LocomotionPlanner:
         blending = b_raw >= 0
         k = np.fromiter((s.blend_k for s in plan), dtype=np.float64, count=n)
         legs_n = np.fromiter((s.blend_n for s in plan), dtype=np.float64, count=n)
-        upper_n = np.fromiter((s.blend_m for s in plan), dtype=np.float64, count=n)
         w, dw = ease(np.where(blending, k / legs_n, 0.0))
         dw = np.where(blending, dw / (legs_n * dt), 0.0)
-        wu, dwu = ease(np.where(blending, k / upper_n, 0.0))
-        dwu = np.where(blending, dwu / (upper_n * dt), 0.0)
-        # per joint: the legs (and the root) cross-fade over blend_s, waist and arms over upper_blend_s
-        jw = np.where(_LEG_JOINTS, w[:, None], wu[:, None])
-        jdw = np.where(_LEG_JOINTS, dw[:, None], dwu[:, None])
+        arm_n = np.fromiter((s.arm_n for s in plan), dtype=np.float64, count=n)
+        settled, dsettled = ease(np.fromiter((s.arm_k for s in plan), dtype=np.float64, count=n) / arm_n)
+        offset = np.array([s.arm_offset for s in plan])
         x = np.fromiter((s.x for s in plan), dtype=np.float64, count=n)
         y = np.fromiter((s.y for s in plan), dtype=np.float64, count=n)
         yaw = np.fromiter((s.yaw for s in plan), dtype=np.float64, count=n)
@@ -361,8 +375,10 @@ class LocomotionPlanner:
         def mix(arr):
             return arr[a] + w.reshape((n,) + (1,) * (arr.ndim - 1)) * (arr[b] - arr[a])
 
-        joint_pos = db.joint_pos[a] + jw * (db.joint_pos[b] - db.joint_pos[a])
-        joint_vel = db.joint_vel[a] + jw * (db.joint_vel[b] - db.joint_vel[a]) + jdw * (db.joint_pos[b] - db.joint_pos[a])
+        # legs: cross-fade of the two streams; waist and arms: the newer stream plus the decaying offset
+        joint_pos = np.where(_LEG_JOINTS, mix(db.joint_pos), db.joint_pos[b] + offset * (1.0 - settled)[:, None])
+        joint_vel = np.where(_LEG_JOINTS, mix(db.joint_vel) + dw[:, None] * (db.joint_pos[b] - db.joint_pos[a]),
+                             db.joint_vel[b] - offset * (dsettled / (arm_n * dt))[:, None])
         height = mix(db.height)
         local_quat = rotations.slerp(db.local_quat[a], db.local_quat[b], w)
         lin_h = mix(db.lin_vel)
