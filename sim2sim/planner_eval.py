@@ -21,9 +21,9 @@ import numpy as np
 
 from gmt_ros.core import g1
 from gmt_ros.core.frames import MotionFrames
+from gmt_ros.core.leg_odometry import LegOdometry
 from gmt_ros.core.locomotion_planner import LocomotionPlanner
 from gmt_ros.core.paths import config_dir
-from gmt_ros.core.leg_odometry import LegOdometry
 from gmt_ros.core.planner_config import feedback_from, planner_from_yaml
 from gmt_ros.core.velocity_command import VelocityFeedback, check
 from gmt_ros.core.velocity_script import VelocityScript, load_script

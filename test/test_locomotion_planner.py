@@ -31,7 +31,7 @@ def db(clips):
     return MotionDatabase.build(clips, dt=DT)
 
 
-def _run(db, command, seconds, settings=PlannerSettings(), start=0.0):
+def _run(db, command, seconds, settings=None, start=0.0):
     """Frame 0 of the window at every step; ``command(t)`` gives the target."""
     planner = LocomotionPlanner(db, settings)
     planner.reset(start)
@@ -139,7 +139,7 @@ def test_reference_moves_at_the_command(db, command, seconds):
 
 
 def test_heading_is_integrated(db):
-    _, times, f = _run(db, lambda t: (0.0, 0.0, 0.6), 10.0)
+    _, _times, f = _run(db, lambda t: (0.0, 0.0, 0.6), 10.0)
     yaw = np.unwrap(rotations.to_rpy(f["root_quat"])[:, 2])
     assert yaw[-1] - yaw[0] == pytest.approx(0.6 * (10.0 - 0.15), abs=0.6)  # ramp-up 0.3 s at 2 rad/s^2
     assert yaw[-1] - yaw[0] > 3.0  # past a half turn: nothing wraps or resets
@@ -149,7 +149,7 @@ def test_no_jumps_across_transitions_replans_and_stops(db):
     def script(t):
         return [(0.5, 0, 0), (0, 0, 0.6), (0, 0.2, 0), (0, 0, 0), (-0.3, 0, 0.3), (0.7, 0, -0.5)][int(t // 3) % 6]
 
-    planner, times, f = _run(db, script, 36.0)
+    planner, _times, f = _run(db, script, 36.0)
     dq = np.abs(np.diff(f["joint_pos"], axis=0)).max()
     step = np.linalg.norm(np.diff(f["root_pos"][:, :2], axis=0), axis=1).max()
     dz = np.abs(np.diff(f["root_pos"][:, 2])).max()
@@ -242,7 +242,7 @@ def test_time_jumps_and_a_stalled_caller(db):
 def test_shipped_config_is_complete_and_valid():
     values = load_yaml()
     assert set(values) == set(PARAMETERS)
-    clips, settings, limits, rest = split(values)
+    clips, settings, _limits, _rest = split(values)
     assert clips == DEFAULT_CLIPS and settings.window_frames == 121
     with pytest.raises(ValueError, match="unknown planner parameters"):
         split({"max_speed": 1.0})

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
+from node_process import NodeProcess
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -34,7 +35,6 @@ from gmt_ros.core.contract import load_contract
 from gmt_ros.core.motion import load_clip
 from gmt_ros.core.playback import STANDING_HEIGHT
 from gmt_ros.nodes.window_codec import decode_window
-from node_process import NodeProcess
 
 pytestmark = pytest.mark.slow
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import rclpy
 from geometry_msgs.msg import Twist
+from node_process import REPO, NodeProcess
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String, UInt8MultiArray
@@ -31,7 +32,6 @@ from gmt_ros.core import g1
 from gmt_ros.core.playback import STANDING_HEIGHT
 from gmt_ros.core.remote import encode_remote
 from gmt_ros.nodes.window_codec import decode_window
-from node_process import REPO, NodeProcess
 from sim2sim.velocity_tracking import averaged_velocity
 
 pytestmark = pytest.mark.slow

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from node_process import NodeProcess
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
@@ -35,7 +36,6 @@ from gmt_ros.core.motion import load_clip, window_from_clip
 from gmt_ros.core.policy import TrackingPolicy
 from gmt_ros.core.state import RobotState
 from gmt_ros.nodes.window_codec import decode_window, encode_window, time_to_seconds
-from node_process import NodeProcess
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from gmt_ros.core import rotations
-from gmt_ros.core.velocity_command import (BadVelocityCommand, CommandRamp, VelocityLimits, check, ramp,
-                                           stick_velocity)
+from gmt_ros.core.velocity_command import BadVelocityCommand, CommandRamp, VelocityLimits, check, ramp, stick_velocity
 from gmt_ros.core.velocity_script import load_script, parse_script
 from sim2sim import velocity_tracking
 
@@ -26,7 +25,7 @@ def test_non_finite_commands_are_refused(bad, axis):
 
 
 def test_non_finite_ignored_component_is_refused_too():
-    with pytest.raises(BadVelocityCommand, match="linear.z"):
+    with pytest.raises(BadVelocityCommand, match=r"linear\.z"):
         check(0.1, 0.0, 0.0, LIMITS, {"linear.z": math.nan})
 
 

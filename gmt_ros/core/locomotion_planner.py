@@ -95,10 +95,29 @@ class PlannerSettings:
 class _State:
     """The planner after producing one frame (see the module docstring)."""
 
-    __slots__ = ("t", "a", "b", "blend_k", "blend_n", "arm_offset", "arm_k", "arm_n", "x", "y", "yaw", "v", "target", "correction", "warp", "bias",
-                 "since_search", "zero_for", "search_now")
+    __slots__ = (
+        "a",
+        "arm_k",
+        "arm_n",
+        "arm_offset",
+        "b",
+        "bias",
+        "blend_k",
+        "blend_n",
+        "correction",
+        "search_now",
+        "since_search",
+        "t",
+        "target",
+        "v",
+        "warp",
+        "x",
+        "y",
+        "yaw",
+        "zero_for",
+    )
 
-    def copy(self) -> "_State":
+    def copy(self) -> _State:
         s = _State.__new__(_State)
         for name in _State.__slots__:
             setattr(s, name, getattr(self, name))
@@ -150,8 +169,10 @@ def gait_velocity(v: np.ndarray, floor: float, warp_bound: float) -> np.ndarray:
 class LocomotionPlanner:
     """See the module docstring. Times are seconds on the caller's clock."""
 
-    def __init__(self, database: MotionDatabase, settings: PlannerSettings = PlannerSettings(),
-                 limits: VelocityLimits = VelocityLimits()):
+    def __init__(self, database: MotionDatabase, settings: PlannerSettings | None = None,
+                 limits: VelocityLimits | None = None):
+        settings = settings if settings is not None else PlannerSettings()
+        limits = limits if limits is not None else VelocityLimits()
         if abs(database.dt - settings.dt) > 1e-12:
             raise ValueError(f"database step {database.dt} differs from the planner's dt {settings.dt}")
         self.db = database

@@ -262,7 +262,7 @@ class MotionDatabase:
     @classmethod
     def build(cls, clips: list[MotionClip], dt: float = 0.02, mirror: bool = True, future_s: float = 1.5,
               height_range=(0.70, 0.88), max_tilt: float = 0.35, standing_height: float = 0.78,
-              default_pose: np.ndarray | None = None, weights: FeatureWeights = FeatureWeights()) -> "MotionDatabase":
+              default_pose: np.ndarray | None = None, weights: FeatureWeights = FeatureWeights()) -> MotionDatabase:
         if not (math.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be positive, got {dt}")
         if future_s < max(TRAJECTORY_OFFSETS_S):

@@ -49,7 +49,7 @@ class VelocityScript:
                 return seg
         return None
 
-    def truncated(self, seconds: float) -> "VelocityScript":
+    def truncated(self, seconds: float) -> VelocityScript:
         """The script's first ``seconds``."""
         if not (math.isfinite(seconds) and seconds > 0):
             raise ValueError(f"seconds must be positive, got {seconds}")
