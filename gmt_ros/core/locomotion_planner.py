@@ -116,6 +116,25 @@ class _State:
         "yaw",
         "zero_for",
     )
+    t: float  # time of the last frame
+    a: int  # global frame of stream a (followed)
+    b: int  # global frame of stream b (blended in), -1 when not blending
+    blend_k: int
+    blend_n: int
+    arm_offset: np.ndarray  # (29,) upper-body inertialization offset
+    arm_k: int
+    arm_n: int
+    x: float
+    y: float
+    yaw: float
+    v: np.ndarray  # (3,) followed velocity vx, vy, wz
+    target: np.ndarray
+    warp: np.ndarray
+    bias: np.ndarray
+    correction: np.ndarray
+    since_search: int
+    zero_for: int
+    search_now: bool
 
     def copy(self) -> _State:
         s = _State.__new__(_State)

@@ -223,6 +223,18 @@ class MotionDatabase:
     fields are the concatenations. ``standing`` is the global index of the standing frame.
     """
 
+    # the concatenations of ClipFrames' arrays (set in __init__ from its fields)
+    joint_pos: np.ndarray
+    joint_vel: np.ndarray
+    height: np.ndarray
+    local_quat: np.ndarray
+    lin_vel: np.ndarray
+    ang_vel: np.ndarray
+    step: np.ndarray
+    mean_vel: np.ndarray
+    features: np.ndarray
+    searchable: np.ndarray
+
     def __init__(self, clips: list[ClipFrames], dt: float, weights: FeatureWeights = FeatureWeights()):
         if not clips:
             raise ValueError("motion database: no clips")

@@ -31,8 +31,8 @@ CONFIG_FILE = "planner.yaml"
 DEFAULT_CLIPS = ["gmt/walk_stand", "gmt/basic_walk", "twist2/walk_001", "twist2/walk_002", "twist2/walk_003",
                  "twist2/walk_004", "twist2/walk_005", "twist2/walk_006", "twist2/walk_007"]
 
-_SETTINGS = {f.name: f.default for f in fields(PlannerSettings)}
-_LIMITS = {f.name: f.default for f in fields(VelocityLimits)}
+_SETTINGS: dict[str, float] = {f.name: f.default for f in fields(PlannerSettings)}  # type: ignore[misc]
+_LIMITS: dict[str, float] = {f.name: f.default for f in fields(VelocityLimits)}  # type: ignore[misc]
 
 _SETTING_TEXT = {
     "dt": "frame step of the windows (the policies' control step)",

@@ -81,7 +81,7 @@ def parse_script(data: dict, source: str = "") -> VelocityScript:
     raw = data.get("segments")
     if not isinstance(raw, list) or not raw:
         raise ValueError(f"{where}: segments must be a non-empty list")
-    pattern = []
+    pattern: list[tuple[str, float, tuple[float, float, float]]] = []
     for i, seg in enumerate(raw):
         if not isinstance(seg, dict):
             raise ValueError(f"{where}: segment {i} must be a mapping")
@@ -91,7 +91,8 @@ def parse_script(data: dict, source: str = "") -> VelocityScript:
         length = _number(seg.get("duration_s"), f"{where}: segment {i} duration_s")
         if length <= 0:
             raise ValueError(f"{where}: segment {i} duration_s must be positive, got {length}")
-        cmd = tuple(_number(seg.get(k, 0.0), f"{where}: segment {i} {k}") for k in ("vx", "vy", "wz"))
+        vx, vy, wz = (_number(seg.get(k, 0.0), f"{where}: segment {i} {k}") for k in ("vx", "vy", "wz"))
+        cmd = (vx, vy, wz)
         pattern.append((str(seg.get("name", f"segment{i}")), length, cmd))
     cycle = sum(p[1] for p in pattern)
     duration = _number(data.get("duration_s", cycle), f"{where}: duration_s")
