@@ -4,9 +4,10 @@ The planner needs foot positions and velocities (motion-matching features, conta
 in a process that has neither ROS nor MuJoCo loaded, so the two six-joint leg chains are written
 out here. The numbers are the Menagerie ``unitree_g1`` model's body offsets (``pos``), fixed
 rotations (``quat``) and joint axes, pelvis -> hip pitch -> hip roll -> hip yaw -> knee -> ankle
-pitch -> ankle roll; the right leg mirrors the left in y. ``test_leg_kinematics`` checks them
-against MuJoCo's ``mj_kinematics`` on the model itself. The foot point is the ankle-roll link's
-origin (the sole's contact spheres sit 3 cm below it).
+pitch -> ankle roll; the right leg mirrors the left in y. This is the one leg table of the core:
+the bridge's pelvis-height estimate (``height_estimate``) uses it too. ``test_leg_kinematics``
+and ``test_height_estimate`` check it against MuJoCo's ``mj_kinematics`` on the model itself.
+The foot point is the ankle-roll link's origin (the sole's contact spheres sit 3 cm below it).
 """
 from __future__ import annotations
 
@@ -16,39 +17,80 @@ from gmt_ros.core import g1, rotations
 
 FOOT_BODIES = ("left_ankle_roll_link", "right_ankle_roll_link")
 
-_X, _Y, _Z = np.eye(3)
-_HIP_ROLL_TILT = np.array([0.996179, 0.0, -0.0873386, 0.0])  # w, x, y, z (about y, -10 deg)
-_KNEE_TILT = np.array([0.996179, 0.0, 0.0873386, 0.0])
+# One leg from the pelvis down, as (child body, offset in the parent frame (m), body orientation
+# quaternion w, x, y, z relative to the parent, joint, joint axis in the child frame). The right
+# leg mirrors y. Source: g1.xml, bodies left_hip_pitch_link ... left_ankle_roll_link.
+LEFT_LEG = (
+    ("left_hip_pitch_link", (0.0, 0.064452, -0.1027), (1.0, 0.0, 0.0, 0.0), "left_hip_pitch_joint", "y"),
+    ("left_hip_roll_link", (0.0, 0.052, -0.030465), (0.996179, 0.0, -0.0873386, 0.0), "left_hip_roll_joint", "x"),
+    ("left_hip_yaw_link", (0.025001, 0.0, -0.12412), (1.0, 0.0, 0.0, 0.0), "left_hip_yaw_joint", "z"),
+    ("left_knee_link", (-0.078273, 0.0021489, -0.17734), (0.996179, 0.0, 0.0873386, 0.0), "left_knee_joint", "y"),
+    ("left_ankle_pitch_link", (0.0, -9.4445e-05, -0.30001), (1.0, 0.0, 0.0, 0.0), "left_ankle_pitch_joint", "y"),
+    ("left_ankle_roll_link", (0.0, 0.0, -0.017558), (1.0, 0.0, 0.0, 0.0), "left_ankle_roll_joint", "x"),
+)
+# Sole contact spheres (Menagerie's "foot" geom class) in the ankle-roll link frame, both feet.
+SOLE_POINTS = np.array([[-0.05, 0.025, -0.03], [-0.05, -0.025, -0.03], [0.12, 0.03, -0.03], [0.12, -0.03, -0.03]])
+SOLE_RADIUS = 0.005
 
 
-def _chain(side: float):
-    """(offset from parent, fixed rotation or None, joint axis) per joint, pelvis to ankle roll."""
-    return (
-        (np.array([0.0, side * 0.064452, -0.1027]), None, _Y),  # hip pitch
-        (np.array([0.0, side * 0.052, -0.030465]), _HIP_ROLL_TILT, _X),  # hip roll
-        (np.array([0.025001, 0.0, -0.12412]), None, _Z),  # hip yaw
-        (np.array([-0.078273, side * 0.0021489, -0.17734]), _KNEE_TILT, _Y),  # knee
-        (np.array([0.0, side * -9.4445e-05, -0.30001]), None, _Y),  # ankle pitch
-        (np.array([0.0, 0.0, -0.017558]), None, _X),  # ankle roll
-    )
+def quat_matrix(q) -> np.ndarray:
+    """The rotation matrix of one quaternion (w, x, y, z), normalized first."""
+    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])
 
 
-_LEGS = ((0, _chain(1.0)), (6, _chain(-1.0)))  # (first motor slot, chain): left, right
+def _mirror(name: str) -> str:
+    return "right_" + name[len("left_"):]
 
 
-def _axis_rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rotation matrices (N, 3, 3) about a unit coordinate axis by angles (N,)."""
-    c, s = np.cos(angle), np.sin(angle)
-    n = angle.shape[0]
-    out = np.zeros((n, 3, 3))
-    i = int(np.argmax(axis))
-    j, k = (i + 1) % 3, (i + 2) % 3
-    out[:, i, i] = 1.0
-    out[:, j, j] = c
-    out[:, k, k] = c
-    out[:, k, j] = s
-    out[:, j, k] = -s
-    return out
+def _axis_matrix(axis: int) -> np.ndarray:
+    """The cross-product matrix K of a unit coordinate axis: a rotation by q about it is
+    I + sin(q) K + (1 - cos(q)) K² (Rodrigues)."""
+    k = np.zeros((3, 3))
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    k[i, j], k[j, i] = -1.0, 1.0
+    return k
+
+
+class LegChain:
+    """Both legs' chains as arrays, for few numpy calls: per link k (6) and leg l (left, right)
+    the offset (6, 2, 3), the link's fixed rotation F and F K, F K² for its joint axis (6, 2, 3, 3
+    each), so that its rotation in its parent is F + sin(q) F K + (1 - cos(q)) F K², and the
+    joint's motor slot (6, 2)."""
+
+    def __init__(self) -> None:
+        offsets, f, fk, fk2, slots = [], [], [], [], []
+        for _body, pos, quat, joint, axis in LEFT_LEG:
+            offsets.append((np.array(pos), np.array(pos) * (1.0, -1.0, 1.0)))
+            r, k = quat_matrix(quat), _axis_matrix("xyz".index(axis))
+            f.append((r, r))  # the fixed rotations are about y: the same on both sides
+            fk.append((r @ k, r @ k))
+            fk2.append((r @ k @ k, r @ k @ k))
+            slots.append((g1.SLOT_OF[joint], g1.SLOT_OF[_mirror(joint)]))
+        self.offsets, self.f, self.fk, self.fk2 = np.array(offsets), np.array(f), np.array(fk), np.array(fk2)
+        self.slots = np.array(slots)
+
+    def ankles(self, base_rot: np.ndarray, joint_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ankle-roll link origins (..., 2, 3) relative to the pelvis and their orientations
+        (..., 2, 3, 3), with the pelvis oriented as ``base_rot`` (..., 3, 3) for joint angles
+        (..., 29) (left, right)."""
+        q = np.asarray(joint_pos, dtype=np.float64)[..., self.slots]  # (..., 6, 2)
+        s, c = np.sin(q)[..., None, None], (1.0 - np.cos(q))[..., None, None]
+        links = self.f + s * self.fk + c * self.fk2  # (..., 6, 2, 3, 3): each link's rotation in its parent
+        lead = links.shape[:-4]
+        frames = np.empty((*lead, 7, 2, 3, 3))  # frames[..., k]: the orientation offset k is expressed in
+        frames[..., 0, :, :, :] = np.asarray(base_rot)[..., None, :, :]
+        for k in range(6):
+            np.matmul(frames[..., k, :, :, :], links[..., k, :, :, :], out=frames[..., k + 1, :, :, :])
+        ankle = np.einsum("...klij,klj->...li", frames[..., :6, :, :, :], self.offsets)  # sum of rotated offsets
+        return ankle, frames[..., 6, :, :, :]
+
+
+_CHAIN = LegChain()
 
 
 def feet_in_pelvis(joint_pos: np.ndarray) -> np.ndarray:
@@ -56,18 +98,7 @@ def feet_in_pelvis(joint_pos: np.ndarray) -> np.ndarray:
     q = np.atleast_2d(np.asarray(joint_pos, dtype=np.float64))
     if q.shape[-1] != g1.NUM_BODY_JOINTS:
         raise ValueError(f"joint_pos must have {g1.NUM_BODY_JOINTS} columns, got shape {q.shape}")
-    n = q.shape[0]
-    out = np.empty((n, 2, 3))
-    for leg, (first, chain) in enumerate(_LEGS):
-        rot = np.broadcast_to(np.eye(3), (n, 3, 3))
-        pos = np.zeros((n, 3))
-        for k, (offset, fixed, axis) in enumerate(chain):
-            pos = pos + rot @ offset
-            if fixed is not None:
-                rot = rot @ rotations.to_matrix(fixed)
-            rot = rot @ _axis_rotation(axis, q[:, first + k])
-        out[:, leg] = pos
-    return out
+    return _CHAIN.ankles(np.eye(3), q)[0]
 
 
 def foot_positions(root_pos: np.ndarray, root_quat: np.ndarray, joint_pos: np.ndarray) -> np.ndarray:
