@@ -19,7 +19,7 @@ from gmt_ros.core.contract import DEFAULT_POLICY
 from gmt_ros.tools import UsageError, add_send_path_argument
 
 # Subcommand modules under gmt_ros/tools/, each with register(subparsers).
-TOOL_MODULES: tuple[str, ...] = ("evaluate", "sim2sim_run", "recording", "bench", "faults", "stream_producer",
+TOOL_MODULES: tuple[str, ...] = ("evaluate", "sim2sim_cli", "recording", "bench", "faults", "stream_producer",
                                  "operate", "launch_run", "distill")
 
 

@@ -248,7 +248,8 @@ def test_lighter_settings_keep_what_the_policy_reads():
 
 
 def test_a_clip_the_supervisor_stopped_is_not_reported_as_played_to_its_end():
-    from gmt_ros.tools.sim2sim_run import sim2sim_table_markdown, summary_line
+    from gmt_ros.tools.sim2sim_cli import sim2sim_table_markdown
+    from gmt_ros.tools.sim2sim_run import summary_line
 
     fault = "fall detected: tilt 53 deg > 52 deg"
     base = {"clip": "gmt/airkick_stand", "fell": False, "fall_time_s": None, "duration_s": 2.23, "requested_s": 6.64,

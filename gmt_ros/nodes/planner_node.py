@@ -41,22 +41,21 @@ import sys
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Twist
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from gmt_ros.core import g1, process_tuning
+from gmt_ros.core import g1
 from gmt_ros.core.leg_odometry import LegOdometry
 from gmt_ros.core.planner_config import PARAMETERS, build_planner, feedback_from, split
 from gmt_ros.core.remote import decode_remote
 from gmt_ros.core.velocity_command import BadVelocityCommand, CommandRamp, check, stick_velocity
+from gmt_ros.nodes.parameters import read_parameters
 from gmt_ros.nodes.polled_topics import PolledTopics
+from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import encode_window
 
 NODE_NAME = "gmt_planner"  # the top-level key of config/planner.yaml (planner_config reads it there too)
@@ -74,7 +73,7 @@ class PlannerConfigError(ValueError):
 class PlannerNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        values = self._read_parameters()
+        values = read_parameters(self, PARAMETERS, PlannerConfigError)
         try:
             clips, settings, limits, rest = split(values)
         except ValueError as exc:
@@ -117,20 +116,6 @@ class PlannerNode(Node):
             f"{limits.max_vx:g} m/s, vy ±{limits.max_vy:g} m/s, wz ±{limits.max_wz:g} rad/s; "
             f"timeout {rest['command_timeout_s']:g} s; velocity feedback "
             f"{'from ' + rest['joint_states_topic'] + ' + ' + rest['imu_topic'] if self.feedback else 'off'}")
-
-    def _read_parameters(self) -> dict:
-        values = {}
-        for name, (default, kind, text) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=text, dynamic_typing=True))
-            raw = self.get_parameter(name).value
-            if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
-                raw = float(raw)
-            if kind is list and isinstance(raw, (list, tuple)) and all(isinstance(x, str) for x in raw):
-                raw = list(raw)
-            if type(raw) is not kind:
-                raise PlannerConfigError(f"parameter {name} must be a {kind.__name__}, got {raw!r}")
-            values[name] = raw
-        return values
 
     def destroy_node(self) -> None:
         readers = getattr(self, "_readers", None)
@@ -271,24 +256,8 @@ class PlannerNode(Node):
 
 
 def main(argv=None) -> int:
-    process_tuning.short_switch_interval()
-    rclpy.init(args=argv)
-    node = None
-    try:
-        try:
-            node = PlannerNode()
-        except (ValueError, FileNotFoundError) as exc:
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-            return 1
-        process_tuning.freeze_startup_objects()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PlannerNode, NODE_NAME, argv, short_switch_interval=False,
+                    help=NodeHelp("gmt-ros-planner", __doc__, PARAMETERS, "planner.yaml"))
 
 
 if __name__ == "__main__":

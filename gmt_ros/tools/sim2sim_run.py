@@ -54,14 +54,12 @@ its log tail (or the interface and domain tried when no robot state arrives); 2 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import resource
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -197,7 +195,6 @@ def check_options(opt: Sim2SimOptions):
     from gmt_ros.core.clip_library import list_clips, resolve_clip
     from gmt_ros.core.contract import load_contract
     from gmt_ros.core.motion import load_clip
-    from gmt_ros.core.velocity_script import load_script
 
     if opt.seconds is not None and not (math.isfinite(opt.seconds) and opt.seconds > 0):
         raise UsageError(f"--seconds must be positive, got {opt.seconds}")
@@ -224,16 +221,9 @@ def check_options(opt: Sim2SimOptions):
         raise UsageError(f"interface {opt.interface!r} is not loopback: the simulated robot and its bridge stay on 'lo' "
                          f"(a simulated robot on a real network would mix with a real robot's rt/lowstate)")
     if opt.source == "planner":
-        if opt.script is None:
-            raise UsageError("--source planner needs a /cmd_vel --script (e.g. config/cmd_vel_script.yaml)")
-        if opt.motion is not None:
-            raise UsageError("--source planner drives the robot with its --script; --motion is for the other sources")
-        try:
-            contract = load_contract(opt.policy)
-            script = load_script(opt.script)
-        except (ValueError, FileNotFoundError) as exc:
-            raise UsageError(str(exc)) from None
-        return "planner", script.duration_s, contract, []
+        from gmt_ros.tools.planner_run import check_planner_options
+
+        return check_planner_options(opt)
     if opt.motion is None or opt.script is not None:
         raise UsageError(f"--source {opt.source} plays a --motion (--script is for --source planner)")
     try:
@@ -279,11 +269,9 @@ class Sim2SimSession:
         self.source_key = graph.SOURCES[options.source].key
         self.script = None
         if options.source == "planner":
-            from gmt_ros.core.velocity_script import load_script
+            from gmt_ros.tools.planner_run import load_session_script
 
-            self.script = load_script(options.script)
-            if options.seconds is not None:
-                self.script = self.script.truncated(options.seconds)
+            self.script = load_session_script(options)
         if options.source == "stream":
             from gmt_ros.tools import stream_run
 
@@ -517,7 +505,9 @@ class Sim2SimSession:
 
             return play_stream(self, timeout_s)
         if self.source_key == "planner":
-            return self._drive_script()
+            from gmt_ros.tools.planner_run import drive_script
+
+            return drive_script(self)
         obs = self.observer
         seconds = self.opt.seconds if self.opt.seconds is not None else self.clip_duration
         scored = min(seconds, self.clip_duration)
@@ -552,33 +542,6 @@ class Sim2SimSession:
             if time.monotonic() > deadline:
                 raise self._fail(f"the clip {self.clip_name} did not finish within {timeout_s:.0f} s")
             time.sleep(0.05)
-
-    def _drive_script(self) -> None:
-        """Publish the script's command on /cmd_vel at its rate, on the wall clock, from now."""
-        obs, script = self.observer, self.script
-        self.scored_s = script.duration_s
-        obs.wait_for_cmd_vel_subscriber()
-        cpu_start = (time.monotonic(), self.graph.cpu_seconds())
-        period = 1.0 / script.rate_hz
-        start = time.time()
-        self.play_start, self.play_end = start, start + script.duration_s
-        k = 0
-        while True:
-            t = time.time() - start
-            if t >= script.duration_s:
-                break
-            obs.publish_velocity(script.command_at(t))
-            self._check_nodes()
-            state = self.supervisor_state()
-            if state.get("fault"):
-                self.notes.append(f"supervisor fault during the script: {state['fault']}")
-                self.ended_early_by = state["fault"]
-                self.play_end = min(state.get("fault_time") or time.time(), time.time())
-                return
-            k += 1
-            time.sleep(max(0.0, start + k * period - time.time()))
-        obs.publish_velocity(np.zeros(3))
-        self._note_cpu(cpu_start)
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -693,31 +656,12 @@ class Sim2SimSession:
         if self.source_key == "stream":
             out["stream"] = stream_run.stream_report(self, trace)
         if self.script is not None:
-            out.update(self._velocity_section(trace, windows))
+            from gmt_ros.tools.planner_run import velocity_section
+
+            out.update(velocity_section(self, trace, windows))
         if self._temp_logs:  # removed at close(): do not point at them
             out["logs"] = out["sim_report"] = out["sim_trace"] = None
         return out
-
-    def _velocity_section(self, trace, windows) -> dict:
-        """The planner's per-segment velocity table, from the sim's trace (the robot) and the
-        recorded windows (the reference), on the script's clock."""
-        from sim2sim.velocity_tracking import resample, velocity_report
-
-        statuses = self.observer_snapshot["planner"]
-        out = {"script": self.script.source, "planner": statuses[-1][1] if statuses else None}
-        t0, t1 = self.play_start, self.play_end
-        if t0 is None or t1 is None:
-            return out
-        rows = (trace.unix_time >= t0) & (trace.unix_time <= t1)
-        ref_t = np.array([w[0] for w in windows])
-        inside = np.flatnonzero((ref_t >= t0) & (ref_t <= t1))
-        idx = inside[resample(ref_t[inside])]
-        if rows.sum() < 2 or idx.size < 2:
-            return out
-        robot = (trace.unix_time[rows] - t0, trace.root_pos[rows], trace.root_quat[rows])
-        reference = (ref_t[idx] - t0, np.array([windows[i][1] for i in idx]), np.array([windows[i][2] for i in idx]),
-                     np.array([windows[i][5] for i in idx]))
-        return out | velocity_report(self.script, robot, reference)
 
     def _rel(self, t: float | None) -> float | None:
         return None if t is None else round(t - self.t0, 3)
@@ -810,196 +754,3 @@ def _raise_on_sigterm():
     """SIGTERM to the runner unwinds like Ctrl-C, so the finally blocks stop the nodes."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
-
-
-def _options(args, motion: str | None, log_dir) -> Sim2SimOptions:
-    source = getattr(args, "source", graph.DEFAULT_SOURCE)
-    stream = None
-    if source == "stream":
-        stream = StreamLink(rate=args.stream_rate, jitter_ms=args.stream_jitter_ms, drop=args.stream_drop,
-                            seed=args.stream_seed, transport=args.stream_transport, velocities=args.stream_velocities)
-    return Sim2SimOptions(motion=motion, policy=args.policy, seconds=getattr(args, "seconds", None),
-                          domain=args.domain, interface=args.interface, ros_domain=args.ros_domain,
-                          log_dir=log_dir, ramp_time_s=args.ramp_time_s, launch_settings=args.launch_settings,
-                          realtime=args.realtime, source=source, stream=stream, script=getattr(args, "script", None))
-
-
-def _write(path, text: str) -> None:
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
-
-
-def cmd_sim2sim_external(args) -> int:
-    """--external-sim: bridge, policy and player against a simulator started by hand on loopback in
-    --domain; engaged and driven by gmt-ros operate bringup (its gantry or band released once in
-    policy, if it has one on rt/gmt/sim/gantry)."""
-    from gmt_ros.tools.unitree_mujoco_check import run_graph_against
-
-    if not 1 <= args.domain <= 232:
-        raise UsageError(f"--domain must be a non-zero DDS domain, got {args.domain}")
-    log_dir = Path(args.keep_logs or tempfile.mkdtemp(prefix="gmt_sim2sim_external_"))
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1",
-               ROS_DOMAIN_ID=str(args.ros_domain if args.ros_domain is not None else pick_ros_domain()))
-    r = run_graph_against(log_dir, args.domain, args.motion, args.profile, env=env)
-    op = r.get("operator") or {}
-    bridge = op.get("bridge") or {}
-    r.update({"clip": args.motion, "external_sim": True, "profile": args.profile, "logs": str(log_dir),
-              "scoring": "supervisor and player (played to the end, faults, rates, clip counts); tracking errors need "
-                         "the simulator's ground truth, which only gmt-ros-sim records (gmt-ros sim2sim without "
-                         "--external-sim)"})
-    print(f"sim2sim {args.motion} (external simulator, profile {args.profile}): "
-          + ("played to its end, no fault" if op.get("played_to_end") else
-             f"NOT played to its end: {op.get('fault') or (r['operator_output'] or ['?'])[-1]}")
-          + f" | lowstate {bridge.get('lowstate_rate_hz')} Hz, /joint_states {bridge.get('joint_states_rate_hz')} Hz,"
-            f" lowcmd {bridge.get('lowcmd_rate_hz')} Hz | clipped {op.get('supervisor_clips')} | logs {log_dir}",
-          flush=True)
-    _write(args.report, json.dumps(r, indent=2) + "\n")
-    return 0 if r["operator_exit"] == 0 else 1
-
-
-def cmd_sim2sim(args) -> int:
-    from gmt_ros.tools import stream_run
-
-    _raise_on_sigterm()
-    if args.external_sim:
-        return cmd_sim2sim_external(args)
-    if args.compare_player and args.source == "player":
-        raise UsageError("--compare-player compares another --source with the player")
-    options = _options(args, args.motion, args.keep_logs)
-    try:
-        report = run_sim2sim(options)
-        print(summary_line(report), flush=True)
-        if args.source == "stream":
-            print(stream_run.stream_summary_line(report), flush=True)
-        if "segments" in report:
-            from sim2sim import velocity_tracking
-
-            table = velocity_tracking.markdown(report["segments"], report["reference_segments"])
-            print(table)
-            print(velocity_tracking.verdict_line(report), flush=True)
-            _write(args.markdown, table + "\n")
-        if args.compare_player:
-            baseline = _options(args, args.motion, Path(args.keep_logs) / "player" if args.keep_logs else None)
-            baseline.source, baseline.stream = graph.DEFAULT_SOURCE, None
-            player = run_sim2sim(baseline)
-            print(summary_line(player), flush=True)
-            cmp = stream_run.comparison(report, player)
-            print(stream_run.comparison_markdown(report, player, cmp), end="", flush=True)
-            report = {args.source: report, "player": player, "comparison": cmp}
-    except Sim2SimError as exc:
-        print(f"gmt-ros sim2sim: error: {exc}", file=sys.stderr)
-        return 1
-    _write(args.report, json.dumps(report, indent=2) + "\n")
-    return 0
-
-
-def sim2sim_table_markdown(rows) -> str:
-    """The `gmt-ros eval-all` columns plus the graph's rates, the sim's real-time factor and any
-    supervisor fault."""
-    head = ("| clip | s | to the end | fell | E_mpjpe rad | E_mpkpe mm | E_vel m/s | E_yaw_vel rad/s | min pelvis m "
-            "| lowcmd Hz | policy Hz | latency p50 / p99 ms | sim × real time | fault |\n")
-    head += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-
-    def f(x, spec):
-        return "–" if x is None else format(x, spec)
-
-    lines = []
-    for r in rows:
-        if r.get("error"):
-            lines.append(f"| {r['clip']} | – | did not run: {r['error'].splitlines()[0]} |" + " |" * 11)
-            continue
-        lat = r.get("latency_ms") or {}
-        fell = "–" if r.get("fell") is None else ("yes" if r["fell"] else "no")
-        to_end = "yes" if r.get("completed") else "no"
-        fault = (r["supervisor"].get("fault") or "").replace("|", "/")
-        lines.append(
-            f"| {r['clip']} | {r['duration_s']:.1f} | {to_end} | {fell} | {f(r.get('e_mpjpe_rad'), '.3f')} |"
-            f" {f(r.get('e_mpkpe_mm'), '.1f')} | {f(r.get('e_vel_mps'), '.3f')} | {f(r.get('e_yaw_vel_radps'), '.3f')} |"
-            f" {f(r.get('min_pelvis_height_m'), '.2f')} | {f(r.get('lowcmd_hz'), '.1f')} | {f(r.get('policy_hz'), '.1f')} |"
-            f" {f(lat.get('p50'), '.2f')} / {f(lat.get('p99'), '.2f')} | {f(r['sim'].get('real_time_factor'), '.2f')} |"
-            f" {fault[:60]} |")
-    return head + "\n".join(lines) + "\n"
-
-
-def cmd_sim2sim_all(args) -> int:
-    from gmt_ros.core.clip_library import list_clips
-
-    _raise_on_sigterm()
-    rows = []
-    started = time.time()
-    for name in list_clips():
-        log_dir = Path(args.keep_logs) / name.replace("/", "_") if args.keep_logs else None
-        try:
-            report = run_sim2sim(_options(args, name, log_dir))
-        except Sim2SimError as exc:
-            print(f"sim2sim {name}: did not run: {exc}", file=sys.stderr, flush=True)
-            rows.append({"clip": name, "error": str(exc)})
-            continue
-        print(summary_line(report), flush=True)
-        rows.append(report)
-    table = sim2sim_table_markdown(rows)
-    print(table, end="")
-    _write(args.json, json.dumps(rows, indent=2) + "\n")
-    _write(args.markdown, table)
-    ran = [r for r in rows if not r.get("error")]
-    fell = sum(bool(r.get("fell")) for r in ran)
-    completed = sum(bool(r.get("completed")) for r in ran)
-    stopped = sum(bool(r.get("ended_early_by")) and not r.get("fell") for r in ran)
-    print(f"{len(rows)} clips, {len(ran)} ran, {completed} to the end upright, {fell} fell, {stopped} stopped by the "
-          f"supervisor, {time.time() - started:.0f} s wall")
-    return 0 if len(ran) == len(rows) else 1
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--policy", default=DEFAULT_POLICY, help="policy name under models/ or a contract.yaml path")
-    p.add_argument("--domain", type=int, default=DEFAULT_DOMAIN, help=f"the robot's DDS domain, non-zero (default {DEFAULT_DOMAIN})")
-    p.add_argument("--interface", default=DEFAULT_INTERFACE, help="the robot's DDS interface (loopback only)")
-    p.add_argument("--ros-domain", type=int, default=None, help="ROS_DOMAIN_ID of the graph (default: $ROS_DOMAIN_ID, else picked, non-zero)")
-    p.add_argument("--ramp-time-s", type=float, default=DEFAULT_RAMP_S, help="the bridge's ramp to the default pose (on the gantry)")
-    p.add_argument("--realtime", action="store_true",
-                   help="schedule like a real-time deployment (needs root or CAP_SYS_NICE): the sim's threads "
-                        f"SCHED_FIFO {REALTIME['sim_fifo']} (physics does not wait for a CPU), the bridge's writer "
-                        f"SCHED_FIFO {REALTIME['bridge_writer_fifo']} (its writer_priority), every node at nice "
-                        f"{REALTIME['nice']}; keeps the graph real-time while other work loads the machine")
-    p.add_argument("--launch-settings", action="store_true",
-                   help="run the nodes with exactly the launch file's settings (default: shorter motion windows at "
-                        "25 Hz, which the policy cannot tell apart, and /joint_states at 100 Hz, to save CPU; see "
-                        "lighter_settings)")
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("sim2sim", help="run the node graph (sim, bridge, policy, motion-target source) as "
-                                             "processes and play one clip, or drive the planner with a /cmd_vel script")
-    p.add_argument("--motion", help="clip library name (e.g. walk_stand) or a clip file (sources player and stream)")
-    p.add_argument("--script", help="/cmd_vel script for --source planner, e.g. config/cmd_vel_script.yaml")
-    p.add_argument("--seconds", type=float, default=None,
-                   help="score this much of the clip or script (default: all of it)")
-    p.add_argument("--report", help="write the JSON report here")
-    p.add_argument("--markdown", help="--source planner: write the per-segment velocity table here")
-    p.add_argument("--keep-logs", help="keep the nodes' logs, the sim's report and trace in this directory")
-    p.add_argument("--source", choices=tuple(graph.SOURCES), default=graph.DEFAULT_SOURCE,
-                   help="what feeds /gmt/motion_target: the clip player (default), gmt_stream with the clip "
-                        "streamed live by a producer process (gmt-ros stream-clip; options --stream-*), or the "
-                        "velocity planner driven by --script on /cmd_vel")
-    from gmt_ros.tools.stream_producer import add_link_options
-
-    add_link_options(p, prefix="stream-")
-    p.add_argument("--compare-player", action="store_true",
-                   help="then play the same clip through the player and report the errors against the clip as "
-                        "ratios (stream / player)")
-    p.add_argument("--external-sim", action="store_true",
-                   help="do not start a simulator: run bridge, policy and player against the one already running on "
-                        "--interface/--domain (gmt-ros-sim --hold-until-release, or Unitree's with --profile "
-                        "unitree_mujoco), engage, release its gantry, play the clip")
-    p.add_argument("--profile", default="g1", choices=tuple(graph.BRIDGE_PROFILES),
-                   help="--external-sim: the bridge's profile (unitree_mujoco for Unitree's Python simulator)")
-    _common(p)
-    p.set_defaults(func=cmd_sim2sim)
-
-    p = subparsers.add_parser("sim2sim-all", help="every shipped clip through the node graph; prints the README table")
-    p.add_argument("--json", help="write all reports here")
-    p.add_argument("--markdown", help="write the markdown table here")
-    p.add_argument("--keep-logs", help="keep each run's logs under DIR/<clip>/")
-    _common(p)
-    p.set_defaults(func=cmd_sim2sim_all)
