@@ -222,3 +222,67 @@ def test_g1_real_without_a_robot_waits_in_dry_run_and_says_why(launch_env):
     for name in ("gmt-ros-bridge", "gmt-ros-policy", "gmt-ros-player"):
         assert re.search(rf"\[{name}-\d+\]: process has finished cleanly", out), (name, out[-3000:])
     assert "Traceback" not in out
+
+
+def test_sim2sim_launch_with_the_planner_source_follows_cmd_vel(launch_env):
+    """source:=planner under the real LaunchService: gmt_planner runs in the player's place, the
+    operator engages and releases the gantry, a geometry_msgs/Twist on /cmd_vel (from this process,
+    as teleop_twist_keyboard would send it) is followed, and Ctrl-C ends every node cleanly."""
+    import threading
+
+    import rclpy
+    from geometry_msgs.msg import Twist
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import String
+    from waiting import wait_until
+
+    cmd = [str(GMT_ROS), "launch", "sim2sim.launch.py", "source:=planner", f"dds_domain:={DDS_DOMAIN}"]
+    proc = subprocess.Popen(cmd, env=launch_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("launch_test_cmd_vel", context=context)
+    statuses: list[dict] = []
+    node.create_subscription(String, "/gmt/planner/status", lambda m: statuses.append(json.loads(m.data)), 10)
+    pub = node.create_publisher(Twist, "/cmd_vel", 10)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        def seen(text):
+            return any(text in line for line in list(lines))
+
+        wait_until(lambda: seen("gantry released") or proc.poll() is not None, 180, "the operator releasing the gantry")
+        assert proc.poll() is None, "".join(lines)[-6000:]
+        wait_until(lambda: statuses, 30, "a /gmt/planner/status")
+        assert statuses[-1]["source"] == "none" and statuses[-1]["standing"], statuses[-1]
+        twist = Twist()
+        twist.linear.x = 0.3
+
+        def following():
+            pub.publish(twist)
+            return statuses and statuses[-1]["source"] == "cmd_vel" and not statuses[-1]["standing"]
+
+        wait_until(following, 60, "the planner walking on /cmd_vel", poll_s=0.05)
+        assert seen("following /cmd_vel: [0.3, 0.0, 0.0]"), "".join(lines)[-4000:]
+        before_stop = "".join(lines)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        reader.join(timeout=10)
+    out = "".join(lines)
+    assert proc.returncode == 0, out[-4000:]
+    assert "supervisor in policy" in before_stop and "FAULT" not in before_stop
+    for name in ("sim", "gmt-ros-bridge", "gmt-ros-policy", "gmt-ros-planner"):
+        assert re.search(rf"\[{name}-\d+\]: process has finished cleanly", out), (name, out[-3000:])
+    assert "gmt-ros-player" not in out and "Traceback" not in out
