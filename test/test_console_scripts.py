@@ -18,6 +18,7 @@ NODES = {  # script -> a line its log prints once it is up
     "gmt-ros-policy": "joint targets to",
     "gmt-ros-player": "clips (",
     "gmt-ros-stream": "windows of",
+    "gmt-ros-planner": "searchable frames",
     "gmt-ros-sim": "running until SIGINT/SIGTERM",
 }
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
@@ -32,7 +33,8 @@ def test_help_prints_usage_and_exits_0(script):
     proc = subprocess.run([str(BIN / script), "--help"], capture_output=True, text=True, timeout=60, env=ENV, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage:"), proc.stdout[:300]
-    if script in ("gmt-ros-bridge", "gmt-ros-policy", "gmt-ros-player", "gmt-ros-stream", "gmt-ros-recorder"):
+    if script in ("gmt-ros-bridge", "gmt-ros-policy", "gmt-ros-player", "gmt-ros-stream", "gmt-ros-planner",
+                  "gmt-ros-recorder"):
         assert "Parameters (defaults" in proc.stdout and "--ros-args" in proc.stdout
     if script == "gmt-ros-bridge":
         assert "dry_run (bool, default True)" in proc.stdout and "network_interface" in proc.stdout
@@ -41,7 +43,7 @@ def test_help_prints_usage_and_exits_0(script):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_every_node_stops_cleanly_on_a_signal(sig, tmp_path):
-    """All four node scripts side by side (no robot: the bridge waits for one), the signal once each
+    """Every node script side by side (no robot: the bridge waits for one), the signal once each
     is up, then: exit 0, and no traceback in what they printed."""
     procs = {}
     for script in NODES:
@@ -51,7 +53,7 @@ def test_every_node_stops_cleanly_on_a_signal(sig, tmp_path):
             args += ["--config", str(REPO / "config" / "sim2sim.yaml")]
         else:
             cfg = {"gmt-ros-bridge": "bridge.yaml", "gmt-ros-policy": "policy.yaml", "gmt-ros-player": "motion_player.yaml",
-                   "gmt-ros-stream": "stream.yaml"}
+                   "gmt-ros-stream": "stream.yaml", "gmt-ros-planner": "planner.yaml"}
             args += ["--ros-args", "--params-file", str(REPO / "config" / cfg[script])]
         procs[script] = (subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True), log)
     try:

@@ -232,7 +232,7 @@ def test_window_fast_path_reads_the_first_frames_like_the_decoder():
 
 def test_lighter_settings_keep_what_the_policy_reads():
     from gmt_ros.core.contract import load_contract
-    from gmt_ros.tools.sim2sim_run import lighter_settings
+    from gmt_ros.tools.sim2sim_options import lighter_settings
 
     twist2 = lighter_settings(load_contract("twist2_student"))
     # 0.02 s look-ahead + 0.5 s accepted window age + 2 x 40 ms window period = 0.6 s
@@ -249,7 +249,7 @@ def test_lighter_settings_keep_what_the_policy_reads():
 
 def test_a_clip_the_supervisor_stopped_is_not_reported_as_played_to_its_end():
     from gmt_ros.tools.sim2sim_cli import sim2sim_table_markdown
-    from gmt_ros.tools.sim2sim_run import summary_line
+    from gmt_ros.tools.sim2sim_report import summary_line
 
     fault = "fall detected: tilt 53 deg > 52 deg"
     base = {"clip": "gmt/airkick_stand", "fell": False, "fall_time_s": None, "duration_s": 2.23, "requested_s": 6.64,
@@ -330,7 +330,8 @@ def test_cli_drives_the_planner_with_a_cmd_vel_script(tmp_path, capsys):
 
 
 def test_graph_tracks_a_clip_then_a_killed_policy_leads_to_damping(tmp_path):
-    from gmt_ros.tools.sim2sim_run import Sim2SimOptions, Sim2SimSession, summary_line
+    from gmt_ros.tools.sim2sim_report import summary_line
+    from gmt_ros.tools.sim2sim_run import Sim2SimOptions, Sim2SimSession
     from sim2sim.trace import DAMPING, PD, SimTrace
 
     # A TWIST2 walk: the shipped policy's own kind of data (it tracks the GMT clips in the graph

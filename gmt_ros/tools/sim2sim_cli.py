@@ -16,17 +16,15 @@ from gmt_ros import graph
 from gmt_ros.core.contract import DEFAULT_POLICY
 from gmt_ros.tools import UsageError
 from gmt_ros.tools.process_graph import Sim2SimError
-from gmt_ros.tools.sim2sim_run import (
+from gmt_ros.tools.sim2sim_options import (
     DEFAULT_DOMAIN,
     DEFAULT_INTERFACE,
     DEFAULT_RAMP_S,
-    REALTIME,
     Sim2SimOptions,
-    _raise_on_sigterm,
     pick_ros_domain,
-    run_sim2sim,
-    summary_line,
 )
+from gmt_ros.tools.sim2sim_report import summary_line
+from gmt_ros.tools.sim2sim_run import REALTIME, _raise_on_sigterm, run_sim2sim
 from gmt_ros.tools.stream_run import StreamLink
 
 

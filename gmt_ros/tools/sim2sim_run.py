@@ -54,8 +54,6 @@ its log tail (or the interface and domain tried when no robot state arrives); 2 
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 import resource
 import shutil
@@ -63,14 +61,11 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from gmt_ros import graph
-from gmt_ros.core.contract import DEFAULT_POLICY
-from gmt_ros.tools import UsageError
 from gmt_ros.tools.graph_observer import GraphObserver
 from gmt_ros.tools.process_graph import (
     NodeFailedError,
@@ -80,24 +75,24 @@ from gmt_ros.tools.process_graph import (
     set_autogroup_nice,
     tail,
 )
+from gmt_ros.tools.sim2sim_options import (
+    Sim2SimOptions,
+    check_options,
+    lighter_settings,
+    other_node_processes,
+    pick_ros_domain,
+)
+from gmt_ros.tools.sim2sim_report import GRAPH, timing_summary
 from gmt_ros.tools.stream_run import StreamLink
 
-GRAPH = "sim2sim"
-DEFAULT_DOMAIN = int(graph.ARGUMENT_DEFAULTS[GRAPH]["dds_domain"])
-DEFAULT_INTERFACE = graph.ARGUMENT_DEFAULTS[GRAPH]["interface"]
-DEFAULT_RAMP_S = 1.5  # the robot is on the gantry: no need for the real robot's 3 s
 WARMUP_S = 1.0  # seconds of robot state at the bridge before engaging: the sim's first moments are its slowest
 ENGAGE_MARGIN_S = 4.0  # sim seconds on the gantry beyond warm-up + ramp (the service calls, a loaded machine)
 SETTLE_S = 1.0  # sim seconds standing under the policy before the clip starts
-LIGHT_WINDOW_RATE_HZ = 25.0  # lighter_settings: motion windows every 40 ms
 LOWSTATE_PERIOD_S = 0.002  # the sim's rt/lowstate period (sim2sim.sdk_robot: 2 physics steps of 1 ms)
 # --realtime: the sim stands in for physics, which never waits for a CPU; the bridge's 500 Hz writer
 # uses its own writer_priority setting (as on the robot); every node's scheduling group runs ahead
 # of other work (nice applies per autogroup, see process_graph).
 REALTIME = {"sim_fifo": 20, "bridge_writer_fifo": 10, "nice": -15}
-# Below this real-time factor (or with backlog dropped) the sim's physics ran slower than the wall
-# clock the policy, the player and the bridge run on: the closed loop is not the real one.
-MIN_REAL_TIME_FACTOR = 0.97
 NODES_UP_TIMEOUT_S = 90.0  # imports (rclpy, onnxruntime, MuJoCo) on a loaded 2-core machine
 LINK_TIMEOUT_S = 30.0  # sim start (MuJoCo model) + the first rt/lowstate at the bridge
 STOP_ORDER = ("sim", "player", "stream", "planner", "policy", "bridge")
@@ -105,142 +100,6 @@ STOP_ORDER = ("sim", "player", "stream", "planner", "policy", "bridge")
 
 # ------------------------------------------------------------------------------------------------
 # One run
-
-
-@dataclass
-class Sim2SimOptions:
-    motion: str | None  # the clip (sources "player" and "stream")
-    policy: str = DEFAULT_POLICY
-    seconds: float | None = None  # scored clip time (default: the whole clip)
-    domain: int = DEFAULT_DOMAIN  # the robot's DDS domain (unitree SDK)
-    interface: str = DEFAULT_INTERFACE
-    ros_domain: int | None = None  # None: $ROS_DOMAIN_ID, else picked
-    log_dir: Path | None = None  # None: a temporary directory, removed after a successful run
-    ramp_time_s: float = DEFAULT_RAMP_S
-    node_settings: dict[str, dict[str, str]] = field(default_factory=dict)  # more settings by node key
-    launch_settings: bool = False  # True: exactly the launch file's settings (no lighter_settings)
-    realtime: bool = False  # REALTIME scheduling (needs root or CAP_SYS_NICE; reported in "machine")
-    nice: int = 0  # without realtime: the nodes' nice value (negative needs root or CAP_SYS_NICE)
-    source: str = graph.DEFAULT_SOURCE  # what feeds /gmt/motion_target (graph.SOURCES)
-    stream: StreamLink | None = None  # source "stream": the producer's link (gmt_ros.tools.stream_run)
-    script: str | None = None  # source "planner": the /cmd_vel script (gmt_ros.core.velocity_script)
-
-
-def _ros_parameters(spec: graph.NodeSpec) -> dict:
-    import yaml
-
-    return yaml.safe_load(graph.config_path(spec).read_text())[spec.node_name]["ros__parameters"]
-
-
-def lighter_settings(contract, source: str = graph.DEFAULT_SOURCE) -> dict[str, dict[str, str]]:
-    """Settings that cut the graph's CPU without changing what the policy uses: the motion
-    windows. Measured per thread on the 2-vCPU development VM (/proc task times, graph in policy
-    mode): sim ≈ 0.45 cores, bridge ≈ 0.37, policy ≈ 0.18, player ≈ 0.07 with these (the robot state
-    polled, see gmt_ros.nodes.polled_topics), plus
-    this runner (``gmt-ros bench --sections graph`` reports each node's share).
-
-    - player ``window_s``: the launch file's 2.4 s serve GMT's 1.9 s look-ahead; a window only
-      needs the policy's look-ahead + ``window_max_age_s`` + two window periods (TWIST2: 0.6 s).
-      Never longer than the launch file's. Encoding and decoding 2.4 s windows at 50 Hz costs the
-      player and the policy ~0.75 of a core together.
-    - player ``rate_hz`` 25: the policy samples every window by time (frame i is at stamp + i dt),
-      so which window a tick reads from does not change the reference it gets; windows every
-      40 ms instead of 20 ms halve the cost of the window pipeline again.
-    """
-    player, policy = _ros_parameters(graph.PLAYER), _ros_parameters(graph.POLICY)
-    rate = LIGHT_WINDOW_RATE_HZ
-    lookahead = max(contract.future_offsets, default=0) * contract.control_dt
-    needed = lookahead + float(policy["window_max_age_s"]) + 2.0 / rate
-    window = min(float(player["window_s"]), math.ceil(needed * 10.0 - 1e-9) / 10.0)
-    if source == "stream":  # the same window length; windows stay at 50 Hz (frame-in latency)
-        return {"stream": {"window_s": f"{window:g}"}}
-    # the player and the planner: both plan ahead, any window carries the same reference
-    return {graph.SOURCES[source].key: {"window_s": f"{window:g}", "rate_hz": f"{rate:g}"}}
-
-
-def other_node_processes(own_pids=()) -> list[str]:
-    """Node processes of this package not started by us (another graph competing for the CPU)."""
-    specs = set(graph.GRAPHS[GRAPH]) | set(graph.SOURCES.values())
-    names = {spec.executable for spec in specs} | {spec.module for spec in specs}
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in own_pids or int(entry.name) == os.getpid():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        words = [a.decode(errors="replace") for a in argv[:4]]
-        if any(Path(w).name in names or w in names for w in words):
-            found.append(f"{entry.name}: {' '.join(words)[:80]}")
-    return found
-
-
-def pick_ros_domain(environ=os.environ) -> int:
-    """The caller's ROS_DOMAIN_ID if set, else a non-zero one from our pid (1..100)."""
-    value = environ.get("ROS_DOMAIN_ID", "")
-    if value.strip():
-        try:
-            return int(value)
-        except ValueError:
-            raise UsageError(f"ROS_DOMAIN_ID must be an integer, got {value!r}") from None
-    return 1 + os.getpid() % 100
-
-
-def check_options(opt: Sim2SimOptions):
-    """Validate the input before anything starts; returns (clip library name, clip duration,
-    contract, player clip_dirs); for the planner source ("planner", the script's duration,
-    contract, []). Raises UsageError naming the problem."""
-    from gmt_ros.adapters import dds
-    from gmt_ros.core.clip_library import list_clips, resolve_clip
-    from gmt_ros.core.contract import load_contract
-    from gmt_ros.core.motion import load_clip
-
-    if opt.seconds is not None and not (math.isfinite(opt.seconds) and opt.seconds > 0):
-        raise UsageError(f"--seconds must be positive, got {opt.seconds}")
-    if not (math.isfinite(opt.ramp_time_s) and opt.ramp_time_s > 0):
-        raise UsageError(f"--ramp-time-s must be positive, got {opt.ramp_time_s}")
-    if opt.source not in graph.SOURCES:
-        raise UsageError(f"--source must be one of {', '.join(graph.SOURCES)}, got {opt.source!r}")
-    if opt.source == "stream":
-        try:
-            (opt.stream or StreamLink()).check()
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    if not -20 <= opt.nice <= 19:
-        raise UsageError(f"nice must be in -20..19, got {opt.nice}")
-    if not 1 <= opt.domain <= dds.MAX_DOMAIN_ID:
-        raise UsageError(f"--domain must be a non-zero DDS domain (1..{dds.MAX_DOMAIN_ID}); 0 is the real robot's, got {opt.domain}")
-    if opt.ros_domain is not None and not 0 <= opt.ros_domain <= 232:
-        raise UsageError(f"--ros-domain must be in 0..232, got {opt.ros_domain}")
-    try:
-        dds.check_interface(opt.interface)
-    except ValueError as exc:
-        raise UsageError(f"{exc} (tried for the robot's DDS, domain {opt.domain})") from None
-    if opt.interface != "lo":
-        raise UsageError(f"interface {opt.interface!r} is not loopback: the simulated robot and its bridge stay on 'lo' "
-                         f"(a simulated robot on a real network would mix with a real robot's rt/lowstate)")
-    if opt.source == "planner":
-        from gmt_ros.tools.planner_run import check_planner_options
-
-        return check_planner_options(opt)
-    if opt.motion is None or opt.script is not None:
-        raise UsageError(f"--source {opt.source} plays a --motion (--script is for --source planner)")
-    try:
-        contract = load_contract(opt.policy)
-        path = resolve_clip(opt.motion)
-        clip = load_clip(path)
-    except (ValueError, FileNotFoundError) as exc:
-        raise UsageError(str(exc)) from None
-    library = {p.resolve(): n for n, p in list_clips().items()}
-    if path.resolve() in library:
-        return library[path.resolve()], clip.duration, contract, []
-    # A clip file outside the library: the player gets its directory; its name there is the stem.
-    extra = {p.resolve(): n for n, p in list_clips([str(path.parent)]).items()}
-    name = extra[path.resolve()]
-    if name in {n for n in list_clips()}:
-        raise UsageError(f"clip file {path} has the same name ({name!r}) as a shipped clip; rename it")
-    return name, clip.duration, contract, [str(path.parent.resolve())]
 
 
 class Sim2SimSession:
@@ -557,7 +416,7 @@ class Sim2SimSession:
         diagnostics = obs.snapshot("diagnostics")
         self.observer_snapshot = {k: obs.snapshot(k) for k in ("stream", "stream_timing", "window_receipts",
                                                                 "target_stamps", "target_times", "planner")}
-        self.timing = _timing_summary(obs.snapshot("diagnostics_history"), self.link_time or self.t0, self.stop_time)
+        self.timing = timing_summary(obs.snapshot("diagnostics_history"), self.link_time or self.t0, self.stop_time)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.cpu = {"node_cpu_s": self.graph.cpu_seconds() | {"runner": round(usage.ru_utime + usage.ru_stime, 2)},
                     "node_cpu_percent_during_clip": self.cpu_during_clip,
@@ -569,163 +428,12 @@ class Sim2SimSession:
         return self._report(supervisor, final_state, targets, windows, player, diagnostics)
 
     def _report(self, supervisor, final_state, targets, windows, player, diagnostics) -> dict:
-        from sim2sim.trace import ReferenceSamples, SimTrace, tracking_errors
+        from gmt_ros.tools.sim2sim_report import build_report
 
-        rel = self._rel
-        sim = json.loads(self.report_path.read_text()) if self.report_path.is_file() else None
-        trace = SimTrace.load(self.trace_path) if self.trace_path.is_file() else None
-        if sim is None or trace is None:
-            raise self._fail(f"the sim wrote no {'report' if sim is None else 'trace'}; its log:\n"
-                             f"{tail(self.graph.processes['sim'].log_path)}")
-        release = trace.release_unix_time()
-        out: dict = {"clip": self.clip_name, "policy": self.contract.name, "graph": GRAPH}
-        t0, t1 = self.play_start, self.play_end
-        if t0 is not None and t1 is not None and windows:
-            reference = ReferenceSamples.from_samples(windows)
-            policy_mask = np.zeros(29, dtype=bool)
-            policy_mask[np.asarray(self.contract.slots)] = True
-            err = tracking_errors(trace, reference, policy_mask, t0, t1)
-            if self.opt.log_dir is not None:
-                reference.save(self.log_dir / "reference.npz")
-            fall_time = err["fall_unix_time"]
-            duration = (fall_time if fall_time is not None else t1) - t0
-            n_targets = int(np.count_nonzero((targets >= t0) & (targets <= t1)))
-            out.update({
-                "fell": err["fell"], "fall_time_s": None if fall_time is None else round(fall_time - t0, 3),
-                "duration_s": round(duration, 3), "requested_s": round(self.scored_s, 3),
-                # Played to its end with the supervisor in policy mode, and upright.
-                "completed": self.ended_early_by is None and not err["fell"],
-                "ended_early_by": self.ended_early_by,
-                "e_mpjpe_rad": _r(err["e_mpjpe_rad"], 5), "e_mpkpe_mm": _r(err["e_mpkpe_mm"], 3),
-                "e_vel_mps": _r(err["e_vel_mps"], 5), "e_yaw_vel_radps": _r(err["e_yaw_vel_radps"], 5),
-                "min_pelvis_height_m": _r(err["min_pelvis_height_m"], 4), "max_tilt_rad": _r(err["max_tilt_rad"], 4),
-                "scored_rows": err["ticks"], "unmatched_rows": err["unmatched"],
-                "policy_hz": round(n_targets / (t1 - t0), 2) if t1 > t0 else None,
-            })
-        else:
-            out.update({"fell": None, "completed": False, "ended_early_by": self.ended_early_by, "duration_s": 0.0,
-                        "policy_hz": None})
-        rtf, skipped = sim["real_time_factor"] or 0.0, sim["pacing"]["skipped_s"]
-        out["sim_real_time"] = rtf >= MIN_REAL_TIME_FACTOR and skipped < 0.05
-        if not out["sim_real_time"]:
-            self.notes.append(f"the sim ran at {rtf:.2f}x real time and dropped {skipped:.2f} s of backlog (CPU "
-                              f"overloaded): the closed loop was slower than the real one; tracking results are "
-                              f"not representative")
-        policy_diag = diagnostics.get("gmt_policy")
-        lowcmd = sim["lowcmd"]
-        modes = [{"t": rel(t), "mode": s.get("mode"), "fault": s.get("fault")} for t, s in supervisor
-                 if self.stop_time is None or t <= self.stop_time]
-        out.update({
-            "lowcmd_hz": lowcmd["rate_hz"], "lowcmd_received": lowcmd["received"], "lowcmd_accepted": lowcmd["accepted"],
-            "bad_crc": lowcmd["bad_crc"], "mode_machine_mismatch": lowcmd["mode_machine_mismatch"],
-            "invalid_lowcmd": lowcmd["invalid"], "lowcmd_max_gap_s": lowcmd["max_gap_s"],
-            "latency_ms": sim["state_to_command_latency_ms"],
-            "sim": {"real_time_factor": sim["real_time_factor"], "overruns": sim["pacing"]["overruns"],
-                    "max_lag_ms": sim["pacing"]["max_lag_ms"], "skipped_s": sim["pacing"]["skipped_s"],
-                    "lowstate_hz": sim["lowstate"]["rate_hz"], "fell_any_time": sim["robot"]["fell"],
-                    "sim_time_s": sim["sim_time_s"]},
-            "node_timing": self.timing,
-            "policy_diagnostics": None if policy_diag is None else {
-                k: policy_diag[2].get(k) for k in ("ticks_per_s", "published_per_s", "period_ms_p99", "step_ms_p99",
-                                                   "rejected_windows")},
-            "supervisor": {
-                "modes": modes, "fault": final_state.get("fault") if final_state else None,
-                "policy_at_s": rel(self.policy_time), "aborted": self.aborted,
-                "gantry_release_at_s": rel(release),
-                "policy_before_release": (self.policy_time is not None and release is not None
-                                          and self.policy_time < release
-                                          and trace.kind_at(release) == 3),
-                "hold_start_s": self.hold_s, "ramp_time_s": self.opt.ramp_time_s,
-            },
-            "player": {"play_start_s": rel(self.play_start), "play_end_s": rel(self.play_end),
-                       "states": _state_changes(player, rel)},
-            "reference_samples": len(windows), "window_parser": self.observer.window_parser if self.observer else None,
-            "exit_codes": self.exit_codes,
-            "stopped_by": {k: p.stop_signal for k, p in self.graph.processes.items()},
-            "logs": {k: str(p.log_path) for k, p in self.graph.processes.items()},
-            "sim_report": str(self.report_path), "sim_trace": str(self.trace_path),
-            "settings_beyond_launch_file": self.graph.extra,
-            "ros_domain": self.ros_domain, "dds_domain": self.opt.domain, "interface": self.opt.interface,
-            "wall_time_s": round(time.time() - self.t0, 2), "machine": self.cpu, "notes": self.notes,
-        })
-        from gmt_ros.tools import stream_run
-
-        out["source"] = self.opt.source
-        if self.opt.motion is not None:
-            out["vs_clip"] = stream_run.clip_errors(self, trace)
-        if self.source_key == "stream":
-            out["stream"] = stream_run.stream_report(self, trace)
-        if self.script is not None:
-            from gmt_ros.tools.planner_run import velocity_section
-
-            out.update(velocity_section(self, trace, windows))
-        if self._temp_logs:  # removed at close(): do not point at them
-            out["logs"] = out["sim_report"] = out["sim_trace"] = None
-        return out
+        return build_report(self, supervisor, final_state, targets, windows, player, diagnostics)
 
     def _rel(self, t: float | None) -> float | None:
         return None if t is None else round(t - self.t0, 3)
-
-
-# Worst value per second reported in the nodes' /diagnostics between the link and the stop:
-# (node, key, "max" or "min").
-_TIMING_KEYS = (("gmt_policy", "period_ms_max", "max"), ("gmt_policy", "step_ms_max", "max"),
-                ("gmt_policy", "ticks_per_s", "min"), ("gmt_policy", "published_per_s", "min"),
-                ("gmt_bridge", "writer_late_max_ms", "max"), ("gmt_bridge", "writer_work_max_ms", "max"),
-                ("gmt_bridge", "lowstate_rate_hz", "min"), ("gmt_bridge", "lowcmd_rate_hz", "min"))
-
-
-def _timing_summary(history, t0: float, t1: float | None) -> dict:
-    """The worst 1 s windows of the nodes' own timing diagnostics over [t0, t1]."""
-    out: dict = {}
-    for node, key, worst in _TIMING_KEYS:
-        values = []
-        for t, name, v in history:
-            if name == node and t >= t0 and (t1 is None or t <= t1):
-                try:
-                    values.append(float(v[key]))
-                except (KeyError, ValueError):
-                    pass
-        values = [x for x in values if math.isfinite(x)]
-        if values:
-            out.setdefault(node, {})[f"{worst}_{key}"] = round(max(values) if worst == "max" else min(values), 2)
-    return out
-
-
-def _r(x, digits):
-    return None if x is None or not math.isfinite(x) else round(float(x), digits)
-
-
-def _state_changes(player, rel) -> list:
-    out, last = [], None
-    for t, s in player:
-        key = (s.get("state"), s.get("clip"))
-        if key != last:
-            out.append({"t": rel(t), "state": s.get("state"), "clip": s.get("clip")})
-            last = key
-    return out
-
-
-def summary_line(r: dict) -> str:
-    if r["supervisor"].get("aborted"):
-        status = "NOT PLAYED (supervisor fault before the clip)"
-    elif r.get("fell") is None:
-        status = "not scored"
-    elif r["fell"]:
-        status = f"FELL at {r['fall_time_s']:.2f} s"
-    elif r.get("ended_early_by"):
-        status = f"STOPPED by the supervisor at {r['duration_s']:.2f} s of {r['requested_s']:.2f}, upright until then"
-    else:
-        status = "upright"
-    lat = r.get("latency_ms") or {}
-    modes = ">".join(m["mode"] for m in r["supervisor"]["modes"])
-    errors = (f" | E_mpjpe {r['e_mpjpe_rad']:.3f} rad | E_mpkpe {r['e_mpkpe_mm']:.1f} mm | E_vel {r['e_vel_mps']:.3f} m/s"
-              f" | E_yaw_vel {r['e_yaw_vel_radps']:.3f} rad/s") if r.get("e_mpjpe_rad") is not None else ""
-    return (f"sim2sim {r['clip']}: {status} over {r['duration_s']:.2f} s{errors} | policy {r['policy_hz']} Hz"
-            f" | lowcmd {r['lowcmd_hz']} Hz, {r['bad_crc']} bad CRC | latency p50 {lat.get('p50')} p99 {lat.get('p99')} ms"
-            f" | sim {r['sim']['real_time_factor']}x real time | {modes}"
-            + (f" | FAULT: {r['supervisor']['fault']}" if r["supervisor"].get("fault") else "")
-            + ("" if r.get("sim_real_time", True) else " | NOT REAL TIME (machine overloaded)"))
 
 
 def run_sim2sim(options: Sim2SimOptions) -> dict:
