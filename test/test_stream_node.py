@@ -12,17 +12,16 @@ to standing, with a log line for the gap, the death and the standing pose.
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rclpy
+from node_process import REPO, NodeProcess
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -36,7 +35,6 @@ from gmt_ros.nodes.window_codec import decode_window, seconds_to_time
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 DELAY = 0.12
 SLOTS = list(g1.GMT23_SLOTS)
 NAMES = frame_columns(g1.GMT23_NAMES)
@@ -52,7 +50,7 @@ def expected_joints(t, t0):
     return g1.DEFAULT_POSE[SLOTS] + SPEED * (t - t0)
 
 
-class StreamProcess:
+class StreamProcess(NodeProcess):
     """The node under test, every topic under a unique prefix, ZMQ on a free loopback port."""
 
     def __init__(self, **params):
@@ -62,40 +60,7 @@ class StreamProcess:
                   "status_topic": self.topics["status"], "timing_topic": self.topics["timing"],
                   "zmq_endpoint": "tcp://127.0.0.1:*", "window_s": 0.6, "blend_in_s": 0.3, "blend_out_s": 0.5,
                   "status_rate_hz": 5.0, "log_throttle_s": 0.01, **params}
-        args = [sys.executable, "-m", "gmt_ros.nodes.stream_node", "--ros-args",
-                "--params-file", str(REPO / "config" / "stream.yaml")]
-        for k, v in params.items():
-            args += ["-p", f"{k}:={v}"]
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for_log(self, text, timeout=5.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if text in self.log():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not logged:\n{self.log()}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=5)
-        return self.proc.returncode
+        super().__init__("gmt_ros.nodes.stream_node", "stream.yaml", params)
 
 
 class Producer:

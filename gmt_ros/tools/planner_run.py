@@ -61,11 +61,7 @@ def drive_script(session) -> None:
             break
         obs.publish_velocity(script.command_at(t))
         session._check_nodes()
-        state = session.supervisor_state()
-        if state.get("fault"):
-            session.notes.append(f"supervisor fault during the script: {state['fault']}")
-            session.ended_early_by = state["fault"]
-            session.play_end = min(state.get("fault_time") or time.time(), time.time())
+        if session.stopped_by_fault("the script"):
             return
         k += 1
         time.sleep(max(0.0, start + k * period - time.time()))

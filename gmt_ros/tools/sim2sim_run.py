@@ -391,16 +391,23 @@ class Sim2SimSession:
                 if time.time() >= self.play_end + 0.1:
                     self._note_cpu(cpu_start)
                     return
-            state = self.supervisor_state()
-            if state.get("fault"):
-                self.notes.append(f"supervisor fault during the clip: {state['fault']}")
-                self.ended_early_by = state["fault"]
-                fault_time = state.get("fault_time") or time.time()
-                self.play_end = min(self.play_end or fault_time, fault_time, time.time())
+            if self.stopped_by_fault("the clip"):
                 return
             if time.monotonic() > deadline:
                 raise self._fail(f"the clip {self.clip_name} did not finish within {timeout_s:.0f} s")
             time.sleep(0.05)
+
+    def stopped_by_fault(self, what: str) -> bool:
+        """Whether the supervisor is in a fault: then it is noted and the scored interval (``what``:
+        the clip, the script) ends at the fault."""
+        state = self.supervisor_state()
+        if not state.get("fault"):
+            return False
+        self.notes.append(f"supervisor fault during {what}: {state['fault']}")
+        self.ended_early_by = state["fault"]
+        fault_time = state.get("fault_time") or time.time()
+        self.play_end = min(self.play_end or fault_time, fault_time, time.time())
+        return True
 
     # -- results ---------------------------------------------------------------------------------
 

@@ -136,11 +136,7 @@ def _follow_producer(session, proc, deadline: float) -> None:
     """Until the producer exits: the nodes must stay up; a supervisor fault ends the clip early."""
     while proc.poll() is None:
         session._check_nodes()
-        state = session.supervisor_state()
-        if state.get("fault"):
-            session.notes.append(f"supervisor fault during the clip: {state['fault']}")
-            session.ended_early_by = state["fault"]
-            session.play_end = min(state.get("fault_time") or time.time(), time.time())
+        if session.stopped_by_fault("the clip"):
             return
         if time.monotonic() > deadline:
             raise session._fail(f"the producer did not finish the clip within its time; its log:\n"
