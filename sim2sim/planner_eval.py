@@ -51,7 +51,9 @@ class PlannedReference:
         self._window = None
         self.rows: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []  # t, root pos, quat, joints
 
-    def sample(self, times) -> MotionFrames:
+    def sample(self, times, conventions=None) -> MotionFrames:
+        """``conventions`` (the contract's reference conventions, which a clip's velocities follow)
+        is not used: the planner's windows carry their own velocities, as on /gmt/motion_target."""
         times = np.atleast_1d(np.asarray(times, dtype=np.float64))
         t0 = float(times[0])
         if self._window is None or t0 > self._window.start_time + 1e-9:

@@ -168,7 +168,7 @@ def _walks_at(operator, command, tol, what, timeout_s=20.0):
 
     def close():
         v = _velocity_since(operator, t0)
-        return v is not None and np.all(np.abs(v - expected) < np.asarray(tol)) and v
+        return v is not None and bool(np.all(np.abs(v - expected) < np.asarray(tol))) and v.tolist()
 
     return wait_until(close, timeout_s, what)
 
@@ -223,7 +223,8 @@ def test_bad_commands_among_good_ones_leave_the_followed_command(graph):
     try:
         planner.wait_for_log(BAD_COMMANDS[(math.nan, 0.0, 0.0)], after=n_log, timeout=20)
         planner.wait_for_log(BAD_COMMANDS[(50.0, 0.0, 0.0)], after=n_log, timeout=20)
-        v = wait_until(lambda: _velocity_since(operator, t0), 20, "1.5 s of windows among the bad commands")
+        v = wait_until(lambda: (v := _velocity_since(operator, t0)) is not None and v.tolist(), 20,
+                       "1.5 s of windows among the bad commands")
     finally:
         operator.commands = None
         operator.command = None

@@ -354,6 +354,10 @@ def cmd_operate(args) -> int:
     except KeyboardInterrupt:
         code = 0
     finally:
+        # A terminal's Ctrl-C reaches every process of its group and ros2 launch forwards its own
+        # SIGINT too: a second signal must not interrupt the clean-up with a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if session is not None:
             session.close()
             if session.sdk:  # the SDK's DDS reader threads: leave as the bridge does (no teardown)
