@@ -168,7 +168,8 @@ def cmd_sim2sim_all(args) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default=DEFAULT_POLICY, help="policy name under models/ or a contract.yaml path")
-    p.add_argument("--domain", type=int, default=DEFAULT_DOMAIN, help=f"the robot's DDS domain, non-zero (default {DEFAULT_DOMAIN})")
+    p.add_argument("--domain", type=int, default=int(os.environ.get("GMT_ROS_DDS_DOMAIN") or DEFAULT_DOMAIN),
+                   help=f"the robot's DDS domain, non-zero (default $GMT_ROS_DDS_DOMAIN, else {DEFAULT_DOMAIN})")
     p.add_argument("--interface", default=DEFAULT_INTERFACE, help="the robot's DDS interface (loopback only)")
     p.add_argument("--ros-domain", type=int, default=None, help="ROS_DOMAIN_ID of the graph (default: $ROS_DOMAIN_ID, else picked, non-zero)")
     p.add_argument("--ramp-time-s", type=float, default=DEFAULT_RAMP_S, help="the bridge's ramp to the default pose (on the gantry)")
