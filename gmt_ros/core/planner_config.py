@@ -76,7 +76,7 @@ PARAMETERS: dict[str, tuple] = {
     "remote_timeout_s": (0.5, float, "remote samples older than this are ignored"),
     "log_throttle_s": (2.0, float, "each refusal reason is logged at most this often"),
     "velocity_feedback": (True, bool, "correct the command by the robot's measured velocity (leg odometry)"),
-    "feedback_gain": (0.25, float, "1/s: integral gain of the velocity feedback"),
+    "feedback_gain": (0.5, float, "1/s: integral gain of the velocity feedback"),
     "feedback_max_speed": (0.3, float, "m/s: bound of the feedback correction of vx and vy"),
     "feedback_max_yaw_rate": (0.4, float, "rad/s: bound of the feedback correction of wz"),
     "feedback_settle_s": (1.0, float, "a command must hold this long before the feedback integrates"),
