@@ -147,9 +147,7 @@ class ProcessGraph:
             log.flush()
             try:
                 nice = self.nice.get(key, 0) if isinstance(self.nice, dict) else self.nice
-                # nice -n is relative to our own niceness; the value asked for is absolute
-                relative = nice - os.getpriority(os.PRIO_PROCESS, 0) if nice else 0
-                prefix = (["nice", "-n", str(relative)] if relative else []) + _pdeathsig_prefix()
+                prefix = nice_prefix(nice) + _pdeathsig_prefix()
                 popen = subprocess.Popen(prefix + argv, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
             except OSError as exc:
@@ -294,6 +292,13 @@ def parse_autogroup(text: str) -> int | None:
         return int(words[2]) if len(words) == 3 and words[1] == "nice" else None
     except ValueError:
         return None
+
+
+def nice_prefix(nice: int) -> list[str]:
+    """``nice -n N`` to run a command at the absolute nice value ``nice`` (0: unchanged); -n is
+    relative to our own niceness. Without the privilege nice says so and runs the command as is."""
+    relative = nice - os.getpriority(os.PRIO_PROCESS, 0) if nice else 0
+    return ["nice", "-n", str(relative)] if relative else []
 
 
 def set_autogroup_nice(pid: int | str, nice: int) -> None:

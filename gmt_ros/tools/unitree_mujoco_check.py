@@ -1,7 +1,7 @@
 """The stack against Unitree's own simulator, end to end: the figures of docs/UNITREE_MUJOCO.md.
 
     python -m gmt_ros.tools.unitree_mujoco_check [--simulate-dt 0.005] [--clip gmt/walk_stand]
-        [--profile unitree_mujoco|g1] [--archive PATH] [--keep-logs DIR] [--json OUT]
+        [--profile unitree_mujoco|g1] [--archive PATH] [--nice N] [--keep-logs DIR] [--json OUT]
 
 Starts Unitree's simulator headless (``sim2sim.unitree_mujoco_headless``: its bridge file
 unchanged, its elastic band holding the robot), then the real robot's graph (bridge with the
@@ -10,7 +10,9 @@ $GMT_ROS_DDS_DOMAIN (else 1), then ``gmt-ros operate bringup``: the robot's stat
 to policy, the band released, the clip played. Prints and writes one JSON report: the operator's
 (engaged, played to the end, fault, the bridge's rates and the supervisor's clip counts), the
 simulator's (pelvis height, tilt, torque saturation after the release) and, when something
-failed, the bridge's log tail. Exit 0 when the run happened (whatever the robot did), 1 when a
+failed, the bridge's log tail. ``--nice`` (e.g. -15, needs root or CAP_SYS_NICE) runs the
+simulator and the nodes at that priority, as a deployment would beside other work (the tests do,
+so that a loaded CI machine does not starve the graph into its 100 ms watchdogs). Exit 0 when the run happened (whatever the robot did), 1 when a
 process failed to run.
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gmt_ros.tools.process_graph import ProcessGraph, tail
+from gmt_ros.tools.process_graph import ProcessGraph, nice_prefix, set_autogroup_nice, tail
 
 ARCHIVE_NAME = "unitree_mujoco-c598f10.tar.gz"
 
@@ -37,7 +39,7 @@ def default_archive() -> Path:
 
 def run_check(log_dir: Path, simulate_dt: float = 0.005, clip: str | None = "gmt/walk_stand",
               profile: str = "unitree_mujoco", archive: Path | None = None, domain: int | None = None,
-              link_timeout_s: float = 30.0) -> dict:
+              link_timeout_s: float = 30.0, nice: int = 0) -> dict:
     archive = archive or default_archive()
     if not archive.is_file():
         raise FileNotFoundError(f"Unitree's simulator archive not found: {archive} (set GMT_ROS_VENDOR)")
@@ -48,14 +50,16 @@ def run_check(log_dir: Path, simulate_dt: float = 0.005, clip: str | None = "gmt
                RCUTILS_LOGGING_BUFFERED_STREAM="1")
     sim_report = log_dir / "unitree_mujoco.json"
     sim_log = open(log_dir / "unitree_mujoco.log", "w")
-    sim = subprocess.Popen([sys.executable, "-m", "sim2sim.unitree_mujoco_headless", "--archive", str(archive),
+    sim = subprocess.Popen([*nice_prefix(nice), sys.executable, "-m", "sim2sim.unitree_mujoco_headless", "--archive", str(archive),
                             "--workdir", str(log_dir / "unitree_mujoco_src"), "--simulate-dt", str(simulate_dt),
                             "--domain", str(domain), "--report", str(sim_report)],
                            stdout=sim_log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    if nice:
+        set_autogroup_nice(sim.pid, nice)  # a session leader: nice applies per autogroup
     out: dict = {"simulate_dt": simulate_dt, "profile": profile, "clip": clip, "domain": domain}
     try:
         out.update(run_graph_against(log_dir, domain, clip, profile, link_timeout_s, env,
-                                     before_stop=lambda: _stop(sim)))  # the measurement ends while the graph holds
+                                     before_stop=lambda: _stop(sim), nice=nice))  # the measurement ends while the graph holds
     finally:
         _stop(sim)
         sim_log.close()
@@ -66,7 +70,7 @@ def run_check(log_dir: Path, simulate_dt: float = 0.005, clip: str | None = "gmt
 
 
 def run_graph_against(log_dir: Path, domain: int, clip: str | None, profile: str = "g1", link_timeout_s: float = 30.0,
-                      env=None, before_stop=None) -> dict:
+                      env=None, before_stop=None, nice: int = 0) -> dict:
     """The real robot's graph (bridge with ``profile``, policy, player; writing rt/lowcmd) against
     whatever robot or simulator is on loopback in ``domain``, brought up and driven by ``gmt-ros
     operate bringup`` (``clip`` played, the gantry/band released where the simulator has one).
@@ -74,7 +78,7 @@ def run_graph_against(log_dir: Path, domain: int, clip: str | None, profile: str
     op_report = Path(log_dir) / "operator.json"
     out: dict = {}
     with ProcessGraph("real", log_dir, arguments={"interface": "lo", "dds_domain": str(domain), "dry_run": "false",
-                                                  "profile": profile}, env=env) as graph:
+                                                  "profile": profile}, env=env, nice=nice) as graph:
         for key in ("bridge", "policy", "player"):
             graph.start(key)
         cmd = [str(Path(sys.executable).parent / "gmt-ros"), "operate", "bringup", "--release-gantry",
@@ -121,12 +125,13 @@ def main(argv=None) -> int:
     p.add_argument("--clip", default="gmt/walk_stand", help="clip to play ('' for none)")
     p.add_argument("--profile", default="unitree_mujoco", choices=("unitree_mujoco", "g1"))
     p.add_argument("--archive", type=Path, help=f"default: $GMT_ROS_VENDOR/unitree_mujoco/{ARCHIVE_NAME}")
+    p.add_argument("--nice", type=int, default=0, help="the simulator's and the nodes' nice value (negative: root)")
     p.add_argument("--keep-logs", help="logs and reports here (default: a temporary directory)")
     p.add_argument("--json", help="write the report here")
     args = p.parse_args(argv)
     log_dir = Path(args.keep_logs or tempfile.mkdtemp(prefix="unitree_mujoco_check_"))
     t0 = time.time()
-    report = run_check(log_dir, args.simulate_dt, args.clip or None, args.profile, args.archive)
+    report = run_check(log_dir, args.simulate_dt, args.clip or None, args.profile, args.archive, nice=args.nice)
     report["wall_s"] = round(time.time() - t0, 1)
     print(summary(report))
     if args.json:
