@@ -50,7 +50,7 @@ def start_pose_from_clip(name_or_path) -> StartPose:
 def build_model_with_gantry(physics_dt: float = DEFAULT_TIMESTEP, randomization=None) -> mujoco.MjModel:
     """The G1 model plus an inactive weld equality (world -> pelvis) named ``GANTRY_EQUALITY``,
     with the model-level effects of a domain-randomization draw (``DrawnParameters``) if given."""
-    from sim2sim.randomization import randomize_compiled, randomize_spec
+    from sim2sim.randomized_model import randomize_compiled, randomize_spec
 
     spec = build_g1_spec(physics_dt)
     if randomization is not None:
