@@ -48,8 +48,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from gmt_ros.core import g1
 from gmt_ros.core.playback import STANDING_HEIGHT
+from gmt_ros.core.stream_config import StreamConfig
 from gmt_ros.core.stream_frame import StreamFrameError, decode_frame_json, frame_from_named
-from gmt_ros.core.stream_source import StreamConfig, StreamSource
+from gmt_ros.core.stream_source import StreamSource
 from gmt_ros.nodes.gmt_node import GmtNode
 from gmt_ros.nodes.parameters import require_positive
 from gmt_ros.nodes.run import NodeHelp, run_node
