@@ -9,12 +9,7 @@ blending_out -> idle; bad commands change nothing and are logged with what would
 loop / queue / play_next / stop through topic and services; a clip from clip_dirs plays.
 """
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 import warnings
@@ -22,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
+from node_process import NodeProcess, RosPeer, node_rig
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
@@ -51,7 +45,7 @@ def _clip(name):
         return load_clip(resolve_clip(name))
 
 
-class PlayerProcess:
+class PlayerProcess(NodeProcess):
     """The node under test with every topic and service moved under a unique prefix."""
 
     def __init__(self, **params):
@@ -60,56 +54,20 @@ class PlayerProcess:
                                                         "play_next", "loop")}
         params = {"motion_target_topic": self.names["motion_target"], "joint_states_topic": self.names["joint_states"],
                   "blend_in_s": BLEND_S, "blend_out_s": BLEND_S, **params}
-        args = [sys.executable, "-m", "gmt_ros.nodes.motion_player_node", "--ros-args",
-                "--params-file", str(REPO / "config" / "motion_player.yaml")]
-        for k, v in params.items():
-            args += ["-p", f"{k}:={v}"]
+        remaps = []
         for k in ("command", "status", "stop", "play_next", "loop"):
-            args += ["-r", f"/gmt/player/{k}:={self.names[k]}"]
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for_log(self, text, timeout=5.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if text in self.log():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not logged:\n{self.log()}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=5)
-        return self.proc.returncode
+            remaps += ["-r", f"/gmt/player/{k}:={self.names[k]}"]
+        super().__init__("gmt_ros.nodes.motion_player_node", "motion_player.yaml", params, remaps)
 
 
-class Operator:
+class Operator(RosPeer):
     """This process's side: robot joints at 50 Hz, commands, service calls, and recorders of
     windows and status."""
 
     def __init__(self, names):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(f"player_node_test_{os.getpid()}", context=self.context)
+        super().__init__("player_node_test")
         self.names = names
-        self.lock = threading.Lock()
         self.windows: list[tuple[float, JointTrajectory]] = []
-        self.statuses: list[dict] = []
         self.node.create_subscription(JointTrajectory, names["motion_target"], self._on_window,
                                       QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
         self.node.create_subscription(String, names["status"], self._on_status, 50)
@@ -119,10 +77,7 @@ class Operator:
         self.clients = {"stop": self.node.create_client(Trigger, names["stop"]),
                         "play_next": self.node.create_client(Trigger, names["play_next"]),
                         "loop": self.node.create_client(SetBool, names["loop"])}
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
-        self._spin.start()
+        self.start_spinning()
 
     def _on_window(self, msg):
         with self.lock:
@@ -167,40 +122,17 @@ class Operator:
         with self.lock:
             return dict(self.statuses[-1])
 
-    def wait_status(self, predicate, timeout=5.0) -> dict:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self.lock:
-                for s in self.statuses:
-                    if predicate(s):
-                        return s
-            time.sleep(0.02)
-        raise AssertionError(f"status never matched; last: {self.statuses[-3:]}")
-
     def windows_since(self, t):
         with self.lock:
             return [m for r, m in self.windows if r >= t]
 
-    def close(self):
-        self.executor.shutdown(timeout_sec=5)
-        self._spin.join(timeout=5)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 @pytest.fixture
 def rig(request):
-    params = getattr(request, "param", {})
-    player = PlayerProcess(**params)
-    operator = None
-    try:
-        operator = Operator(player.names)
-        operator.wait_for_node()
-        yield player, operator
-    finally:
-        if operator is not None:
-            operator.close()
-        player.stop()
+    player = PlayerProcess(**getattr(request, "param", {}))
+    with node_rig(player, lambda: Operator(player.names)) as pair:
+        yield pair
 
 
 def _assert_standing(msg):

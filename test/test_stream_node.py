@@ -11,19 +11,15 @@ to standing, with a log line for the gap, the death and the standing pose.
 """
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
+from node_process import NodeProcess, RosPeer, node_rig
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -52,7 +48,7 @@ def expected_joints(t, t0):
     return g1.DEFAULT_POSE[SLOTS] + SPEED * (t - t0)
 
 
-class StreamProcess:
+class StreamProcess(NodeProcess):
     """The node under test, every topic under a unique prefix, ZMQ on a free loopback port."""
 
     def __init__(self, **params):
@@ -62,66 +58,26 @@ class StreamProcess:
                   "status_topic": self.topics["status"], "timing_topic": self.topics["timing"],
                   "zmq_endpoint": "tcp://127.0.0.1:*", "window_s": 0.6, "blend_in_s": 0.3, "blend_out_s": 0.5,
                   "status_rate_hz": 5.0, "log_throttle_s": 0.01, **params}
-        args = [sys.executable, "-m", "gmt_ros.nodes.stream_node", "--ros-args",
-                "--params-file", str(REPO / "config" / "stream.yaml")]
-        for k, v in params.items():
-            args += ["-p", f"{k}:={v}"]
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for_log(self, text, timeout=5.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if text in self.log():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not logged:\n{self.log()}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=5)
-        return self.proc.returncode
+        super().__init__("gmt_ros.nodes.stream_node", "stream.yaml", params)
 
 
-class Producer:
+class Producer(RosPeer):
     """This process: records decoded windows, status and timing; sends frames over ZMQ or ROS."""
 
     def __init__(self, topics):
         import zmq
 
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(f"stream_node_test_{os.getpid()}", context=self.context)
+        super().__init__("stream_node_test")
         self.topics = topics
-        self.lock = threading.Lock()
         self.windows = []  # (receipt time, MotionWindow)
         self.bad_windows = []
-        self.statuses = []
         self.timing = []
         self.node.create_subscription(JointTrajectory, topics["motion_target"], self._on_window,
                                       QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
         self.node.create_subscription(String, topics["status"], self._on_status, 50)
         self.node.create_subscription(Float64MultiArray, topics["timing"], lambda m: self.timing.append(list(m.data)), 50)
         self.pub_frame = self.node.create_publisher(JointState, topics["frame"], 50)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
-        self._spin.start()
+        self.start_spinning()
         self._zmq_context = zmq.Context()
         self.zmq = None
 
@@ -153,14 +109,7 @@ class Producer:
         return status
 
     def wait_status(self, predicate, timeout=10.0) -> dict:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self.lock:
-                for s in self.statuses:
-                    if predicate(s):
-                        return s
-            time.sleep(0.02)
-        raise AssertionError(f"status never matched; last: {self.statuses[-2:]}")
+        return super().wait_status(predicate, timeout)
 
     def latest_status(self) -> dict:
         with self.lock:
@@ -182,24 +131,14 @@ class Producer:
         if self.zmq is not None:
             self.zmq.close()
         self._zmq_context.term()
-        self.executor.shutdown(timeout_sec=5)
-        self._spin.join(timeout=5)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
+        super().close()
 
 
 @pytest.fixture
 def rig():
     node = StreamProcess()
-    producer = None
-    try:
-        producer = Producer(node.topics)
-        producer.wait_for_node()
-        yield node, producer
-    finally:
-        if producer is not None:
-            producer.close()
-        assert node.stop() == 0, node.log()
+    with node_rig(node, lambda: Producer(node.topics), check_exit=True) as pair:
+        yield pair
 
 
 def _matching(windows, t0, tol=1e-6):
