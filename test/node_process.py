@@ -1,5 +1,5 @@
 """What the node tests share: the node under test as a child process (``NodeProcess``: ``python -m
-MODULE --ros-args --params-file config/CONFIG -p NAME:=VALUE ... [EXTRA ...]``, its output collected
+MODULE --ros-args --params-file`` its YAML under config/ ``-p NAME:=VALUE ... [EXTRA ...]``, its output collected
 line by line, stopped with SIGINT as ``ros2 launch`` stops it), this process's ROS side (``RosPeer``:
 its own context and node, spun on a thread) and the pair of them (``node_rig``)."""
 from __future__ import annotations
