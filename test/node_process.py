@@ -1,6 +1,6 @@
-"""What the node tests share: the node under test as a child process (``NodeProcess``: ``python -m
-MODULE --ros-args --params-file`` its YAML under config/ ``-p NAME:=VALUE ... [EXTRA ...]``, its output collected
-line by line, stopped with SIGINT as ``ros2 launch`` stops it), this process's ROS side (``RosPeer``:
+"""What the node tests share: a ROS node under test in its own process (``NodeProcess``: ``python -m
+MODULE --ros-args --params-file`` (its YAML in config/) ``-p ... -r ...``, its output collected line by line for
+assertions, stopped with SIGINT as ``ros2 launch`` stops it), this process's ROS side (``RosPeer``:
 its own context and node, spun on a thread) and the pair of them (``node_rig``)."""
 from __future__ import annotations
 
@@ -20,11 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class NodeProcess:
-    def __init__(self, module: str, config: str, params: dict, extra_args=()):
+    def __init__(self, module: str, config: str, params: dict, remaps: dict | None = None):
         args = [sys.executable, "-m", module, "--ros-args", "--params-file", str(REPO / "config" / config)]
+        for old, new in (remaps or {}).items():
+            args += ["-r", f"{old}:={new}"]
         for k, v in params.items():
             args += ["-p", f"{k}:={v}"]
-        args += list(extra_args)
         self.lines: list[str] = []
         self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -37,10 +38,11 @@ class NodeProcess:
     def log(self) -> str:
         return "\n".join(self.lines)
 
-    def wait_for_log(self, text, timeout=5.0):
+    def wait_for_log(self, text, timeout=5.0, after=0):
+        """Wait until a line from index ``after`` on contains ``text``."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if text in self.log():
+            if any(text in line for line in self.lines[after:]):
                 return
             time.sleep(0.05)
         raise AssertionError(f"{text!r} not logged:\n{self.log()}")

@@ -54,9 +54,7 @@ class PlayerProcess(NodeProcess):
                                                         "play_next", "loop")}
         params = {"motion_target_topic": self.names["motion_target"], "joint_states_topic": self.names["joint_states"],
                   "blend_in_s": BLEND_S, "blend_out_s": BLEND_S, **params}
-        remaps = []
-        for k in ("command", "status", "stop", "play_next", "loop"):
-            remaps += ["-r", f"/gmt/player/{k}:={self.names[k]}"]
+        remaps = {f"/gmt/player/{k}": self.names[k] for k in ("command", "status", "stop", "play_next", "loop")}
         super().__init__("gmt_ros.nodes.motion_player_node", "motion_player.yaml", params, remaps)
 
 

@@ -62,7 +62,7 @@ class PolicyProcess(NodeProcess):
                   "motion_target_topic": self.topics["motion_target"], "joint_targets_topic": self.topics["joint_targets"],
                   "timing_topic": self.topics["timing"], "state_max_age_s": STATE_MAX_AGE_S, **params}
         super().__init__("gmt_ros.nodes.policy_node", "policy.yaml", params,
-                         ["-r", f"/diagnostics:={self.topics['diagnostics']}"])
+                         remaps={"/diagnostics": self.topics["diagnostics"]})
 
 
 class Robot(RosPeer):
