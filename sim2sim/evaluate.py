@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -40,224 +38,30 @@ from gmt_ros.core.contract import PolicyContract
 from gmt_ros.core.fall_check import FallCheck
 from gmt_ros.core.motion import MotionClip, window_from_clip
 from gmt_ros.core.policy import TrackingPolicy
-from gmt_ros.core.supervisor import Request, Supervisor, SupervisorConfig
-from gmt_ros.graph import BRIDGE, node_parameters
 from sim2sim import metrics
+from sim2sim.episode_result import EpisodeResult
+from sim2sim.episode_trace import EpisodeTrace, TraceRecorder
 from sim2sim.g1_model import g1_index
 from sim2sim.kinematics import KEY_BODIES, ReferenceKinematics
+from sim2sim.send_path import (
+    BRIDGE_RATE_HZ,
+    SEND_PATHS,
+    add_clips,
+    bridge_fall_check,
+    bridge_limits,
+    is_command_fault,
+    resolve_fall_check,
+    resolve_limits,
+    supervised_send_path,
+)
 from sim2sim.simulator import G1Sim
+
+# The episode's parts live in their own modules (trace, result, send path); their users import them here too.
+__all__ = ["BRIDGE_RATE_HZ", "SEND_PATHS", "EpisodeResult", "EpisodeTrace", "FrameHook", "bridge_fall_check",
+           "bridge_limits", "make_sim", "run_episode", "supervised_send_path"]
 
 # Called with (time in s, the simulator) at each frame time; used by the video renderer.
 FrameHook = Callable[[float, G1Sim], None]
-
-_TRACE_ERRORS = metrics.TickErrors._fields
-# The bridge's writer rate (config/bridge.yaml command_rate_hz): how often it applies the limits.
-_BRIDGE_YAML = node_parameters(BRIDGE)  # the bridge's settings: rate, limits, fall check, damping
-BRIDGE_RATE_HZ = float(_BRIDGE_YAML["command_rate_hz"])
-_CLIP_REASONS = ("joint_limit", "velocity_limit", "torque_limit")
-
-
-@dataclass
-class EpisodeTrace:
-    """Per-policy-tick record of one episode (50 Hz), for plots and offline analysis.
-
-    Row i is tick i, sampled just before the policy acts: ``time_s`` (N,); joint angles (N, 29,
-    slot order) of the robot (ground truth), of the reference, and the policy's target (the
-    command it then sent); pelvis height and roll/pitch (rad) of the robot and the reference;
-    the four tick errors of ``sim2sim.metrics``; ``joint_tau`` (N, 29) the torque the motors were
-    applying at that instant (the last 1 ms physics step's, after clipping). ``upright`` is False
-    only on the last row of a fallen episode (the tick the fall or the command fault was
-    detected: its errors are not part of the episode's averages). ``joint_mask``: joints the
-    policy tracks and the clip supplies. ``tau_limit``: the motors' torque limits (29).
-    ``sent_joint_pos`` (N, 29): the q the motors were sent on the tick's first bridge tick, after
-    the command limits (the raw target without them; NaN when nothing was sent);
-    ``clip_counts`` (N, 3): slot-ticks the limits clipped during the tick, per reason
-    (joint_limit, velocity_limit, torque_limit: ``ClipReport``). Both are None in traces saved
-    before they existed.
-    """
-
-    time_s: np.ndarray
-    joint_pos: np.ndarray
-    ref_joint_pos: np.ndarray
-    target_joint_pos: np.ndarray
-    joint_tau: np.ndarray
-    root_height_m: np.ndarray
-    ref_root_height_m: np.ndarray
-    roll_rad: np.ndarray
-    pitch_rad: np.ndarray
-    ref_roll_rad: np.ndarray
-    ref_pitch_rad: np.ndarray
-    e_mpjpe_rad: np.ndarray
-    e_mpkpe_mm: np.ndarray
-    e_vel_mps: np.ndarray
-    e_yaw_vel_radps: np.ndarray
-    upright: np.ndarray
-    joint_mask: np.ndarray
-    tau_limit: np.ndarray
-    joint_names: tuple[str, ...] = g1.JOINT_NAMES
-    sent_joint_pos: np.ndarray | None = None
-    clip_counts: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return int(self.time_s.shape[0])
-
-    def save_npz(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k: v for k, v in self.__dict__.items() if k != "joint_names" and v is not None}
-        np.savez_compressed(path, joint_names=np.array(self.joint_names), **arrays)
-        return path
-
-    @classmethod
-    def load_npz(cls, path: str | Path) -> EpisodeTrace:
-        with np.load(path, allow_pickle=False) as data:
-            fields = {k: data[k] for k in data.files if k != "joint_names"}
-            names = tuple(str(n) for n in data["joint_names"])
-        return cls(joint_names=names, **fields)
-
-
-class _TraceRecorder:
-    """Collects trace rows during the loop; ``finish()`` stacks them into an EpisodeTrace."""
-
-    def __init__(self, joint_mask: np.ndarray):
-        self.rows: dict[str, list] = {k: [] for k in (
-            "time_s", "joint_pos", "ref_joint_pos", "target_joint_pos", "sent_joint_pos", "clip_counts",
-            "joint_tau", "root_height_m",
-            "ref_root_height_m", "roll_rad", "pitch_rad", "ref_roll_rad", "ref_pitch_rad", "upright",
-            *_TRACE_ERRORS)}
-        self.joint_mask = joint_mask
-
-    def add(self, **values) -> None:
-        for key, value in values.items():
-            self.rows[key].append(value)
-
-    def set_target(self, q: np.ndarray) -> None:
-        self.rows["target_joint_pos"].append(np.asarray(q, dtype=np.float64).copy())
-
-    def set_sent(self, q: np.ndarray | None, clips: ClipReport) -> None:
-        """What the tick sent (None: nothing) and what the limits clipped during it."""
-        self.rows["sent_joint_pos"].append(np.full(g1.NUM_BODY_JOINTS, np.nan) if q is None
-                                           else np.asarray(q, dtype=np.float64).copy())
-        self.rows["clip_counts"].append([getattr(clips, r) for r in _CLIP_REASONS])
-
-    def end_tick(self) -> None:
-        """The last row's tick ended the episode (a command fault): not upright, like a fall tick."""
-        self.rows["upright"][-1] = False
-
-    def finish(self) -> EpisodeTrace:
-        n = len(self.rows["time_s"])
-        for key in ("target_joint_pos", "sent_joint_pos"):
-            rows = self.rows[key]
-            while len(rows) < n:  # the fall tick sends no command
-                rows.append(np.full(g1.NUM_BODY_JOINTS, np.nan))
-        while len(self.rows["clip_counts"]) < n:
-            self.rows["clip_counts"].append([0] * len(_CLIP_REASONS))
-        arrays = {}
-        for key, values in self.rows.items():
-            if key == "clip_counts":
-                arrays[key] = np.asarray(values, dtype=np.int64).reshape(n, len(_CLIP_REASONS))
-            elif key in ("joint_pos", "ref_joint_pos", "target_joint_pos", "sent_joint_pos", "joint_tau"):
-                arrays[key] = np.asarray(values, dtype=np.float64).reshape(n, g1.NUM_BODY_JOINTS)
-            elif key == "upright":
-                arrays[key] = np.asarray(values, dtype=bool).reshape(n)
-            else:
-                arrays[key] = np.asarray(values, dtype=np.float64).reshape(n)
-        return EpisodeTrace(joint_mask=self.joint_mask.copy(), tau_limit=g1.TAU_MAX.astype(np.float64).copy(),
-                            **arrays)
-
-
-@dataclass
-class EpisodeResult:
-    """One episode's report. ``fell``/``fall_time_s`` also cover a command fault
-    (``command_fault`` set): on the robot the supervisor then damps the motors and the robot goes
-    down, so for success/upright purposes it is a fall at the fault's time. Likewise the bridge's
-    fall check (``fall_detected`` set, the reason): the supervisor damps and the robot goes down.
-    ``max_imu_tilt_rad``/``min_height_estimate_m``: the extremes the fall check saw (None without it).
-
-    ``command_limits``: "bridge" (targets sent through ``CommandLimits.apply`` as the bridge
-    does), "custom" (a given ``CommandLimits``) or "raw". ``clipped``: slot-ticks (bridge ticks x
-    joints) the limits clipped, per reason, over the episode. ``max_target_excess_rad``: how far
-    the policy's raw targets went beyond a joint limit at most (negative: always inside by that
-    much), at ``max_target_excess_joint``, at ``max_target_excess_time_s``; measured in every mode.
-    """
-
-    clip: str
-    policy: str
-    seed: int
-    fell: bool
-    fall_time_s: float | None
-    duration_s: float
-    requested_s: float
-    min_pelvis_height_m: float
-    max_tilt_rad: float
-    errors: dict
-    policy_ticks: int
-    randomization: dict | None = None  # the drawn DR values (DrawnParameters.as_dict()), if any
-    trace: EpisodeTrace | None = field(default=None, repr=False)  # only with run_episode(trace=True)
-    command_limits: str = "raw"
-    command_fault: str | None = None
-    clipped: ClipReport = field(default_factory=ClipReport)
-    max_target_excess_rad: float = -math.inf
-    max_target_excess_joint: str | None = None
-    max_target_excess_time_s: float | None = None
-    fall_detected: str | None = None  # the bridge's fall check stopped the episode (why)
-    max_imu_tilt_rad: float | None = None  # the fall check's extremes over the states it saw
-    min_height_estimate_m: float | None = None
-
-    def as_dict(self) -> dict:
-        """The JSON report (the trace is not part of it: save it with ``trace.save_npz``)."""
-        out = {
-            "clip": self.clip,
-            "policy": self.policy,
-            "seed": self.seed,
-            "fell": self.fell,
-            "fall_time_s": self.fall_time_s,
-            "duration_s": round(self.duration_s, 4),
-            "requested_s": round(self.requested_s, 4),
-            "min_pelvis_height_m": round(self.min_pelvis_height_m, 4),
-            "max_tilt_rad": round(self.max_tilt_rad, 4),
-            "policy_ticks": self.policy_ticks,
-            "command_limits": self.command_limits,
-            "command_fault": self.command_fault,
-            "fall_detected": self.fall_detected,
-            "max_imu_tilt_rad": _round_or_none(self.max_imu_tilt_rad, 4),
-            "min_height_estimate_m": _round_or_none(self.min_height_estimate_m, 4),
-            "clipped": {r: getattr(self.clipped, r) for r in _CLIP_REASONS},
-            "max_target_excess_rad": (round(self.max_target_excess_rad, 4)
-                                      if math.isfinite(self.max_target_excess_rad) else None),
-            "max_target_excess_joint": self.max_target_excess_joint,
-            "max_target_excess_time_s": self.max_target_excess_time_s,
-        }
-        out.update({k: (round(v, 5) if math.isfinite(v) else None) for k, v in self.errors.items()})
-        if self.randomization is not None:
-            out["randomization"] = self.randomization
-        return out
-
-    def summary_line(self) -> str:
-        e = self.errors
-        if self.command_fault is not None:
-            status = f"COMMAND FAULT at {self.fall_time_s:.2f} s ({self.command_fault})"
-        elif self.fall_detected is not None:
-            status = f"FALL DETECTED at {self.fall_time_s:.2f} s ({self.fall_detected})"
-        else:
-            status = f"FELL at {self.fall_time_s:.2f} s" if self.fell else "upright"
-        line = (
-            f"{self.clip}: {status} over {self.duration_s:.2f} s | E_mpjpe {e['e_mpjpe_rad']:.3f} rad"
-            f" | E_mpkpe {e['e_mpkpe_mm']:.1f} mm | E_vel {e['e_vel_mps']:.3f} m/s"
-            f" | E_yaw_vel {e['e_yaw_vel_radps']:.3f} rad/s | min pelvis {self.min_pelvis_height_m:.2f} m"
-        )
-        if math.isfinite(self.max_target_excess_rad):
-            line += f" | target excess {self.max_target_excess_rad:+.2f} rad ({self.max_target_excess_joint})"
-        if self.command_limits != "raw":
-            c = self.clipped
-            line += f" | clipped j/v/t {c.joint_limit}/{c.velocity_limit}/{c.torque_limit}"
-        else:
-            line += " | raw targets"
-        return line
-
-
-def _round_or_none(x: float | None, digits: int) -> float | None:
-    return round(x, digits) if x is not None and math.isfinite(x) else None
 
 
 def make_sim(seed: int = 0, dr=None) -> G1Sim:
@@ -310,100 +114,6 @@ def _advance(sim: G1Sim, start_step: int, n: int, clock: _FrameClock | None, hoo
     sim.step(n - done)
 
 
-# Send paths of ``gmt-ros eval/evaluate --send-path``: (command_limits, fall_check) of run_episode.
-SEND_PATHS = {
-    "bridge": ("bridge", "bridge"),  # the bridge's supervisor: stop band, speed and torque limits, fall check
-    "range": ("range", "bridge"),    # the same with the joint-range clip of earlier versions
-    "raw": ("raw", "off"),           # the policy's targets straight to the motors, no supervisor
-}
-
-
-def _resolve_limits(command_limits) -> tuple[CommandLimits | None, str]:
-    if command_limits is None or (isinstance(command_limits, str) and command_limits == "raw"):
-        return None, "raw"
-    if isinstance(command_limits, str):
-        if command_limits == "bridge":
-            return bridge_limits(), "bridge"
-        if command_limits == "range":  # no stop band: targets clipped to the joint range
-            return bridge_limits(stop_torque_fraction=0.0), "range"
-        raise ValueError(f"command_limits must be 'bridge', 'range', 'raw', None or a CommandLimits, "
-                         f"got {command_limits!r}")
-    if isinstance(command_limits, CommandLimits):
-        return command_limits, "custom"
-    raise TypeError(f"command_limits must be 'bridge', 'range', 'raw', None or a CommandLimits, "
-                    f"got {type(command_limits).__name__}")
-
-
-_HEIGHT_ESTIMATOR = None
-
-
-def bridge_limits(stop_torque_fraction: float | None = None) -> CommandLimits:
-    """The bridge's command limits as config/bridge.yaml sets them (gross margin, stop band);
-    ``stop_torque_fraction`` overrides the YAML's (0: the joint-range clip)."""
-    fraction = _BRIDGE_YAML["stop_torque_fraction"] if stop_torque_fraction is None else stop_torque_fraction
-    return CommandLimits(gross_margin_rad=float(_BRIDGE_YAML["gross_margin_rad"]),
-                         stop_torque=float(fraction) * g1.TAU_MAX)
-
-
-def bridge_fall_check(**thresholds) -> FallCheck:
-    """The bridge's fall check as config/bridge.yaml sets it (or with the given thresholds), with
-    the pelvis height estimate (built once per process) if the bridge uses it."""
-    global _HEIGHT_ESTIMATOR
-    if _HEIGHT_ESTIMATOR is None:
-        from gmt_ros.core.height_estimate import PelvisHeightEstimator
-
-        _HEIGHT_ESTIMATOR = PelvisHeightEstimator()
-    settings = {"tilt_rad": float(_BRIDGE_YAML["fall_tilt_rad"]), "height_m": float(_BRIDGE_YAML["fall_height_m"]),
-                "height_estimate": _HEIGHT_ESTIMATOR if _BRIDGE_YAML["fall_height_check"] else None}
-    return FallCheck(**(settings | thresholds))
-
-
-def _resolve_fall_check(fall_check) -> FallCheck | None:
-    if fall_check is None or (isinstance(fall_check, str) and fall_check == "off"):
-        return None
-    if isinstance(fall_check, str):
-        if fall_check == "bridge":
-            return bridge_fall_check()
-        raise ValueError(f"fall_check must be 'bridge', 'off', None or a FallCheck, got {fall_check!r}")
-    if isinstance(fall_check, FallCheck):
-        return fall_check
-    raise TypeError(f"fall_check must be 'bridge', 'off', None or a FallCheck, got {type(fall_check).__name__}")
-
-
-_OFF = FallCheck(tilt_rad=math.inf, height_m=-math.inf, overspeed_factor=1e9)  # thresholds never reached
-
-
-def supervised_send_path(contract: PolicyContract, limits: CommandLimits, fall_check: FallCheck | None,
-                         start_state, hold_at: float, hold_dt: float) -> Supervisor:
-    """The bridge's supervisor for ``contract`` (its damping as config/bridge.yaml sets it;
-    ``fall_check`` None: never fires), brought to policy mode the way an operator does it:
-    start-up check of a 29-DoF robot with every slot live, start (damping), start (ramp, zero
-    length here), a hold tick at
-    ``hold_at - hold_dt`` and ``hold_at`` (the velocity limit measures the first policy target
-    from that hold pose), policy. ``start_state`` is the robot's state meanwhile."""
-    config = SupervisorConfig(ramp_time_s=0.0, damping_kd=float(_BRIDGE_YAML["damping_kd"]))
-    sup = Supervisor(contract.command_table, config, limits, fall_check=fall_check or _OFF)
-    t0 = hold_at - 2 * hold_dt
-    sup.startup_check(min(g1.MODE_MACHINE_29DOF), range(g1.NUM_BODY_JOINTS), now=t0)
-    for req in (Request.START, Request.START):
-        sup.request(req, t0)
-    for now in (hold_at - hold_dt, hold_at):  # ramp (done at once) -> hold
-        sup.tick(now, start_state, now, None, None)
-    sup.request(Request.POLICY, hold_at)
-    return sup
-
-
-def _is_command_fault(fault: str) -> bool:
-    """A supervisor fault from CommandLimits (``Supervisor.tick``: "unsafe command in ..."), as
-    opposed to its fall check."""
-    return fault.startswith("unsafe command")
-
-
-def _add_clips(total: ClipReport, report: ClipReport) -> None:
-    for reason in _CLIP_REASONS:
-        setattr(total, reason, getattr(total, reason) + getattr(report, reason))
-
-
 def run_episode(
     contract: PolicyContract,
     clip: MotionClip,
@@ -448,8 +158,8 @@ def run_episode(
     """
     if start not in ("clip", "default"):
         raise ValueError(f"start must be 'clip' or 'default', got {start!r}")
-    limits, limits_name = _resolve_limits(command_limits)
-    checker = _resolve_fall_check(fall_check)
+    limits, limits_name = resolve_limits(command_limits)
+    checker = resolve_fall_check(fall_check)
     duration = clip.duration if seconds is None else float(seconds)
     if not duration > 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
@@ -500,7 +210,7 @@ def run_episode(
     joint_mask &= np.asarray(clip.joint_mask, bool)
 
     errors = metrics.TrackingErrors()
-    recorder = _TraceRecorder(joint_mask) if trace else None
+    recorder = TraceRecorder(joint_mask) if trace else None
     n_ticks = math.floor(duration / control_dt + 1e-9)
     extra_ticks = math.ceil(after_fall_s / control_dt - 1e-9)
     clock = None
@@ -597,19 +307,19 @@ def run_episode(
                     if fault:
                         out = JointCommand.damping()
                 if fault:
-                    fault_at = (now, fault, not _is_command_fault(fault))
+                    fault_at = (now, fault, not is_command_fault(fault))
                     # The supervisor latched the fault and damps the motors from this bridge tick on.
                     sim.set_command(out)
                     damped = True
                     break
                 sim.set_command(out)
-                _add_clips(tick_clips, report)
+                add_clips(tick_clips, report)
                 if sent_q is None:
                     sent_q = out.q
                 _advance(sim, tick * substeps + done, bridge_steps, clock, frame_hook)
                 done += bridge_steps
         if live:
-            _add_clips(clipped, tick_clips)
+            add_clips(clipped, tick_clips)
             if recorder is not None:
                 recorder.set_target(command.q)
                 recorder.set_sent(sent_q, tick_clips)

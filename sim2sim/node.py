@@ -29,7 +29,9 @@ from pathlib import Path
 import yaml
 
 from gmt_ros.core import process_tuning
-from sim2sim.sdk_robot import SimRobotConfig, SimRobotServer, StartPose, start_pose_from_clip
+from sim2sim.gantry import StartPose, start_pose_from_clip
+from sim2sim.robot_config import SimRobotConfig
+from sim2sim.sdk_robot import SimRobotServer
 
 _CONFIG = SimRobotConfig()  # the server's own defaults, not a copy of them
 DEFAULTS = {

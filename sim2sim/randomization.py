@@ -7,10 +7,10 @@ Three pieces:
   ``DomainRandomization.from_preset(name_or_path, seed)`` does both in one call.
 * :class:`DrawnParameters` - one episode's values, frozen; ``as_dict()`` is JSON-friendly (run
   reports embed it) and ``from_dict`` reads it back, so a reported episode can be replayed.
-* Where the values act: model-level ones in :func:`build_randomized_model` (an ``MjSpec`` edit
+* Where the values act: model-level ones in ``sim2sim.randomized_model`` (an ``MjSpec`` edit
   before compiling, friction as a direct ``MjModel`` edit after it); runtime ones inside
-  :class:`sim2sim.simulator.G1Sim` (``step``/``state``), using :class:`DelayLine` and
-  :func:`apply_sensor_errors`, which the DDS sim node can reuse.
+  :class:`sim2sim.simulator.G1Sim` (``step``/``state``), using ``sim2sim.runtime_randomization``
+  (``DelayLine``, ``apply_sensor_errors``), which the DDS sim node can reuse.
 
 Draws are deterministic: each parameter has its own random stream derived from the episode seed
 and the parameter's name (``np.random.SeedSequence(seed, spawn_key=(crc32(name),))``), so adding
@@ -24,7 +24,7 @@ friction                sliding friction of the 8 sole contact spheres (Menageri
 base_mass_kg            mass added to the pelvis, the floating base (legged_gym's "base").
 base_com_offset_m       per axis: shift of the pelvis centre of mass (pelvis frame).
 gravity_offset_mps2     per axis: added to gravity (0, 0, -9.81).
-terrain_height_m        bump amplitude a: the flat floor becomes a heightfield (see TERRAIN_*)
+terrain_height_m        bump amplitude a: the flat floor becomes a heightfield (see randomized_model.TERRAIN_*)
                         of independent uniform heights per 0.1 m grid point in [-a, 0]; the
                         bump tops are at z = 0, so a robot placed on z = 0 is never inside the
                         ground, and settles at most a lower. The plane stays 1 mm under the
@@ -63,32 +63,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import zlib
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mujoco
 import numpy as np
 import yaml
 
-from gmt_ros.core import g1, rotations
+from gmt_ros.core import g1
 from gmt_ros.core.paths import config_dir
-from gmt_ros.core.state import RobotState
-from sim2sim.g1_model import DEFAULT_TIMESTEP, ROOT_BODY, build_g1_spec, compile_g1, foot_sphere_geoms
 
 PRESETS_FILE = "randomization.yaml"
 PUSH_HORIZON_S = 120.0  # pushes are drawn up to here; longer than any shipped clip (≤ 40 s)
-
-# Heightfield floor: ±10 m square (the shipped clips stay within 5.5 m of the origin), one height
-# per 0.1 m (legged_gym's horizontal scale), a 5 cm slab below the deepest bump.
-TERRAIN_HALF_SIZE_M = 10.0
-TERRAIN_CELL_M = 0.1
-TERRAIN_BASE_M = 0.05
-TERRAIN_GEOM = "terrain"
-FLOOR_GEOM = "floor"
-_FLOOR_BELOW_TERRAIN_M = 0.001
 
 _N = g1.NUM_BODY_JOINTS
 
@@ -406,173 +393,3 @@ def _read_presets(path: Path) -> dict[str, Any]:
     if not isinstance(data, Mapping) or set(data) != {"presets"} or not isinstance(data["presets"], Mapping):
         raise ValueError(f"{path}: expected exactly one top-level key 'presets' mapping names to presets")
     return dict(data["presets"])
-
-
-# -- model-level effects -----------------------------------------------------------------------------
-
-def terrain_heights(drawn: DrawnParameters) -> np.ndarray:
-    """Surface heights (m) of the heightfield floor, (rows, cols) spanning exactly [-a, 0]; rows run
-    along y."""
-    n = int(round(2 * TERRAIN_HALF_SIZE_M / TERRAIN_CELL_M)) + 1
-    u = np.random.default_rng(drawn.terrain_seed).uniform(0.0, 1.0, size=(n, n))
-    u = (u - u.min()) / (u.max() - u.min())  # MuJoCo rescales heightfield data to [0, 1]: do it here
-    return drawn.terrain_height_m * (u - 1.0)
-
-
-def build_randomized_model(drawn: DrawnParameters, physics_dt: float = DEFAULT_TIMESTEP) -> mujoco.MjModel:
-    """The G1 model with ``drawn``'s model-level effects (see the module table)."""
-    spec = build_g1_spec(physics_dt)
-    randomize_spec(spec, drawn)
-    return randomize_compiled(compile_g1(spec), drawn)
-
-
-def randomize_spec(spec: mujoco.MjSpec, drawn: DrawnParameters) -> None:
-    """The spec edits: pelvis mass and centre of mass, gravity, terrain. For a scene built on
-    :func:`build_g1_spec` with more in it (e.g. a gantry): edit, compile, then
-    :func:`randomize_compiled`."""
-    pelvis = spec.body(ROOT_BODY)
-    if pelvis is None:
-        raise ValueError(f"the spec has no body {ROOT_BODY!r} to randomise")
-    if drawn.base_mass_kg != 0.0:
-        mass = pelvis.mass + drawn.base_mass_kg
-        if not mass > 0:
-            raise ValueError(f"base_mass_kg {drawn.base_mass_kg} kg leaves the pelvis ({pelvis.mass} kg) "
-                             f"without positive mass")
-        pelvis.mass = mass
-    if any(drawn.base_com_offset_m):
-        pelvis.ipos = np.asarray(pelvis.ipos) + np.asarray(drawn.base_com_offset_m)
-    if any(drawn.gravity_offset_mps2):
-        spec.option.gravity = np.asarray(spec.option.gravity) + np.asarray(drawn.gravity_offset_mps2)
-    if drawn.terrain_height_m > 0.0:
-        _add_terrain(spec, drawn)
-
-
-def randomize_compiled(model: mujoco.MjModel, drawn: DrawnParameters) -> mujoco.MjModel:
-    """The direct model edit: sole friction (it feeds no derived quantity, so no recompile)."""
-    if drawn.friction is not None:
-        model.geom_friction[foot_sphere_geoms(model), 0] = drawn.friction
-    return model
-
-
-def check_randomized_model(model: mujoco.MjModel, drawn: DrawnParameters) -> None:
-    """Raise ValueError unless ``model`` carries ``drawn``'s model-level effects (so a G1Sim given a
-    model cannot silently run without them)."""
-    reference = build_g1_spec(model.opt.timestep)  # parsing only, no compile: a few ms
-    pelvis_ref = reference.body(ROOT_BODY)
-    pelvis = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, ROOT_BODY)
-    problems = []
-    if abs(model.body_mass[pelvis] - (pelvis_ref.mass + drawn.base_mass_kg)) > 1e-9:
-        problems.append(f"pelvis mass {model.body_mass[pelvis]} kg, expected {pelvis_ref.mass + drawn.base_mass_kg}")
-    if not np.allclose(model.body_ipos[pelvis], np.asarray(pelvis_ref.ipos) + drawn.base_com_offset_m, atol=1e-9):
-        problems.append(f"pelvis centre of mass {model.body_ipos[pelvis]}")
-    if not np.allclose(model.opt.gravity, np.asarray(reference.option.gravity) + drawn.gravity_offset_mps2, atol=1e-12):
-        problems.append(f"gravity {model.opt.gravity}")
-    feet = foot_sphere_geoms(model)
-    friction = drawn.friction if drawn.friction is not None else reference.find_default("foot").geom.friction[0]
-    if not np.all(model.geom_friction[feet, 0] == friction):
-        problems.append(f"sole friction {model.geom_friction[feet, 0]}, expected {friction}")
-    terrain = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_HFIELD, TERRAIN_GEOM)
-    if drawn.terrain_height_m > 0.0:
-        if terrain < 0 or abs(model.hfield_size[terrain, 2] - drawn.terrain_height_m) > 1e-12:
-            problems.append(f"no heightfield {TERRAIN_GEOM!r} of amplitude {drawn.terrain_height_m} m")
-    elif terrain >= 0:
-        problems.append(f"a heightfield {TERRAIN_GEOM!r} the draw does not have")
-    if problems:
-        raise ValueError("the model does not carry the drawn randomisation (build it with "
-                         "build_randomized_model, or pass model=None): " + "; ".join(problems))
-
-
-def _add_terrain(spec: mujoco.MjSpec, drawn: DrawnParameters) -> None:
-    a = drawn.terrain_height_m
-    heights = terrain_heights(drawn)
-    rows, cols = heights.shape
-    # MuJoCo scales the [0, 1] data by the elevation size and adds the geom's z position.
-    spec.add_hfield(name=TERRAIN_GEOM, size=[TERRAIN_HALF_SIZE_M, TERRAIN_HALF_SIZE_M, a, TERRAIN_BASE_M],
-                    nrow=rows, ncol=cols, userdata=(heights / a + 1.0).ravel())
-    floor = spec.geom(FLOOR_GEOM)
-    if floor is None:
-        raise ValueError(f"the G1 scene has no geom {FLOOR_GEOM!r} to put the terrain on")
-    spec.worldbody.add_geom(name=TERRAIN_GEOM, type=mujoco.mjtGeom.mjGEOM_HFIELD, hfieldname=TERRAIN_GEOM,
-                            pos=[0.0, 0.0, -a], friction=floor.friction, material=floor.material)
-    floor.pos = [0.0, 0.0, -a - _FLOOR_BELOW_TERRAIN_M]
-
-
-# -- runtime effects (shared by G1Sim and the DDS sim node) ------------------------------------------
-
-def seconds_to_steps(seconds: float, dt: float) -> int:
-    """A delay in whole steps of ``dt`` (nearest)."""
-    return int(round(seconds / dt))
-
-
-class DelayLine:
-    """A one-way link in whole ticks: an item sent at tick t arrives at t + delay + U{0..jitter}, is
-    lost with probability ``drop_prob``, and never overtakes an earlier one (arrival times are
-    kept non-decreasing, as on one DDS reader)."""
-
-    def __init__(self, delay_steps: int, jitter_steps: int = 0, drop_prob: float = 0.0,
-                 rng: np.random.Generator | None = None):
-        if delay_steps < 0 or jitter_steps < 0:
-            raise ValueError(f"delay and jitter must be >= 0 steps, got {delay_steps}, {jitter_steps}")
-        if not 0.0 <= drop_prob < 1.0:
-            raise ValueError(f"drop_prob must be in [0, 1), got {drop_prob}")
-        if (jitter_steps or drop_prob) and rng is None:
-            raise ValueError("a DelayLine with jitter or drops needs a random generator")
-        self.delay_steps, self.jitter_steps, self.drop_prob = int(delay_steps), int(jitter_steps), float(drop_prob)
-        self._rng = rng
-        self._queue: deque[tuple[int, Any]] = deque()
-        self._last_arrival = -1
-        self.sent = 0
-        self.dropped = 0
-
-    def send(self, item: Any, now: int) -> int | None:
-        """Queue ``item``; returns its arrival tick, or None when the link lost it."""
-        self.sent += 1
-        if self.drop_prob and self._rng.random() < self.drop_prob:
-            self.dropped += 1
-            return None
-        arrival = now + self.delay_steps
-        if self.jitter_steps:
-            arrival += int(self._rng.integers(0, self.jitter_steps + 1))
-        arrival = max(arrival, self._last_arrival)
-        self._last_arrival = arrival
-        self._queue.append((arrival, item))
-        return arrival
-
-    def receive(self, now: int) -> Any | None:
-        """The newest item arrived by tick ``now`` that was not received before, else None."""
-        newest = None
-        while self._queue and self._queue[0][0] <= now:
-            newest = self._queue.popleft()[1]
-        return newest
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
-    def clear(self) -> None:
-        self._queue.clear()
-        self._last_arrival = -1
-
-
-def apply_sensor_errors(state: RobotState, drawn: DrawnParameters, rng: np.random.Generator) -> RobotState:
-    """What the robot would report given the true ``state``: IMU bias and noise, encoder noise, and
-    the joint calibration offset. Noise is drawn from ``rng`` only for terms that have some."""
-    joint_pos = np.asarray(state.joint_pos, dtype=np.float64) + np.asarray(drawn.joint_pos_offset_rad)
-    joint_vel = np.array(state.joint_vel, dtype=np.float64)
-    gyro = np.asarray(state.imu_gyro, dtype=np.float64) + np.asarray(drawn.gyro_bias_radps)
-    acc = np.array(state.imu_acc, dtype=np.float64)
-    quat = np.asarray(state.imu_quat, dtype=np.float64)
-    if drawn.joint_pos_noise_rad:
-        joint_pos += rng.normal(0.0, drawn.joint_pos_noise_rad, _N)
-    if drawn.joint_vel_noise_radps:
-        joint_vel += rng.normal(0.0, drawn.joint_vel_noise_radps, _N)
-    if drawn.gyro_noise_radps:
-        gyro += rng.normal(0.0, drawn.gyro_noise_radps, 3)
-    if any(drawn.attitude_bias_rad):
-        quat = rotations.multiply(quat, rotations.from_rpy(np.asarray(drawn.attitude_bias_rad)))
-    if drawn.attitude_noise_rad:
-        quat = rotations.multiply(quat, rotations.from_rpy(rng.normal(0.0, drawn.attitude_noise_rad, 3)))
-    if drawn.accel_noise_mps2:
-        acc += rng.normal(0.0, drawn.accel_noise_mps2, 3)
-    return dataclasses.replace(state, joint_pos=joint_pos, joint_vel=joint_vel, imu_quat=quat / np.linalg.norm(quat),
-                               imu_gyro=gyro, imu_acc=acc)

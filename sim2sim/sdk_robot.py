@@ -20,11 +20,10 @@ Like the robot:
   nothing, it is only counted as a gap (a stack that dies mid-motion leaves the robot on its last
   PD target, as on hardware).
 
-Start-up "gantry": with ``hold_start_s`` > 0 the pelvis is welded to the world at its start pose
-(a MuJoCo weld equality, soft like a hoist, so the IMU still reads gravity) for that much sim
-time, then released, so the robot does not fall before the stack starts commanding. With
-``hold_until_release`` it holds until an operator asks on the DDS (``sim2sim.gantry_link``), which
-cannot race the bridge's ramp.
+Start-up "gantry" (``sim2sim.gantry``): with ``hold_start_s`` > 0 the pelvis is held at its start
+pose for that much sim time, then released, so the robot does not fall before the stack starts
+commanding. With ``hold_until_release`` it holds until an operator asks on the DDS
+(``sim2sim.gantry_link``), which cannot race the bridge's ramp.
 
 Trace (optional, ``trace=SimTraceRecorder()``, the node's ``--trace PATH``): 50 Hz rows of the
 true robot state with the wall clock, and every change of command kind (zero torque / damping /
@@ -36,18 +35,14 @@ or corrupt rt/lowstate, push the robot, press remote buttons, report dead motor 
 ``CommandLimits.violations`` (what the bridge must never send); ``lowcmd.out_of_limit`` counts
 those that reached the robot, with the first few reasons.
 
-Statistics (``report()``; the node writes it as JSON): lowcmd received/accepted/rate, bad CRC,
-mode_machine mismatches, unreadable commands, time of the last command, command gaps; for every
-accepted command the time since the latest lowstate write (a bounded buffer, reported as
-percentiles: the stack's reaction latency when it answers each state); lowstate rate; real-time
-factor, overruns, chunk work time; minimum pelvis height and the fall flag (``metrics.has_fallen``:
-pelvis < 0.30 m or |roll|, |pitch| > 1.2 rad). ``snapshot()`` gives the true root pose and
-velocity, joints and ``KEY_BODIES`` positions at any time from any thread (tracking metrics).
+Statistics (``report()``; the node writes it as JSON; see ``sim2sim.robot_report``): commands
+received, accepted and refused, gaps, the stack's reaction latency, pacing, the fall flag
+(``metrics.has_fallen``). ``snapshot()`` gives the true root pose and velocity, joints and
+``KEY_BODIES`` positions at any time from any thread (tracking metrics).
 
-Remote controller script (``parse_remote_script``): comma-separated presses ``T:BUTTONS[@DUR]``:
-T = sim seconds since start, BUTTONS = button names of ``gmt_ros.core.remote`` joined by '+'
-(held together), DUR = seconds held (default 0.3). Example ``"2.0:A,5.0:L1+B@1.0"``. At run time
-``press(buttons, duration_s)`` and ``set_remote(bytes)`` (sticks, held buttons) do the same.
+Remote controller script (``sim2sim.remote_script``): timed presses such as ``"2.0:A,5.0:L1+B@1.0"``
+sampled into every lowstate's ``wireless_remote``; at run time ``press(buttons, duration_s)`` and
+``set_remote(bytes)`` (sticks, held buttons) do the same.
 """
 from __future__ import annotations
 
@@ -58,282 +53,24 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import mujoco
 import numpy as np
 
 from gmt_ros.adapters import lowlevel
-from gmt_ros.core import remote
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.command_limits import CommandLimits
 from sim2sim import metrics
-from sim2sim.g1_model import DEFAULT_TIMESTEP, ROOT_BODY, build_g1_spec, compile_g1
+from sim2sim.gantry import Gantry, StartPose, build_model_with_gantry
 from sim2sim.kinematics import KEY_BODIES
+from sim2sim.remote_script import DEFAULT_PRESS_S, ScriptedRemote
+from sim2sim.robot_config import SimRobotConfig
+from sim2sim.robot_report import RobotStats, build_report, summary_line
 from sim2sim.simulator import G1Sim
 
 log = logging.getLogger("sim2sim.robot")
-
-DEFAULT_MODE_MACHINE = 5  # what Unitree's simulator reports for a 29-DoF G1
-DEFAULT_PRESS_S = 0.3  # a quick human button press; long enough for a 50 Hz reader to see
-GANTRY_EQUALITY = "sim2sim_gantry"
-_GANTRY_SOLREF = (0.005, 1.0)  # stiff, critically damped: a hoist, not a spring
-
-
-# ------------------------------------------------------------------------------------------------
-# Remote controller
-
-
-@dataclass(frozen=True)
-class RemotePress:
-    """Buttons held together from ``at_s`` (sim seconds) for ``duration_s``."""
-
-    at_s: float
-    buttons: tuple[str, ...]
-    duration_s: float = DEFAULT_PRESS_S
-
-    def __post_init__(self):
-        if not (math.isfinite(self.at_s) and self.at_s >= 0.0):
-            raise ValueError(f"remote press time must be >= 0 s, got {self.at_s}")
-        if not (math.isfinite(self.duration_s) and self.duration_s > 0.0):
-            raise ValueError(f"remote press duration must be > 0 s, got {self.duration_s}")
-        if not self.buttons:
-            raise ValueError(f"remote press at {self.at_s} s names no button")
-        remote.buttons_to_bits(self.buttons)  # ValueError naming unknown buttons
-
-    def spec(self) -> str:
-        return f"{self.at_s:g}:{'+'.join(self.buttons)}@{self.duration_s:g}"
-
-
-def _parse_press_text(text: str) -> RemotePress:
-    item = text.strip()
-    when, sep, rest = item.partition(":")
-    if not sep or not rest:
-        raise ValueError(f"remote script entry {item!r} is not TIME:BUTTONS[@SECONDS] (e.g. '2.0:L1+B@0.5')")
-    names, at_sep, duration = rest.partition("@")
-    try:
-        at_s = float(when)
-        duration_s = float(duration) if at_sep else DEFAULT_PRESS_S
-    except ValueError:
-        raise ValueError(f"remote script entry {item!r}: time and duration must be numbers") from None
-    buttons = tuple(b.strip() for b in names.split("+"))
-    if any(not b for b in buttons):
-        raise ValueError(f"remote script entry {item!r} has an empty button name")
-    try:
-        return RemotePress(at_s, buttons, duration_s)
-    except ValueError as exc:
-        raise ValueError(f"remote script entry {item!r}: {exc}") from None
-
-
-def _parse_press_mapping(entry: dict) -> RemotePress:
-    unknown = set(entry) - {"at", "buttons", "duration_s"}
-    if unknown or "at" not in entry or "buttons" not in entry:
-        raise ValueError(f"remote script entry {entry!r} must have keys 'at', 'buttons' and optionally "
-                         f"'duration_s'" + (f"; unknown: {sorted(unknown)}" if unknown else ""))
-    buttons = entry["buttons"]
-    buttons = tuple(buttons.split("+")) if isinstance(buttons, str) else tuple(buttons)
-    try:
-        return RemotePress(float(entry["at"]), tuple(str(b).strip() for b in buttons),
-                           float(entry.get("duration_s", DEFAULT_PRESS_S)))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"remote script entry {entry!r}: {exc}") from None
-
-
-def parse_remote_script(script) -> tuple[RemotePress, ...]:
-    """Presses from ``"T:BUTTONS[@DUR],..."`` or a list of such strings or of mappings
-    ``{at, buttons, duration_s}`` (YAML). None or "" is no press. Sorted by time."""
-    if script is None:
-        return ()
-    if isinstance(script, str):
-        items = [s for s in script.split(",") if s.strip()]
-    elif isinstance(script, (list, tuple)):
-        items = list(script)
-    else:
-        raise TypeError(f"remote script must be a string or a list, got {type(script).__name__}")
-    presses = []
-    for item in items:
-        if isinstance(item, RemotePress):
-            presses.append(item)
-        elif isinstance(item, str):
-            presses.append(_parse_press_text(item))
-        elif isinstance(item, dict):
-            presses.append(_parse_press_mapping(item))
-        else:
-            raise TypeError(f"remote script entry {item!r} must be a string or a mapping")
-    return tuple(sorted(presses, key=lambda p: p.at_s))
-
-
-def _us(seconds: float) -> int:
-    return int(round(seconds * 1e6))
-
-
-class ScriptedRemote:
-    """The 40 ``wireless_remote`` bytes the robot reports: base bytes (``set_remote``: sticks and
-    held buttons) with the button bits of every active timed press OR-ed into bytes 2-3.
-    Thread-safe; times are the caller's clock (the server uses sim seconds), compared in whole
-    microseconds so that a press "1.0:A@0.3" covers exactly [1.0, 1.3)."""
-
-    def __init__(self, presses=()):
-        self._lock = threading.Lock()
-        self._base = bytes(remote.REMOTE_BYTES)
-        self._presses: list[tuple[int, int, int]] = []  # (start µs, end µs, button bits)
-        for p in presses:
-            self._add(p.at_s, p.duration_s, p.buttons)
-
-    def _add(self, start: float, duration: float, buttons) -> None:
-        bits = remote.buttons_to_bits(buttons)
-        with self._lock:
-            self._presses.append((_us(start), _us(start + duration), bits))
-
-    def set_remote(self, raw) -> None:
-        data = bytes(raw)
-        if len(data) != remote.REMOTE_BYTES:
-            raise ValueError(f"wireless_remote must be {remote.REMOTE_BYTES} bytes, got {len(data)}")
-        with self._lock:
-            self._base = data
-
-    def press(self, buttons, duration_s: float, now: float) -> None:
-        p = RemotePress(max(0.0, float(now)), tuple(buttons), float(duration_s))  # validates
-        self._add(p.at_s, p.duration_s, p.buttons)
-
-    def bytes_at(self, t: float) -> bytes:
-        t = _us(t)
-        with self._lock:
-            bits = 0
-            for start, end, b in self._presses:
-                if start <= t < end:
-                    bits |= b
-            self._presses = [p for p in self._presses if p[1] > t]  # drop finished presses
-            if not bits:
-                return self._base
-            out = bytearray(self._base)
-        word = int.from_bytes(out[2:4], "little") | bits
-        out[2:4] = word.to_bytes(2, "little")
-        return bytes(out)
-
-
-# ------------------------------------------------------------------------------------------------
-# Start pose and gantry
-
-
-@dataclass(frozen=True)
-class StartPose:
-    """Where the robot starts: None fields take G1Sim's defaults (default pose standing on the
-    floor at x = y = 0)."""
-
-    root_pos: np.ndarray | None = None
-    root_quat: np.ndarray | None = None
-    joint_pos: np.ndarray | None = None
-    source: str = "default standing pose"
-
-
-def start_pose_from_clip(name_or_path) -> StartPose:
-    """The first frame of a clip (library name or path), at rest, with the clip's x, y and
-    orientation but the height that puts the lowest sole point on the floor (some clips' first
-    frames carry a wrong height, e.g. TWIST2 walk_004 at 1.83 m)."""
-    from gmt_ros.core.clip_library import resolve_clip
-    from gmt_ros.core.motion import load_clip
-
-    path = resolve_clip(name_or_path)
-    clip = load_clip(path)
-    f0 = clip.sample(0.0)
-    probe = G1Sim()
-    probe.reset(root_quat=f0.root_quat[0], joint_pos=f0.joint_pos[0])
-    floor_z = float(probe.root_pose()[0][2])
-    root_pos = np.array([f0.root_pos[0][0], f0.root_pos[0][1], floor_z])
-    return StartPose(root_pos, np.array(f0.root_quat[0]), np.array(f0.joint_pos[0]), f"clip {clip.name} frame 0 ({path})")
-
-
-def build_model_with_gantry(physics_dt: float = DEFAULT_TIMESTEP, randomization=None) -> mujoco.MjModel:
-    """The G1 model plus an inactive weld equality (world -> pelvis) named ``GANTRY_EQUALITY``,
-    with the model-level effects of a domain-randomization draw (``DrawnParameters``) if given."""
-    from sim2sim.randomization import randomize_compiled, randomize_spec
-
-    spec = build_g1_spec(physics_dt)
-    if randomization is not None:
-        randomize_spec(spec, randomization)
-    eq = spec.add_equality()
-    eq.name = GANTRY_EQUALITY
-    eq.type = mujoco.mjtEq.mjEQ_WELD
-    eq.objtype = mujoco.mjtObj.mjOBJ_BODY
-    eq.name1 = "world"
-    eq.name2 = ROOT_BODY
-    eq.active = False
-    data = np.zeros(len(eq.data))
-    data[6] = 1.0  # relpose quaternion (set at hold time); data[10] torque scale
-    data[10] = 1.0
-    eq.data = data
-    eq.solref = np.array(_GANTRY_SOLREF)
-    model = compile_g1(spec)
-    return model if randomization is None else randomize_compiled(model, randomization)
-
-
-class Gantry:
-    """Holds the pelvis at a pose through the model's weld (body1 = world, body2 = pelvis, so the
-    weld's relpose is the pelvis pose in the world)."""
-
-    def __init__(self, sim: G1Sim):
-        eq_id = mujoco.mj_name2id(sim.model, mujoco.mjtObj.mjOBJ_EQUALITY, GANTRY_EQUALITY)
-        if eq_id < 0:
-            raise ValueError(f"the simulator's model has no {GANTRY_EQUALITY!r} weld; build it with build_model_with_gantry()")
-        self._sim = sim
-        self._id = int(eq_id)
-
-    def hold(self, pos, quat) -> None:
-        self._sim.model.eq_data[self._id, 3:6] = pos
-        self._sim.model.eq_data[self._id, 6:10] = quat
-        self._sim.data.eq_active[self._id] = 1
-
-    def release(self) -> None:
-        self._sim.data.eq_active[self._id] = 0
-
-    @property
-    def active(self) -> bool:
-        return bool(self._sim.data.eq_active[self._id])
-
-
-# ------------------------------------------------------------------------------------------------
-# Configuration, statistics, snapshot
-
-
-@dataclass
-class SimRobotConfig:
-    """How the simulated robot runs (``validate()`` names a bad field; it also parses
-    ``remote_script`` from text or a list into ``RemotePress`` tuples)."""
-
-    domain: int = 1
-    interface: str = "lo"
-    mode_machine: int = DEFAULT_MODE_MACHINE
-    physics_dt: float = DEFAULT_TIMESTEP
-    state_every_steps: int = 2  # lowstate at 1 / (2 * 1 ms) = 500 Hz
-    hold_start_s: float = 0.0
-    hold_until_release: bool = False  # hold until a release request (sim2sim.gantry_link), not a clock
-    remote_script: tuple = ()
-    command_timeout_s: float = 0.5
-    max_catchup_s: float = 0.25
-    latency_buffer: int = 20000
-    log_first_bad: int = 5
-    seed: int = 0
-    dr: str = "none"  # domain-randomization preset (config/randomization.yaml) or a preset file; drawn with seed
-
-    def validate(self) -> None:
-        def positive(name):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
-
-        for name in ("physics_dt", "command_timeout_s", "max_catchup_s"):
-            positive(name)
-        if not (math.isfinite(self.hold_start_s) and self.hold_start_s >= 0):
-            raise ValueError(f"hold_start_s must be >= 0, got {self.hold_start_s!r}")
-        for name in ("state_every_steps", "latency_buffer"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if isinstance(self.mode_machine, bool) or not isinstance(self.mode_machine, int) or not 0 <= self.mode_machine <= 255:
-            raise ValueError(f"mode_machine must be an integer in 0..255 (uint8), got {self.mode_machine!r}")
-        self.remote_script = parse_remote_script(self.remote_script)
 
 
 @dataclass
@@ -353,37 +90,6 @@ class SimSnapshot:
     fell: bool
 
 
-@dataclass
-class _Stats:
-    lowcmd_received: int = 0
-    lowcmd_accepted: int = 0
-    bad_crc: int = 0
-    mode_machine_mismatch: int = 0
-    invalid: int = 0
-    first_cmd_wall: float | None = None  # perf_counter
-    last_cmd_wall: float | None = None
-    last_cmd_unix: float | None = None
-    last_cmd_sim_time: float | None = None
-    command_gaps: int = 0
-    max_command_gap_s: float = 0.0
-    in_gap: bool = False
-    latency_s: collections.deque = field(default_factory=collections.deque)
-    work_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))
-    lowstate_published: int = 0
-    write_failures: int = 0
-    physics_steps: int = 0
-    overruns: int = 0
-    max_lag_s: float = 0.0
-    skipped_s: float = 0.0
-    min_pelvis_height_m: float = math.inf
-    min_pelvis_height_after_hold_m: float = math.inf
-    max_tilt_rad: float = 0.0
-    fell: bool = False
-    fall_time_s: float | None = None
-    out_of_limit: int = 0  # accepted commands with something outside CommandLimits (should stay 0)
-    out_of_limit_reasons: list = field(default_factory=list)  # the first few, with the sim time
-
-
 def _roll_pitch(quat) -> tuple[float, float]:
     """Roll and pitch of a (w, x, y, z) quaternion, as rotations.to_rpy, in scalar math (the
     numpy version costs 0.1 ms, a tenth of the 500 Hz loop's budget)."""
@@ -391,25 +97,6 @@ def _roll_pitch(quat) -> tuple[float, float]:
     roll = math.atan2(2.0 * (w * x + y * z), 1.0 - 2.0 * (x * x + y * y))
     pitch = math.asin(max(-1.0, min(1.0, 2.0 * (w * y - z * x))))
     return roll, pitch
-
-
-def _rounded(x: float | None) -> float | None:
-    """JSON-friendly: None for missing or infinite values."""
-    return round(x, 4) if x is not None and math.isfinite(x) else None
-
-
-def _percentiles_ms(values) -> dict:
-    if not values:
-        return {"count": 0}
-    a = np.asarray(values) * 1000.0
-    return {
-        "count": int(a.size),
-        "mean": round(float(a.mean()), 4),
-        "p50": round(float(np.percentile(a, 50)), 4),
-        "p90": round(float(np.percentile(a, 90)), 4),
-        "p99": round(float(np.percentile(a, 99)), 4),
-        "max": round(float(a.max()), 4),
-    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -446,7 +133,7 @@ class SimRobotServer:
         self._cmd_lock = threading.Lock()  # DDS listener thread vs loop
         self._stats_lock = threading.Lock()
         self._pending: JointCommand | None = None
-        self._stats = _Stats(latency_s=collections.deque(maxlen=self.config.latency_buffer))
+        self._stats = RobotStats(latency_s=collections.deque(maxlen=self.config.latency_buffer))
         self._stop_requested = False  # a plain flag: see stop()
         self._gantry_link = None  # sim2sim.gantry_link.GantryServer with hold_until_release
         self._last_state_pub: float | None = None  # perf_counter of the latest lowstate write
@@ -751,7 +438,6 @@ class SimRobotServer:
     # -- report -------------------------------------------------------------------------------
 
     def report(self) -> dict:
-        cfg = self.config
         end = self._wall_end if self._wall_end is not None else time.perf_counter()
         wall = (end - self._wall_start) if self._wall_start is not None else 0.0
         with self._sim_lock:
@@ -760,69 +446,13 @@ class SimRobotServer:
         with self._stats_lock:
             st = dataclasses.replace(self._stats, latency_s=list(self._stats.latency_s),
                                      work_s=list(self._stats.work_s))
-        cmd_span = (st.last_cmd_wall - st.first_cmd_wall) if st.lowcmd_accepted > 1 else 0.0
-        last_gap = (end - st.last_cmd_wall) if st.last_cmd_wall is not None else None
-        return {
-            "config": {
-                "domain": cfg.domain,
-                "interface": cfg.interface,
-                "mode_machine": cfg.mode_machine,
-                "physics_dt": cfg.physics_dt,
-                "lowstate_hz": round(1.0 / (cfg.state_every_steps * cfg.physics_dt), 3),
-                "hold_start_s": cfg.hold_start_s,
-                "hold_until_release": cfg.hold_until_release,
-                "command_timeout_s": cfg.command_timeout_s,
-                "remote_script": [p.spec() for p in cfg.remote_script],
-                "start_pose": self.start_pose.source,
-                "seed": cfg.seed,
-            },
-            "sim_time_s": round(sim_time, 6),
-            "wall_time_s": round(wall, 6),
-            "real_time_factor": round(sim_time / wall, 4) if wall > 0 else None,
-            "physics_steps": st.physics_steps,
-            "pacing": {"overruns": st.overruns, "max_lag_ms": round(st.max_lag_s * 1000, 3),
-                       "skipped_s": round(st.skipped_s, 4), "chunk_work_ms": _percentiles_ms(st.work_s)},
-            "lowstate": {"published": st.lowstate_published, "write_failures": st.write_failures,
-                         "rate_hz": round(st.lowstate_published / wall, 2) if wall > 0 else None},
-            "lowcmd": {
-                "received": st.lowcmd_received,
-                "accepted": st.lowcmd_accepted,
-                "rate_hz": round((st.lowcmd_accepted - 1) / cmd_span, 2) if cmd_span > 0 else None,
-                "bad_crc": st.bad_crc,
-                "mode_machine_mismatch": st.mode_machine_mismatch,
-                "invalid": st.invalid,
-                "last_sim_time_s": _rounded(st.last_cmd_sim_time),
-                "last_unix_time": st.last_cmd_unix,
-                "gaps_over_timeout": st.command_gaps,
-                "max_gap_s": round(max(st.max_command_gap_s, last_gap or 0.0), 4),
-                "silent_at_end_s": _rounded(last_gap),
-                "out_of_limit": st.out_of_limit,
-                "out_of_limit_first": list(st.out_of_limit_reasons),
-            },
-            "state_to_command_latency_ms": _percentiles_ms(st.latency_s),
-            "fault_injection": self.faults.report() if self.faults is not None else None,
-            "randomization": {"preset": self.config.dr, "seed": self.config.seed, **self.randomization.as_dict()},
-            "robot": {
-                "min_pelvis_height_m": _rounded(st.min_pelvis_height_m),
-                "min_pelvis_height_after_hold_m": _rounded(st.min_pelvis_height_after_hold_m),
-                "max_tilt_after_hold_rad": round(st.max_tilt_rad, 4),
-                "fell": st.fell,
-                "fall_time_s": _rounded(st.fall_time_s),
-                "final_root_pos": [round(float(x), 4) for x in pos],
-                "final_root_quat": [round(float(x), 5) for x in quat],
-            },
-        }
+        return build_report(self.config, st, start_pose=self.start_pose.source, sim_time=sim_time, wall=wall,
+                            end=end, root_pos=pos, root_quat=quat,
+                            fault_injection=self.faults.report() if self.faults is not None else None,
+                            randomization=self.randomization.as_dict())
 
     def summary_line(self, report: dict | None = None) -> str:
-        r = report or self.report()
-        c = r["lowcmd"]
-        return (
-            f"sim2sim robot: {r['sim_time_s']:.2f} s sim in {r['wall_time_s']:.2f} s wall "
-            f"(real-time factor {r['real_time_factor']}, {r['pacing']['overruns']} overruns), "
-            f"lowstate {r['lowstate']['rate_hz']} Hz, lowcmd {c['accepted']} accepted ({c['rate_hz']} Hz), "
-            f"{c['bad_crc']} bad CRC, {c['mode_machine_mismatch']} mode_machine mismatches, "
-            f"min pelvis {r['robot']['min_pelvis_height_m']} m, fell {r['robot']['fell']}"
-        )
+        return summary_line(report or self.report())
 
     def write_report(self, path, data: dict | None = None) -> dict:
         """Write ``data`` (default: a fresh ``report()``) as JSON."""

@@ -28,15 +28,9 @@ from gmt_ros.core import g1, rotations
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.state import RobotState
 from sim2sim.g1_model import body_ids, build_g1_model, check_actuated_joints, foot_sphere_geoms, g1_index
-from sim2sim.randomization import (
-    DelayLine,
-    DomainRandomization,
-    DrawnParameters,
-    apply_sensor_errors,
-    build_randomized_model,
-    check_randomized_model,
-    seconds_to_steps,
-)
+from sim2sim.randomization import DomainRandomization, DrawnParameters
+from sim2sim.randomized_model import build_randomized_model, check_randomized_model
+from sim2sim.runtime_randomization import DelayLine, apply_sensor_errors, seconds_to_steps
 
 _QUAT_NORM_TOL = 1e-6
 

@@ -161,7 +161,8 @@ def test_delay_holds_each_state_back_and_keeps_their_order():
 
 def test_push_and_press_act_on_the_simulated_robot_at_their_time():
     from gmt_ros.core.remote import decode_remote
-    from sim2sim.sdk_robot import SimRobotConfig, SimRobotServer
+    from sim2sim.robot_config import SimRobotConfig
+    from sim2sim.sdk_robot import SimRobotServer
 
     inj = FaultInjector(parse_faults("push@0.01:2.0,-1.0;press@0.02:L1+R1:0.1"))
     server = SimRobotServer(SimRobotConfig(hold_start_s=0.0), faults=inj)
@@ -184,7 +185,8 @@ def test_push_and_press_act_on_the_simulated_robot_at_their_time():
 
 
 def test_the_sim_counts_out_of_limit_commands_it_accepted():
-    from sim2sim.sdk_robot import SimRobotConfig, SimRobotServer
+    from sim2sim.robot_config import SimRobotConfig
+    from sim2sim.sdk_robot import SimRobotServer
 
     server = SimRobotServer(SimRobotConfig(mode_machine=5, hold_start_s=10.0))
     kp = np.full(29, 50.0)

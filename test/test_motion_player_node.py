@@ -9,9 +9,7 @@ blending_out -> idle; bad commands change nothing and are logged with what would
 loop / queue / play_next / stop through topic and services; a clip from clip_dirs plays.
 """
 import json
-import os
 import shutil
-import threading
 import time
 import uuid
 import warnings
@@ -19,9 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
-from node_process import NodeProcess
-from rclpy.executors import SingleThreadedExecutor
+from node_process import NodeProcess, RosPeer, node_rig
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
@@ -62,18 +58,14 @@ class PlayerProcess(NodeProcess):
         super().__init__("gmt_ros.nodes.motion_player_node", "motion_player.yaml", params, remaps)
 
 
-class Operator:
+class Operator(RosPeer):
     """This process's side: robot joints at 50 Hz, commands, service calls, and recorders of
     windows and status."""
 
     def __init__(self, names):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(f"player_node_test_{os.getpid()}", context=self.context)
+        super().__init__("player_node_test")
         self.names = names
-        self.lock = threading.Lock()
         self.windows: list[tuple[float, JointTrajectory]] = []
-        self.statuses: list[dict] = []
         self.node.create_subscription(JointTrajectory, names["motion_target"], self._on_window,
                                       QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
         self.node.create_subscription(String, names["status"], self._on_status, 50)
@@ -83,10 +75,7 @@ class Operator:
         self.clients = {"stop": self.node.create_client(Trigger, names["stop"]),
                         "play_next": self.node.create_client(Trigger, names["play_next"]),
                         "loop": self.node.create_client(SetBool, names["loop"])}
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
-        self._spin.start()
+        self.start_spinning()
 
     def _on_window(self, msg):
         with self.lock:
@@ -131,40 +120,17 @@ class Operator:
         with self.lock:
             return dict(self.statuses[-1])
 
-    def wait_status(self, predicate, timeout=5.0) -> dict:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self.lock:
-                for s in self.statuses:
-                    if predicate(s):
-                        return s
-            time.sleep(0.02)
-        raise AssertionError(f"status never matched; last: {self.statuses[-3:]}")
-
     def windows_since(self, t):
         with self.lock:
             return [m for r, m in self.windows if r >= t]
 
-    def close(self):
-        self.executor.shutdown(timeout_sec=5)
-        self._spin.join(timeout=5)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 @pytest.fixture
 def rig(request):
-    params = getattr(request, "param", {})
-    player = PlayerProcess(**params)
-    operator = None
-    try:
-        operator = Operator(player.names)
-        operator.wait_for_node()
-        yield player, operator
-    finally:
-        if operator is not None:
-            operator.close()
-        player.stop()
+    player = PlayerProcess(**getattr(request, "param", {}))
+    with node_rig(player, lambda: Operator(player.names)) as pair:
+        yield pair
 
 
 def _assert_standing(msg):

@@ -8,10 +8,8 @@ shipped clip the joint targets come at 50 Hz by name and equal, message for mess
 TrackingPolicy computes from the same state, window and tick times (the tick time is the
 message's header.stamp).
 """
-import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 import warnings
@@ -19,10 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from node_process import NodeProcess
-from rclpy.executors import SingleThreadedExecutor
+from node_process import NodeProcess, RosPeer, node_rig
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float32MultiArray
@@ -69,20 +65,17 @@ class PolicyProcess(NodeProcess):
                          remaps={"/diagnostics": self.topics["diagnostics"]})
 
 
-class Robot:
+class Robot(RosPeer):
     """This process's rclpy side: robot state publisher at 100 Hz (while ``sending``), motion
     target publisher, and recorders of joint targets, timing and diagnostics."""
 
     def __init__(self, topics, state_period_s=0.01):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(f"policy_node_test_{os.getpid()}", context=self.context)
+        super().__init__("policy_node_test")
         self.topics = topics
         reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
         self.pub_js = self.node.create_publisher(JointState, topics["joint_states"], 10)
         self.pub_imu = self.node.create_publisher(Imu, topics["imu"], 10)
         self.pub_target = self.node.create_publisher(JointTrajectory, topics["motion_target"], QoSProfile(depth=2))
-        self.lock = threading.Lock()
         self.targets: list[tuple[float, JointState]] = []
         self.diagnostics: list[DiagnosticArray] = []
         self.node.create_subscription(JointState, topics["joint_targets"], self._on_target, reliable)
@@ -91,10 +84,7 @@ class Robot:
         self.sending = False
         self.last_state_sent = None
         self.node.create_timer(state_period_s, self._send_state)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
-        self._spin.start()
+        self.start_spinning()
 
     def _on_target(self, msg):
         with self.lock:
@@ -134,25 +124,13 @@ class Robot:
         with self.lock:
             return [m for t, m in self.targets if t >= since]
 
-    def close(self):
-        self.executor.shutdown(timeout_sec=5)
-        self._spin.join(timeout=5)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 @pytest.fixture
 def rig(request):
     node = PolicyProcess(**getattr(request, "param", {}))
-    robot = None
-    try:
-        robot = Robot(node.topics)
-        robot.wait_for_node()
-        yield node, robot
-    finally:
-        if robot is not None:
-            robot.close()
-        node.stop()
+    with node_rig(node, lambda: Robot(node.topics)) as pair:
+        yield pair
 
 
 def _clip_window_message(robot, clip_name="twist2/walk_001", clip_time=2.0, n=250):

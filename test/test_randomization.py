@@ -9,15 +9,9 @@ import pytest
 from gmt_ros.core import g1, rotations
 from gmt_ros.core.command import JointCommand
 from sim2sim.g1_model import build_g1_model, foot_sphere_geoms, g1_index
-from sim2sim.randomization import (
-    PARAMETERS,
-    TERRAIN_GEOM,
-    DelayLine,
-    DomainRandomization,
-    DrawnParameters,
-    build_randomized_model,
-    terrain_heights,
-)
+from sim2sim.randomization import PARAMETERS, DomainRandomization, DrawnParameters
+from sim2sim.randomized_model import TERRAIN_GEOM, build_randomized_model, terrain_heights
+from sim2sim.runtime_randomization import DelayLine
 from sim2sim.simulator import G1Sim
 
 DT = 0.001

@@ -23,14 +23,10 @@ import pytest
 from gmt_ros.core import g1, remote
 from sim2sim import node
 from sim2sim.g1_model import foot_sphere_geoms
-from sim2sim.sdk_robot import (
-    RemotePress,
-    ScriptedRemote,
-    SimRobotConfig,
-    SimRobotServer,
-    parse_remote_script,
-    start_pose_from_clip,
-)
+from sim2sim.gantry import start_pose_from_clip
+from sim2sim.remote_script import RemotePress, ScriptedRemote, parse_remote_script
+from sim2sim.robot_config import SimRobotConfig
+from sim2sim.sdk_robot import SimRobotServer
 
 REPO = Path(__file__).resolve().parents[1]
 DOMAIN = int(os.environ["GMT_ROS_DDS_DOMAIN"])
@@ -462,7 +458,8 @@ def test_node_settings_yaml_env_and_cli(tmp_path, capsys):
 def test_domain_randomization_reaches_the_dds_sim_and_its_report():
     """The sim node draws the same randomization as `gmt-ros eval` for a preset and seed."""
     from sim2sim.randomization import DomainRandomization
-    from sim2sim.sdk_robot import SimRobotConfig, SimRobotServer
+    from sim2sim.robot_config import SimRobotConfig
+    from sim2sim.sdk_robot import SimRobotServer
 
     server = SimRobotServer(SimRobotConfig(dr="gmt", seed=3))
     drawn = DomainRandomization.from_preset("gmt", 3)

@@ -11,18 +11,14 @@ to standing, with a log line for the gap, the death and the standing pose.
 """
 import json
 import math
-import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 
 import numpy as np
 import pytest
-import rclpy
-from node_process import REPO, NodeProcess
-from rclpy.executors import SingleThreadedExecutor
+from node_process import REPO, NodeProcess, RosPeer, node_rig
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -63,30 +59,23 @@ class StreamProcess(NodeProcess):
         super().__init__("gmt_ros.nodes.stream_node", "stream.yaml", params)
 
 
-class Producer:
+class Producer(RosPeer):
     """This process: records decoded windows, status and timing; sends frames over ZMQ or ROS."""
 
     def __init__(self, topics):
         import zmq
 
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(f"stream_node_test_{os.getpid()}", context=self.context)
+        super().__init__("stream_node_test")
         self.topics = topics
-        self.lock = threading.Lock()
         self.windows = []  # (receipt time, MotionWindow)
         self.bad_windows = []
-        self.statuses = []
         self.timing = []
         self.node.create_subscription(JointTrajectory, topics["motion_target"], self._on_window,
                                       QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
         self.node.create_subscription(String, topics["status"], self._on_status, 50)
         self.node.create_subscription(Float64MultiArray, topics["timing"], lambda m: self.timing.append(list(m.data)), 50)
         self.pub_frame = self.node.create_publisher(JointState, topics["frame"], 50)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
-        self._spin.start()
+        self.start_spinning()
         self._zmq_context = zmq.Context()
         self.zmq = None
 
@@ -118,14 +107,7 @@ class Producer:
         return status
 
     def wait_status(self, predicate, timeout=10.0) -> dict:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self.lock:
-                for s in self.statuses:
-                    if predicate(s):
-                        return s
-            time.sleep(0.02)
-        raise AssertionError(f"status never matched; last: {self.statuses[-2:]}")
+        return super().wait_status(predicate, timeout)
 
     def latest_status(self) -> dict:
         with self.lock:
@@ -147,24 +129,14 @@ class Producer:
         if self.zmq is not None:
             self.zmq.close()
         self._zmq_context.term()
-        self.executor.shutdown(timeout_sec=5)
-        self._spin.join(timeout=5)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
+        super().close()
 
 
 @pytest.fixture
 def rig():
     node = StreamProcess()
-    producer = None
-    try:
-        producer = Producer(node.topics)
-        producer.wait_for_node()
-        yield node, producer
-    finally:
-        if producer is not None:
-            producer.close()
-        assert node.stop() == 0, node.log()
+    with node_rig(node, lambda: Producer(node.topics), check_exit=True) as pair:
+        yield pair
 
 
 def _matching(windows, t0, tol=1e-6):

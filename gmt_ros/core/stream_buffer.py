@@ -62,15 +62,33 @@ class BufferedFrames:
     def __len__(self) -> int:
         return int(self.stamps.shape[0])
 
+    def __post_init__(self) -> None:
+        given = [v is not None for v in (self.root_lin_vel, self.root_ang_vel, self.joint_vel)]
+        if any(given) and not all(given):
+            raise ValueError("buffered frames: root_lin_vel, root_ang_vel and joint_vel are given together or not at all")
+
     def until(self, stamp: float) -> BufferedFrames:
         """The frames at or before local time ``stamp`` (at least the first)."""
         k = max(1, int(np.searchsorted(self.stamps, stamp + 1e-9, side="right")))
-        cut = {name: (None if value is None else value[:k]) for name, value in vars(self).items() if name != "joint_mask"}
-        return BufferedFrames(joint_mask=self.joint_mask, **cut)
+
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[:k]
+
+        return BufferedFrames(stamps=self.stamps[:k], root_pos=self.root_pos[:k], root_quat=self.root_quat[:k],
+                              joint_pos=self.joint_pos[:k], joint_mask=self.joint_mask, seqs=self.seqs[:k],
+                              root_lin_vel=cut(self.root_lin_vel), root_ang_vel=cut(self.root_ang_vel),
+                              joint_vel=cut(self.joint_vel))
 
     @property
     def has_velocities(self) -> bool:
         return self.joint_vel is not None
+
+    @property
+    def velocities(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(root linear, root angular, joint) velocity of every frame; None when the producer sent none."""
+        if self.root_lin_vel is None or self.root_ang_vel is None or self.joint_vel is None:
+            return None
+        return self.root_lin_vel, self.root_ang_vel, self.joint_vel
 
     @property
     def newest(self) -> float:
@@ -118,11 +136,10 @@ class BufferedFrames:
             quat = self.root_quat[a].copy()
         n = len(taus)
         moving = (kind == 1) | (kind == 2)
-        if self.has_velocities:
+        velocities = self.velocities
+        if velocities is not None:
             wv = np.clip(u, 0.0, 1.0)[:, None]
-            lin = self.root_lin_vel[a] + wv * (self.root_lin_vel[b] - self.root_lin_vel[a])
-            ang = self.root_ang_vel[a] + wv * (self.root_ang_vel[b] - self.root_ang_vel[a])
-            jv = self.joint_vel[a] + wv * (self.joint_vel[b] - self.joint_vel[a])
+            lin, ang, jv = (v[a] + wv * (v[b] - v[a]) for v in velocities)
             for v in (lin, ang, jv):
                 v[~moving] = 0.0
         else:

@@ -50,195 +50,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gmt_ros.core import g1, rotations
+from gmt_ros.core import g1
 from gmt_ros.core.frames import MotionFrames, MotionWindow
-from gmt_ros.core.playback import STANDING_HEIGHT, Anchor, ease, standing_frame
+from gmt_ros.core.playback import Anchor, standing_frame
 from gmt_ros.core.stream_buffer import EXTRAPOLATED, HELD, INTERPOLATED, BufferedFrames, StreamStats
+from gmt_ros.core.stream_config import StreamConfig, StreamEvent
 from gmt_ros.core.stream_frame import StreamFrame
+from gmt_ros.core.stream_reference import LIVE, Crossfade, Frozen, LiveReference, ReferenceFn, Standing, prune
 
 IDLE, BLENDING_IN, STREAMING, EASING_OUT = "idle", "blending_in", "streaming", "easing_out"
-CLOCKS = ("shared", "estimated")
 MAX_BUFFERED_FRAMES = 4000  # 1 kHz producer with a generous delay; beyond, the oldest go first
-_FIELDS = ("root_pos", "root_quat", "root_lin_vel", "root_ang_vel", "joint_pos", "joint_vel")
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    delay_s: float = 0.12
-    predict_s: float = 0.1
-    max_gap_s: float = 0.25
-    dead_after_s: float = 0.5
-    blend_in_s: float = 1.0
-    blend_out_s: float = 1.0
-    catch_up_s: float = 0.2
-    max_latency_s: float = 0.5
-    max_future_s: float = 0.5
-    clock: str = "shared"
-    standing_height: float = STANDING_HEIGHT
-    required_joints: tuple[str, ...] = g1.GMT23_NAMES
-    stats_window_s: float = 60.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "required_joints", tuple(self.required_joints))
-        for name in ("delay_s", "predict_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"stream config: {name} must be >= 0, got {value}")
-        for name in ("max_gap_s", "dead_after_s", "blend_in_s", "blend_out_s", "catch_up_s", "max_latency_s",
-                     "max_future_s", "standing_height", "stats_window_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"stream config: {name} must be positive, got {value}")
-        if self.clock not in CLOCKS:
-            raise ValueError(f"stream config: clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
-        if self.max_latency_s <= self.delay_s:
-            raise ValueError(f"stream config: max_latency_s ({self.max_latency_s:g}) must exceed delay_s "
-                             f"({self.delay_s:g}): frames later than the delay are refused anyway")
-        g1.slots_of(self.required_joints)  # unknown names are an error naming them
-
-    @property
-    def keep_s(self) -> float:
-        """How long frames are kept behind the playback point (a bracket across a gap)."""
-        return self.max_gap_s + 0.5
-
-
-@dataclass(frozen=True)
-class StreamEvent:
-    """Something a log line should name: ``level`` info/warning/error, a short ``code``."""
-
-    time: float
-    level: str
-    code: str
-    text: str
-
-
-# ------------------------------------------------------------------------------------------------
-# The output as a small tree of reference functions over consumer times. ``LIVE`` stands for the
-# stream as currently buffered; _Frozen binds it to a snapshot (what was shown before a switch).
-
-
-@dataclass(frozen=True)
-class LiveReference:
-    """The buffered frames, delayed and anchored: consumer time t -> producer pose of t - delay."""
-
-    frames: BufferedFrames
-    anchor: Anchor
-    config: StreamConfig
-
-    def sample(self, times: np.ndarray) -> MotionFrames:
-        c = self.config
-        return self.anchor.apply(self.frames.sample(times - c.delay_s, c.predict_s, c.max_gap_s))
-
-    def coverage(self, now: float) -> tuple[str, int, int]:
-        c = self.config
-        return self.frames.coverage(now - c.delay_s, c.predict_s, c.max_gap_s)
-
-    def until(self, stamp: float) -> LiveReference:
-        """The same stream without the frames after local time ``stamp``: what was shown while
-        the reference was predicted or held from there."""
-        return LiveReference(self.frames.until(stamp), self.anchor, self.config)
-
-
-class _Fn:
-    def frames(self, times: np.ndarray, live: LiveReference | None) -> MotionFrames:
-        raise NotImplementedError
-
-    def mask(self, live) -> np.ndarray:
-        return np.ones(g1.NUM_BODY_JOINTS, dtype=bool)
-
-    def velocities(self, live) -> bool:
-        return True
-
-
-@dataclass(frozen=True)
-class _Standing(_Fn):
-    frame: MotionFrames  # one frame
-
-    def frames(self, times, live):
-        return MotionFrames(**{k: np.repeat(getattr(self.frame, k)[:1], len(times), axis=0) for k in _FIELDS})
-
-
-class _Live(_Fn):
-    def frames(self, times, live):
-        if live is None:
-            raise RuntimeError("the live stream has no frames")
-        return live.sample(times)
-
-    def mask(self, live):
-        return live.frames.joint_mask.copy()
-
-    def velocities(self, live):
-        return live.frames.has_velocities
-
-
-LIVE = _Live()
-
-
-@dataclass(frozen=True)
-class _Frozen(_Fn):
-    inner: _Fn
-    live: LiveReference | None
-
-    def frames(self, times, live):
-        return self.inner.frames(times, self.live)
-
-    def mask(self, live):
-        return self.inner.mask(self.live)
-
-    def velocities(self, live):
-        return self.inner.velocities(self.live)
-
-
-@dataclass(frozen=True)
-class _Crossfade(_Fn):
-    a: _Fn
-    b: _Fn
-    start: float
-    duration: float
-
-    @property
-    def end(self) -> float:
-        return self.start + self.duration
-
-    def frames(self, times, live):
-        fb = self.b.frames(times, live)
-        fading = times < self.end
-        if not np.any(fading):
-            return fb
-        fa = self.a.frames(times, live)
-        s, ds = ease((times - self.start) / self.duration)
-        rate = (ds / self.duration)[:, None]
-        w = s[:, None]
-        out = {}
-        for pos, vel in (("root_pos", "root_lin_vel"), ("joint_pos", "joint_vel")):
-            pa, pb = getattr(fa, pos), getattr(fb, pos)
-            out[pos] = pa + w * (pb - pa)
-            out[vel] = getattr(fa, vel) + w * (getattr(fb, vel) - getattr(fa, vel)) + rate * (pb - pa)
-        out["root_quat"] = rotations.slerp(fa.root_quat, fb.root_quat, s)
-        turn = rotations.angular_velocity(fa.root_quat, fb.root_quat, 1.0)  # world rotation vector a -> b
-        out["root_ang_vel"] = fa.root_ang_vel + w * (fb.root_ang_vel - fa.root_ang_vel) + rate * turn
-        return MotionFrames(**out)
-
-    def mask(self, live):
-        return self.a.mask(live) & self.b.mask(live)
-
-    def velocities(self, live):
-        return self.a.velocities(live) and self.b.velocities(live)
-
-
-def _prune(fn: _Fn, now: float) -> _Fn:
-    """Drop crossfades that have ended (their target alone remains)."""
-    if isinstance(fn, _Crossfade):
-        if now >= fn.end:
-            return _prune(fn.b, now)
-        return _Crossfade(_prune(fn.a, now), _prune(fn.b, now), fn.start, fn.duration)
-    if isinstance(fn, _Frozen):
-        inner = _prune(fn.inner, now)
-        return inner if isinstance(inner, _Standing) else _Frozen(inner, fn.live)
-    return fn
-
-
-# ------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -263,7 +84,7 @@ class StreamSource:
                               joint_pos=self.default_pose[None].copy(), joint_vel=np.zeros((1, g1.NUM_BODY_JOINTS)))
         self.stats = StreamStats(self.config.stats_window_s)
         self.state = IDLE
-        self._out: _Fn = _Standing(standing_frame(origin, self.config.standing_height, self.default_pose))
+        self._out: ReferenceFn = Standing(standing_frame(origin, self.config.standing_height, self.default_pose))
         self._session: _Session | None = None
         self._anchor: Anchor | None = None
         self._live: LiveReference | None = None  # built lazily from the session's frames
@@ -386,7 +207,8 @@ class StreamSource:
         self._events.append(StreamEvent(t, level, code, text))
 
     def _live_reference(self) -> LiveReference | None:
-        if self._session is None or not self._session.frames:
+        """The buffered frames as a reference; None before the stream's first blend-in anchored it."""
+        if self._session is None or not self._session.frames or self._anchor is None:
             return None
         if self._live is None:
             frames = [(s + self._offset, f) for s, f in self._session.frames]
@@ -404,17 +226,20 @@ class StreamSource:
         self._last_tp = max(self._last_tp, tp)
         self._forget_played(tp)
         if self.state in (IDLE, EASING_OUT) and self._session is not None:
-            self._blend_in(now)
+            self._blend_in(now, self._session)
         elif self.state in (BLENDING_IN, STREAMING):
-            silent = now - self._last_arrival
+            live, last_arrival = self._live_reference(), self._last_arrival
+            if live is None or last_arrival is None:  # a blend-in (anchor, frames) precedes these states
+                raise RuntimeError(f"stream source in state {self.state} without a live stream")
+            silent = now - last_arrival
             if silent > c.dead_after_s:
-                self._ease_out(now, silent)
+                self._ease_out(now, silent, live)
             else:
-                self._follow(now)
+                self._follow(now, live, last_arrival)
         elif self.state == EASING_OUT and now >= self._state_since + c.blend_out_s:
             self._set_state(IDLE, now)
             self._event(now, "info", "standing", "standing; waiting for a producer")
-        self._out = _prune(self._out, now)
+        self._out = prune(self._out, now)
 
     def _forget_played(self, tp: float) -> None:
         """Frames more than keep_s behind the playback point go (two always stay)."""
@@ -428,15 +253,14 @@ class StreamSource:
             del frames[:k]
             self._live = None
 
-    def _blend_in(self, now: float) -> None:
+    def _blend_in(self, now: float, session: _Session) -> None:
         c = self.config
-        session = self._session
         raw = BufferedFrames.of([(s + self._offset, f) for s, f in session.frames]).sample(
             np.array([now - c.delay_s]), c.predict_s, c.max_gap_s)
         current = self._out.frames(np.array([now]), self._shown_live)
         self._anchor = Anchor.aligning(raw, current)
         self._live = None
-        self._out = _Crossfade(_Frozen(self._out, self._shown_live), LIVE, now, c.blend_in_s)
+        self._out = Crossfade(Frozen(self._out, self._shown_live), LIVE, now, c.blend_in_s)
         self._coverage = None
         came_back = self.state == EASING_OUT
         self._set_state(BLENDING_IN, now)
@@ -446,21 +270,21 @@ class StreamSource:
                     f"{'with' if session.frames[0][1].has_velocities else 'without'} velocities); blending in over "
                     f"{c.blend_in_s:g} s, delay {c.delay_s:g} s, prediction up to {c.predict_s:g} s")
 
-    def _follow(self, now: float) -> None:
+    def _follow(self, now: float, live: LiveReference, last_arrival: float) -> None:
         c = self.config
-        live = self._live_reference()
         coverage, a, b = live.coverage(now)
         previous = self._coverage
         streaming = self.state == STREAMING  # a stream's first frames are sparse: no gap events yet
         if previous in (EXTRAPOLATED, HELD) and coverage == INTERPOLATED:
-            shown = self._shown_live.until(self._run_end)  # continues the prediction / hold shown so far
-            self._out = _Crossfade(_Frozen(self._out, shown), LIVE, now, c.catch_up_s)
+            # continues the prediction / hold shown so far (by the last window, built from a live stream)
+            shown = (self._shown_live if self._shown_live is not None else live).until(self._run_end)
+            self._out = Crossfade(Frozen(self._out, shown), LIVE, now, c.catch_up_s)
             if previous == HELD and streaming:
                 self._event(now, "info", "resumed", f"stream resumed: frames cover the playback point again; "
                                                     f"crossfading to them over {c.catch_up_s:g} s")
         elif coverage == HELD and previous != HELD and streaming:
             behind = now - c.delay_s - float(live.frames.stamps[b])
-            self._event(now, "warning", "gap", f"stream gap: no frame for {now - self._last_arrival:.3f} s; the newest "
+            self._event(now, "warning", "gap", f"stream gap: no frame for {now - last_arrival:.3f} s; the newest "
                                                f"is {behind:.3f} s behind the playback point (delay_s {c.delay_s:g}, "
                                                f"predict_s {c.predict_s:g}): holding the last pose")
         if coverage == INTERPOLATED and b > a:
@@ -490,11 +314,10 @@ class StreamSource:
             self._event(now, "warning", "dropped", f"{lost} stream frame(s) never arrived ({which}): interpolated "
                                                    f"across {step:.3f} s")
 
-    def _ease_out(self, now: float, silent: float) -> None:
+    def _ease_out(self, now: float, silent: float, live: LiveReference) -> None:
         c = self.config
-        live = self._live_reference()
         current = self._out.frames(np.array([now]), live)
-        self._out = _Crossfade(_Frozen(self._out, live), _Standing(standing_frame(current, c.standing_height,
+        self._out = Crossfade(Frozen(self._out, live), Standing(standing_frame(current, c.standing_height,
                                                                                   self.default_pose)),
                                now, c.blend_out_s)
         self._session = None

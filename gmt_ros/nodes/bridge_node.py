@@ -48,11 +48,9 @@ import functools
 import json
 import math
 import os
-import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,14 +58,11 @@ from gmt_ros.adapters import dds
 
 dds.exit_if_cyclonedds_rmw("gmt_bridge")  # before rclpy loads the RMW it names (rcl exits 102 without a word)
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
-from sensor_msgs.msg import Imu, JointState, Joy
-from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String, UInt8MultiArray
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from unitree_sdk2py.core.channel import ChannelPublisher, ChannelSubscriber
 
@@ -80,78 +75,26 @@ from gmt_ros.adapters.lowlevel import (
     pack_lowcmd,
     unpack_lowstate,
 )
-from gmt_ros.core import g1, process_tuning
-from gmt_ros.core.command import JointCommand
-from gmt_ros.core.command_limits import GROSS_MARGIN_RAD, CommandLimits
+from gmt_ros.adapters.motion_switcher import release_motion_service
+from gmt_ros.core import g1
+from gmt_ros.core.command_limits import CommandLimits
 from gmt_ros.core.command_table import TargetMapper
-from gmt_ros.core.contract import DEFAULT_POLICY, ContractId, load_contract
-from gmt_ros.core.fall_check import FALL_HEIGHT_M, FALL_TILT_RAD
+from gmt_ros.core.contract import ContractId, load_contract
 from gmt_ros.core.height_estimate import PelvisHeightEstimator
-from gmt_ros.core.remote import BUTTON_NAMES, decode_remote
-from gmt_ros.core.supervisor import Mode, Request, RequestOutcome, Supervisor, SupervisorConfig
-from gmt_ros.nodes.node_cli import exit_if_help
-from gmt_ros.nodes.parameters import read_parameters
-from gmt_ros.nodes.polled_topics import PolledTopics
+from gmt_ros.core.remote import decode_remote
+from gmt_ros.core.supervisor import Mode, Request, RequestOutcome, Supervisor
+from gmt_ros.nodes.bridge_diagnostics import CRC_ZERO_HINT, BridgeCounters, BridgeDiagnostics, WriterTiming
+from gmt_ros.nodes.bridge_parameters import PARAMETERS, BridgeConfigError, check_parameters
+from gmt_ros.nodes.bridge_topics import LowcmdPreview, RobotStateTopics, publish_from_any_thread
+from gmt_ros.nodes.gmt_node import GmtNode
+from gmt_ros.nodes.run import NodeHelp, run_node_with_shutdown
 
 NODE_NAME = "gmt_bridge"
 SUPERVISOR_NS = "/gmt/supervisor"
 STATE_TOPIC = f"{SUPERVISOR_NS}/state"
 REQUEST_TOPIC = f"{SUPERVISOR_NS}/request"
-PREVIEW_TOPIC = "/gmt/lowcmd_preview"
-PREVIEW_GAINS_TOPIC = "/gmt/lowcmd_preview_gains"
-_JOINT_NAMES = list(g1.JOINT_NAMES)
 LATE_TARGET_GAP_S = 0.06  # PD targets further apart than this (3 policy periods) are logged
-REMOTE_HEARTBEAT_STATES = 50  # /wireless_remote at least every 50 states (10 Hz) when unchanged
 _MAX_CATCH_UP_PERIODS = 5  # later than this the writer re-anchors its schedule instead of catching up
-
-# name: (default, type, description)
-PARAMETERS = {
-    "network_interface": ("lo", str, "interface of the robot's DDS network (robot: its wired NIC; simulator: lo)"),
-    "dds_domain": (1, int, "DDS domain of rt/lowstate and rt/lowcmd (robot: 0; simulator: usually 1)"),
-    "contract": (DEFAULT_POLICY, str, "policy contract name (models/<name>/contract.yaml) or path: default pose, kp/kd, held joints"),
-    "target_topic": ("/gmt/joint_targets", str, "sensor_msgs/JointState PD targets by joint name"),
-    "command_rate_hz": (500.0, float, "rt/lowcmd rate"),
-    "target_timeout_s": (0.1, float, "policy mode: a PD target older than this (since header.stamp) is a fault -> damping"),
-    "state_timeout_s": (0.1, float, "no rt/lowstate for this long: fault -> damping"),
-    "ramp_time_s": (3.0, float, "minimum-jerk ramp from the measured pose to the default pose"),
-    "damping_kd": (g1.DAMPING_KD, float, "kd of the damping command (kp 0) on every motor"),
-    "fall_tilt_rad": (FALL_TILT_RAD, float, "pelvis inclination from vertical above this: fall -> damping"),
-    "fall_height_check": (True, bool, "also detect falls from a pelvis height estimate (IMU + leg kinematics)"),
-    "fall_height_m": (FALL_HEIGHT_M, float, "pelvis height estimate below this: fall -> damping"),
-    "startup_check_states": (10, int, "rt/lowstate messages (after the first) whose live motor slots and mode_machine are checked against the contract"),
-    "release_motion_service": (False, bool, "at start, release the robot's built-in motion service with MotionSwitcherClient (CheckMode/ReleaseMode)"),
-    "dry_run": (True, bool, "publish what would be sent on /gmt/lowcmd_preview and never write rt/lowcmd"),
-    "gross_margin_rad": (GROSS_MARGIN_RAD, float, "a q target beyond a joint limit by more than this is a fault (smaller excursions are clipped); calibrated in gmt_ros/core/command_limits.py"),
-    "stop_torque_fraction": (1.0, float, "a q target past a joint limit is clipped where the PD would push the joint into its stop with this fraction of the motor's rated torque (gmt_ros/core/command_limits.py, docs/SAFETY.md)"),
-    "state_publish_rate_hz": (100.0, float, "/joint_states and /imu rate: every n-th rt/lowstate, n from the measured lowstate rate (never below the policy's rate: all states below it)"),
-    "min_lowstate_rate_hz": (400.0, float, "warn when rt/lowstate arrives slower than this (a G1 publishes 500 Hz; Unitree's Python simulator 1/SIMULATE_DT)"),
-    "check_lowstate_crc": (True, bool, "verify each rt/lowstate's CRC (a G1 always sets it); false only for Unitree's Python simulator (crc 0), on loopback with a non-zero domain (config/bridge_unitree_mujoco.yaml)"),
-    "simulator_mode_machine": (0, int, "mode_machine to assume when the robot reports 0 (Unitree's Python simulator never sets it; 5 = 29-DoF); 0: none. Loopback with a non-zero domain only"),
-    "preview_rate_hz": (50.0, float, "dry_run preview rate"),
-    "status_rate_hz": (10.0, float, "/gmt/supervisor/state periodic rate (it is also published on every event)"),
-    "link_timeout_s": (2.0, float, "warn when no rt/lowstate arrived this long after start"),
-    "shutdown_damping_s": (0.5, float, "damping sent on shutdown before the writer stops"),
-    "mode_pr": (0, int, "LowCmd_.mode_pr: 0 ankles as pitch/roll joints (policies), 1 parallel motors"),
-    "writer_priority": (0, int, "SCHED_FIFO priority 1-99 for the lowcmd writer thread (needs CAP_SYS_NICE); 0: normal"),
-}
-
-
-PROFILE_HINT = ("use the unitree_mujoco profile: --params-file config/bridge_unitree_mujoco.yaml after bridge.yaml "
-                "(launch: profile:=unitree_mujoco; docs/UNITREE_MUJOCO.md)")
-CRC_ZERO_HINT = f"crc 0: Unitree's Python simulator (unitree_mujoco) does not set it; {PROFILE_HINT}"
-
-
-def crc_refusal_text(bad: int, zero: int, interface: str, domain: int) -> str:
-    """Why no robot state was accepted although states arrive."""
-    if zero == bad:
-        return (f"{bad} rt/lowstate received on interface {interface!r} domain {domain}, all with CRC 0 (none "
-                f"accepted): Unitree's Python simulator does not set it; {PROFILE_HINT}")
-    return (f"{bad} rt/lowstate received on interface {interface!r} domain {domain}, all with a wrong CRC "
-            f"({zero} with CRC 0): another robot or a publisher with a different message layout?")
-
-
-class BridgeConfigError(ValueError):
-    """A parameter value the bridge cannot run with."""
 
 
 class BridgeHooks:
@@ -177,95 +120,12 @@ def foreign_target_text(frame_id: str, own: ContractId) -> str:
             f"policy and the bridge with the same contract (its default pose, gains and held joints)")
 
 
-@dataclass
-class _WriterTiming:
-    """Per diagnostics period: how late ticks started and how long their work took (s)."""
-
-    ticks: int = 0
-    work_sum: float = 0.0
-    work_max: float = 0.0
-    late_max: float = 0.0
-
-
-@dataclass
-class _Counters:
-    lowstate: int = 0
-    bad_crc: int = 0
-    crc_zero: int = 0  # of bad_crc: crc field 0 (Unitree's Python simulator never sets it)
-    state_errors: int = 0
-    lowcmd: int = 0
-    write_failures: int = 0
-    rejected_targets: int = 0
-    targets: int = 0
-    overruns: int = 0
-
-
-def release_motion_service(logger, timeout_s: float = 3.0, attempts: int = 5) -> None:
-    """Release the robot's built-in motion service (locomotion) so low-level commands are obeyed:
-    MotionSwitcherClient CheckMode -> ReleaseMode until no mode is active, as Unitree's low-level
-    examples do. Needs the SDK channel factory initialised. Raises RuntimeError when the service
-    does not answer or a mode stays active. Not testable without a robot: kept this small."""
-    from unitree_sdk2py.comm.motion_switcher.motion_switcher_client import MotionSwitcherClient
-
-    client = MotionSwitcherClient()
-    client.SetTimeout(timeout_s)
-    client.Init()
-    for attempt in range(1, attempts + 1):
-        code, result = client.CheckMode()
-        if code != 0:
-            raise RuntimeError(
-                f"release_motion_service: MotionSwitcher CheckMode failed (code {code}): the robot's service did "
-                "not answer on this interface/domain; release it with the remote (L2+R2) or set release_motion_service false"
-            )
-        name = (result or {}).get("name", "")
-        if not name:
-            logger.info("release_motion_service: no built-in motion mode is active; low-level control is free")
-            return
-        logger.warning(f"release_motion_service: built-in motion mode {name!r} is active: ReleaseMode "
-                       f"(attempt {attempt}/{attempts})")
-        client.ReleaseMode()
-        time.sleep(1.0)
-    raise RuntimeError(f"release_motion_service: the built-in motion mode is still active after {attempts} ReleaseMode calls")
-
-
-class BridgeNode(Node):
+class BridgeNode(GmtNode):
     def __init__(self, hooks: BridgeHooks | None = None, **kwargs):
-        super().__init__(NODE_NAME, **kwargs)
+        super().__init__(NODE_NAME, PARAMETERS, BridgeConfigError, **kwargs)
         self._hooks = hooks
-        p = read_parameters(self, PARAMETERS, BridgeConfigError)
-        self.params = p
-        if p["command_rate_hz"] <= 0 or p["preview_rate_hz"] <= 0 or p["status_rate_hz"] <= 0:
-            raise BridgeConfigError("command_rate_hz, preview_rate_hz and status_rate_hz must be positive")
-        if not p["state_publish_rate_hz"] > 0:
-            raise BridgeConfigError(f"state_publish_rate_hz must be positive, got {p['state_publish_rate_hz']}")
-        simulator_only = [n for n in ("check_lowstate_crc", "simulator_mode_machine")
-                          if (n == "check_lowstate_crc" and not p[n]) or (n == "simulator_mode_machine" and p[n])]
-        if simulator_only and (p["network_interface"] != "lo" or p["dds_domain"] == 0):
-            raise BridgeConfigError(
-                f"{' and '.join(simulator_only)} (Unitree's Python simulator profile) only on loopback with a non-zero "
-                f"domain, got interface {p['network_interface']!r} domain {p['dds_domain']}: a real G1 sets the CRC and "
-                f"its mode_machine")
-        if not 0 <= p["simulator_mode_machine"] <= 255:
-            raise BridgeConfigError(f"simulator_mode_machine must be 0..255, got {p['simulator_mode_machine']}")
-        if p["startup_check_states"] < 1:
-            raise BridgeConfigError(f"startup_check_states must be >= 1, got {p['startup_check_states']}")
-        if not 0 <= p["writer_priority"] <= 99:
-            raise BridgeConfigError(f"writer_priority must be 0 (normal) or a SCHED_FIFO priority 1..99, got {p['writer_priority']}")
-        if not (math.isfinite(p["gross_margin_rad"]) and p["gross_margin_rad"] > 0):
-            raise BridgeConfigError(f"gross_margin_rad must be a positive number of radians, got {p['gross_margin_rad']}")
-        if not (math.isfinite(p["stop_torque_fraction"]) and 0.0 <= p["stop_torque_fraction"] <= 1.0):
-            raise BridgeConfigError(f"stop_torque_fraction must be within [0, 1] (of each motor's rated torque), "
-                                    f"got {p['stop_torque_fraction']}")
-        if p["mode_pr"] not in (0, 1):
-            raise BridgeConfigError(f"mode_pr must be 0 or 1, got {p['mode_pr']}")
-        try:
-            config = SupervisorConfig(
-                state_timeout_s=p["state_timeout_s"], target_timeout_s=p["target_timeout_s"],
-                ramp_time_s=p["ramp_time_s"], damping_kd=p["damping_kd"], fall_tilt_rad=p["fall_tilt_rad"],
-                fall_height_m=p["fall_height_m"],
-            )
-        except ValueError as exc:
-            raise BridgeConfigError(str(exc)) from None
+        p = self.params
+        config = check_parameters(p)
         contract = load_contract(p["contract"])
         table = contract.command_table  # the one pose/gain table: target mapping, ramp and hold
         self._mapper = TargetMapper(table)
@@ -286,41 +146,31 @@ class BridgeNode(Node):
                 "release it before leaving dry run (remote L2+R2, or see docs/SAFETY.md)"
             )
 
-        self.counters = _Counters()
-        self._timing = _WriterTiming()
+        self.counters = BridgeCounters()
+        self._timing = WriterTiming()
         self._latest_state = None  # RobotState, replaced whole (atomic) by the SDK thread
         self._latest_target = None  # (JointCommand, computed_at on time.monotonic, header stamp in ns)
         self._start = time.monotonic()
         self._epoch_offset = time.time() - self._start  # monotonic -> wall clock, for the state topic
-        self._link_warned = False
         self._stop = threading.Event()
         self._shutdown_until: float | None = None
-        self._diag_last = (self._start, 0, 0)
         self._writer_events_seen = 0
         self._startup_live = np.zeros(g1.NUM_MOTOR_SLOTS, bool)
         self._startup_prev = None
         self._startup_seen = 0
-        self._publish_every = 1  # every state until the lowstate rate is measured (diagnostics, 1 Hz)
-        self._slow_warned = False
+        self._diagnostics = BridgeDiagnostics(NODE_NAME, p, self._start, self.get_logger())
 
-        self._pub_joint_states = self.create_publisher(JointState, "/joint_states", 10)
-        self._pub_imu = self.create_publisher(Imu, "/imu", 10)
-        self._last_remote: bytes | None = None
+        self._state_topics = RobotStateTopics(self)
         self._last_target_arrival = 0.0
-        self._pub_remote = self.create_publisher(UInt8MultiArray, "/wireless_remote", 10)
-        self._pub_joy = self.create_publisher(Joy, "/wireless_remote/joy", 10)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._pub_state = self.create_publisher(String, STATE_TOPIC, latched)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._pub_preview = self._pub_preview_gains = None
-        if p["dry_run"]:
-            self._pub_preview = self.create_publisher(JointState, PREVIEW_TOPIC, 10)
-            self._pub_preview_gains = self.create_publisher(Float64MultiArray, PREVIEW_GAINS_TOPIC, 10)
+        self._preview = LowcmdPreview(self) if p["dry_run"] else None
         # Best effort accepts both reliable and best-effort target publishers. The writer takes the
         # newest target from the DDS reader at each tick (gmt_ros.nodes.polled_topics): a target
         # does not wait for this node's executor, which may be busy or starved of CPU.
-        self._readers = PolledTopics(f"{NODE_NAME}_target_reader", context=self.context)
-        self._targets_in = self._readers.subscribe(JointState, p["target_topic"], qos_profile_sensor_data)
+        readers = self.polled_topics(f"{NODE_NAME}_target_reader")
+        self._targets_in = readers.subscribe(JointState, p["target_topic"], qos_profile_sensor_data)
         for req in Request:
             self.create_service(Trigger, f"{SUPERVISOR_NS}/{req.value}", functools.partial(self._on_service, req))
         self.create_subscription(String, REQUEST_TOPIC, self._on_request_topic, 10)
@@ -345,9 +195,6 @@ class BridgeNode(Node):
             f"(services {SUPERVISOR_NS}/*, state on {STATE_TOPIC})"
             + (", DRY RUN: rt/lowcmd is never written" if p["dry_run"] else ", WRITING rt/lowcmd")
         )
-
-    # ---------------------------------------------------------------------------------------
-    # parameters
 
     # ---------------------------------------------------------------------------------------
     # rt/lowstate (SDK listener thread)
@@ -379,14 +226,9 @@ class BridgeNode(Node):
             self.get_logger().error(f"supervisor input from rt/lowstate failed: {exc!r}", throttle_duration_sec=1.0)
         n = self.counters.lowstate
         try:
-            if n % self._publish_every == 0:
-                self._publish_state(state)
-            # The remote changes a few times a second at most: on change, plus a heartbeat, rather
-            # than two more messages per state.
-            raw = bytes(msg.wireless_remote)
-            if raw != self._last_remote or n % REMOTE_HEARTBEAT_STATES == 0:
-                self._last_remote = raw
-                self._publish_remote(raw, remote)
+            if n % self._diagnostics.publish_every == 0:
+                self._state_topics.publish_state(state)
+            self._state_topics.publish_remote(bytes(msg.wireless_remote), remote, n)
         except Exception as exc:
             if rclpy.ok(context=self.context):
                 self.get_logger().error(f"could not republish robot state: {exc!r}", throttle_duration_sec=1.0)
@@ -417,33 +259,6 @@ class BridgeNode(Node):
             for outcome in outcomes:
                 self.get_logger().info(f"remote {pressed}: {outcome.message}")
             self._trigger_report()
-
-    def _publish_state(self, state) -> None:
-        stamp = self.get_clock().now().to_msg()
-        js = JointState()
-        js.header.stamp = stamp
-        js.name = _JOINT_NAMES
-        js.position = state.joint_pos.tolist()
-        js.velocity = state.joint_vel.tolist()
-        js.effort = state.joint_tau.tolist()
-        self._pub_joint_states.publish(js)
-
-        imu = Imu()
-        imu.header.stamp = stamp
-        imu.header.frame_id = "pelvis"
-        w, x, y, z = state.imu_quat.tolist()  # core order w,x,y,z → ROS x,y,z,w
-        imu.orientation.x, imu.orientation.y, imu.orientation.z, imu.orientation.w = x, y, z, w
-        imu.angular_velocity.x, imu.angular_velocity.y, imu.angular_velocity.z = state.imu_gyro.tolist()
-        imu.linear_acceleration.x, imu.linear_acceleration.y, imu.linear_acceleration.z = state.imu_acc.tolist()
-        self._pub_imu.publish(imu)
-
-    def _publish_remote(self, raw: bytes, remote) -> None:
-        self._pub_remote.publish(UInt8MultiArray(data=raw))
-        joy = Joy()
-        joy.header.stamp = self.get_clock().now().to_msg()
-        joy.axes = [remote.lx, remote.ly, remote.rx, remote.ry, remote.l2_analog]
-        joy.buttons = [int(n in remote.buttons) for n in BUTTON_NAMES]
-        self._pub_joy.publish(joy)
 
     # ---------------------------------------------------------------------------------------
     # targets (writer thread) and operator requests (executor)
@@ -551,7 +366,7 @@ class BridgeNode(Node):
         status["contract"] = self.contract_id.wire
         status["targets_received"] = self.counters.targets
         status["stamp"] = time.time()
-        self._publish_ros(self._pub_state, String(data=json.dumps(status)))
+        publish_from_any_thread(self, self._pub_state, String(data=json.dumps(status)))
 
     def _wall(self, t: float | None) -> float | None:
         return None if t is None or not math.isfinite(t) else t + self._epoch_offset
@@ -620,8 +435,8 @@ class BridgeNode(Node):
                 self.counters.lowcmd += 1
             else:
                 self.counters.write_failures += 1
-            if self._lowcmd_pub is None and preview:
-                self._publish_preview(cmd, state.mode_machine)
+            if self._preview is not None and preview:
+                self._preview.publish(cmd, state.mode_machine)
         if self._hooks is not None:
             self._hooks.command_written(time.monotonic(), target[2] if target is not None else 0,
                                         decision.mode is Mode.POLICY, written)
@@ -633,98 +448,16 @@ class BridgeNode(Node):
         except Exception:  # the context is gone during shutdown: nobody left to tell
             pass
 
-    def _publish_preview(self, cmd: JointCommand, mode_machine: int) -> None:
-        js = JointState()
-        js.header.stamp = self.get_clock().now().to_msg()
-        js.header.frame_id = f"mode_machine={mode_machine}"
-        js.name = list(g1.JOINT_NAMES)
-        js.position, js.velocity, js.effort = cmd.q.tolist(), cmd.dq.tolist(), cmd.tau.tolist()
-        self._publish_ros(self._pub_preview, js)
-        gains = Float64MultiArray()
-        gains.layout.dim = [
-            MultiArrayDimension(label="kp,kd", size=2, stride=2 * g1.NUM_BODY_JOINTS),
-            MultiArrayDimension(label="joint", size=g1.NUM_BODY_JOINTS, stride=g1.NUM_BODY_JOINTS),
-        ]
-        gains.data = cmd.kp.tolist() + cmd.kd.tolist()
-        self._publish_ros(self._pub_preview_gains, gains)
-
-    def _publish_ros(self, publisher, msg) -> None:
-        """Publish from any thread; once the rclpy context is gone there is no one to tell."""
-        try:
-            publisher.publish(msg)
-        except Exception as exc:
-            if rclpy.ok(context=self.context):
-                self.get_logger().error(f"publish on {publisher.topic_name} failed: {exc!r}", throttle_duration_sec=1.0)
-
     # ---------------------------------------------------------------------------------------
     # diagnostics (executor)
 
     def _on_diagnostics_timer(self) -> None:
-        now = time.monotonic()
-        c = self.counters
-        t0, states0, cmds0 = self._diag_last
-        dt = max(now - t0, 1e-6)
-        state_rate, cmd_rate = (c.lowstate - states0) / dt, (c.lowcmd - cmds0) / dt
-        self._diag_last = (now, c.lowstate, c.lowcmd)
-        p = self.params
         with self._sup_lock:
             mode, fault = self._sup.mode.value, self._sup.fault
-        message = f"supervisor {mode}" + (f", fault: {fault}" if fault else "")
-        level = DiagnosticStatus.ERROR if fault else DiagnosticStatus.OK
-        if state_rate > 0:  # /joint_states at state_publish_rate_hz, never below every state under it
-            self._publish_every = max(1, int(state_rate // p["state_publish_rate_hz"]))
-        if c.lowstate == 0 and c.bad_crc > 0:
-            link = crc_refusal_text(c.bad_crc, c.crc_zero, p["network_interface"], p["dds_domain"])
-            message, level = link, DiagnosticStatus.ERROR
-            if not self._link_warned and now - self._start > p["link_timeout_s"]:
-                self._link_warned = True
-                self.get_logger().error(link)
-        elif c.lowstate == 0 and now - self._start > p["link_timeout_s"]:
-            link = dds.no_message_text(dds.LOWSTATE_TOPIC, now - self._start, p["dds_domain"], p["network_interface"])
-            message, level = link, DiagnosticStatus.ERROR
-            if not self._link_warned:
-                self._link_warned = True
-                self.get_logger().warning(link)
-        elif 0 < state_rate < p["min_lowstate_rate_hz"] and now - self._start > 3.0:
-            slow = (f"rt/lowstate arrives at {state_rate:.0f} Hz (a G1 publishes 500 Hz): /joint_states at "
-                    f"{state_rate / self._publish_every:.0f} Hz; Unitree's Python simulator publishes once per "
-                    f"SIMULATE_DT and holds each command for a whole step (docs/UNITREE_MUJOCO.md)")
-            if level == DiagnosticStatus.OK:
-                message, level = slow, DiagnosticStatus.WARN
-            if not self._slow_warned:
-                self._slow_warned = True
-                self.get_logger().warning(slow)
         state = self._latest_state
-        timing, self._timing = self._timing, _WriterTiming()
-        values = {
-            "mode": mode,
-            "fault": fault or "",
-            "dry_run": p["dry_run"],
-            "lowstate_rate_hz": f"{state_rate:.1f}",
-            "lowcmd_rate_hz": f"{cmd_rate:.1f}",
-            "lowstate_count": c.lowstate,
-            "lowcmd_count": c.lowcmd,
-            "bad_crc_count": c.bad_crc,
-            "crc_zero_count": c.crc_zero,
-            "joint_states_rate_hz": f"{state_rate / self._publish_every:.1f}",
-            "state_errors": c.state_errors,
-            "write_failures": c.write_failures,
-            "targets": c.targets,
-            "rejected_targets": c.rejected_targets,
-            "writer_overruns": c.overruns,
-            "writer_work_mean_ms": f"{1e3 * timing.work_sum / max(timing.ticks, 1):.3f}",
-            "writer_work_max_ms": f"{1e3 * timing.work_max:.3f}",
-            "writer_late_max_ms": f"{1e3 * timing.late_max:.3f}",
-            "mode_machine": state.mode_machine if state else "none",
-            "contract": self.contract_id.wire,
-            "network_interface": p["network_interface"],
-            "dds_domain": p["dds_domain"],
-        }
-        status = DiagnosticStatus(
-            level=level, name=f"{NODE_NAME}: lowlevel bridge", message=message,
-            hardware_id=f"unitree_g1@{p['network_interface']}/domain{p['dds_domain']}",
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
-        )
+        timing, self._timing = self._timing, WriterTiming()
+        status = self._diagnostics.status(time.monotonic(), self.counters, timing, mode, fault,
+                                          state.mode_machine if state else "none", self.contract_id.wire)
         diag = DiagnosticArray(status=[status])
         diag.header.stamp = self.get_clock().now().to_msg()
         self._pub_diag.publish(diag)
@@ -741,12 +474,6 @@ class BridgeNode(Node):
             self._shutdown_until = now + self.params["shutdown_damping_s"]
             self._trigger_report()
 
-    def destroy_node(self) -> None:
-        readers = getattr(self, "_readers", None)
-        if readers is not None:
-            readers.destroy()
-        super().destroy_node()
-
     def shutdown(self) -> None:
         """begin_shutdown, wait for the damping to end, close the DDS endpoints."""
         self.begin_shutdown()
@@ -761,66 +488,9 @@ class BridgeNode(Node):
             logger.warning(text)
 
 
-def main(argv=None, hooks: BridgeHooks | None = None) -> int:  # never returns: see end_process
-    exit_if_help(argv, "gmt-ros-bridge", NODE_NAME, __doc__, PARAMETERS, "bridge.yaml")
-    # A thread waiting for the GIL otherwise waits up to 5 ms: jitter for a 2 ms writer period.
-    process_tuning.short_switch_interval()
-    # SIGINT/SIGTERM start the damping at once from a thread woken by Python's signal wakeup fd
-    # (written by the C-level handler in whichever thread the kernel picked), instead of waiting
-    # for the main thread to leave the executor. rclpy's own handlers are not installed.
-    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    holder: dict = {}
-    wake_read, wake_write = os.pipe()
-    os.set_blocking(wake_write, False)
-    signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: None)  # the wakeup fd does the work
-
-    def wait_for_signals() -> None:
-        while True:
-            for number in os.read(wake_read, 16):
-                node = holder.get("node")
-                if node is not None:
-                    node.begin_shutdown()
-                word = "already stopping" if stop.is_set() else "stopping"
-                rclpy.logging.get_logger(NODE_NAME).info(f"{signal.Signals(number).name}: {word}")
-                stop.set()
-
-    threading.Thread(target=wait_for_signals, name="signals", daemon=True).start()
-    try:
-        node = BridgeNode(hooks=hooks)
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:  # configuration, contract, network
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-        rclpy.try_shutdown()
-        end_process(1)
-    holder["node"] = node
-    process_tuning.freeze_startup_objects()
-    if stop.is_set():  # a signal arrived while starting
-        node.begin_shutdown()
-    try:
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.05)
-    finally:
-        node.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    end_process(0)
-
-
-def end_process(code: int) -> None:
-    """Exit handlers, then exit without deleting the SDK's DDS entities. The rt/lowstate reader
-    calls into Python from CycloneDDS's receive thread; deleting it (explicitly or in interpreter
-    finalisation) while a delivery waits for the GIL can deadlock: seen as a bridge that damped
-    on SIGTERM but never exited. The robot sees the bridge leave when its lease ends."""
-    import atexit
-
-    atexit._run_exitfuncs()  # e.g. the benchmark's recorder
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+def main(argv=None, hooks: BridgeHooks | None = None) -> int:  # never returns: see run.end_process
+    return run_node_with_shutdown(lambda: BridgeNode(hooks=hooks), NODE_NAME, argv,
+                                  help=NodeHelp("gmt-ros-bridge", __doc__, PARAMETERS, "bridge.yaml"))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import sys
 import time
 
 import numpy as np
-from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
@@ -42,8 +41,8 @@ from gmt_ros.core import g1
 from gmt_ros.core.clip_library import list_clips
 from gmt_ros.core.contract import load_contract
 from gmt_ros.core.playback import STANDING_HEIGHT, MotionPlayer
-from gmt_ros.nodes.parameters import read_parameters
-from gmt_ros.nodes.polled_topics import PolledTopics
+from gmt_ros.nodes.gmt_node import GmtNode
+from gmt_ros.nodes.parameters import require_positive
 from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import encode_window
 
@@ -77,14 +76,11 @@ class PlayerConfigError(ValueError):
     """A parameter value the player cannot run with."""
 
 
-class MotionPlayerNode(Node):
+class MotionPlayerNode(GmtNode):
     def __init__(self, **kwargs):
-        super().__init__(NODE_NAME, **kwargs)
-        p = read_parameters(self, PARAMETERS, PlayerConfigError)
-        self.params = p
-        for name in ("rate_hz", "window_s", "dt", "status_rate_hz", "joint_state_max_age_s"):
-            if not (math.isfinite(p[name]) and p[name] > 0):
-                raise PlayerConfigError(f"parameter {name} must be positive, got {p[name]}")
+        super().__init__(NODE_NAME, PARAMETERS, PlayerConfigError, **kwargs)
+        p = self.params
+        require_positive(p, ("rate_hz", "window_s", "dt", "status_rate_hz", "joint_state_max_age_s"), PlayerConfigError)
         self.n_frames = int(math.floor(p["window_s"] / p["dt"] + 1e-9)) + 1
         if self.n_frames < 2:
             raise PlayerConfigError(f"window_s {p['window_s']} is shorter than one dt {p['dt']}")
@@ -105,8 +101,8 @@ class MotionPlayerNode(Node):
         self.create_subscription(String, "/gmt/player/command", self._on_command, COMMAND_QOS)
         # Polled when a command needs the robot's joints, not delivered at the bridge's 100 Hz
         # (the executor's CPU per message; see gmt_ros.nodes.polled_topics).
-        self._readers = PolledTopics(f"{NODE_NAME}_state_reader", context=self.context)
-        self._joint_states_in = self._readers.subscribe(JointState, p["joint_states_topic"], STATE_QOS)
+        readers = self.polled_topics(f"{NODE_NAME}_state_reader")
+        self._joint_states_in = readers.subscribe(JointState, p["joint_states_topic"], STATE_QOS)
         self.create_service(Trigger, "/gmt/player/stop", self._srv_stop)
         self.create_service(Trigger, "/gmt/player/play_next", self._srv_play_next)
         self.create_service(SetBool, "/gmt/player/loop", self._srv_loop)
@@ -116,12 +112,6 @@ class MotionPlayerNode(Node):
             f"{len(library)} clips ({', '.join(library) or 'none'}); windows of {self.n_frames} frames at "
             f"{p['rate_hz']:g} Hz on {p['motion_target_topic']}; commands on /gmt/player/command: {', '.join(COMMANDS)}"
         )
-
-    def destroy_node(self) -> None:
-        readers = getattr(self, "_readers", None)
-        if readers is not None:
-            readers.destroy()
-        super().destroy_node()
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

@@ -8,6 +8,8 @@ declares a string array (an empty list has no type of its own).
 """
 from __future__ import annotations
 
+import math
+
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
@@ -36,3 +38,10 @@ def read_parameters(node: Node, table: ParameterTable, error: type[Exception]) -
             raise error(f"parameter {name} must be a {kind.__name__}, got {raw!r}")
         values[name] = raw
     return values
+
+
+def require_positive(values: dict, names, error: type[Exception]) -> None:
+    """Raise ``error`` naming the first of ``names`` whose value is not a finite number > 0."""
+    for name in names:
+        if not (math.isfinite(values[name]) and values[name] > 0):
+            raise error(f"parameter {name} must be positive, got {values[name]}")

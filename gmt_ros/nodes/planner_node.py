@@ -42,7 +42,6 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import Twist
-from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import String, UInt8MultiArray
@@ -53,8 +52,7 @@ from gmt_ros.core.leg_odometry import LegOdometry
 from gmt_ros.core.planner_config import PARAMETERS, build_planner, feedback_from, split
 from gmt_ros.core.remote import decode_remote
 from gmt_ros.core.velocity_command import BadVelocityCommand, CommandRamp, check, stick_velocity
-from gmt_ros.nodes.parameters import read_parameters
-from gmt_ros.nodes.polled_topics import PolledTopics
+from gmt_ros.nodes.gmt_node import GmtNode
 from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import encode_window
 
@@ -70,12 +68,11 @@ class PlannerConfigError(ValueError):
     """A parameter value the planner cannot run with."""
 
 
-class PlannerNode(Node):
+class PlannerNode(GmtNode):
     def __init__(self, **kwargs):
-        super().__init__(NODE_NAME, **kwargs)
-        values = read_parameters(self, PARAMETERS, PlannerConfigError)
+        super().__init__(NODE_NAME, PARAMETERS, PlannerConfigError, **kwargs)
         try:
-            clips, settings, limits, rest = split(values)
+            clips, settings, limits, rest = split(self.params)
         except ValueError as exc:
             raise PlannerConfigError(str(exc)) from None
         self.params = rest
@@ -94,8 +91,8 @@ class PlannerNode(Node):
         self._pub_window = self.create_publisher(JointTrajectory, rest["motion_target_topic"], WINDOW_QOS)
         self._pub_status = self.create_publisher(String, rest["status_topic"], 10)
         self.create_subscription(Twist, rest["cmd_vel_topic"], self._on_cmd_vel, CMD_QOS)
-        self._readers = PolledTopics(f"{NODE_NAME}_remote_reader", context=self.context)
-        self._remote_in = (self._readers.subscribe(UInt8MultiArray, rest["remote_topic"], REMOTE_QOS)
+        readers = self.polled_topics(f"{NODE_NAME}_remote_reader")
+        self._remote_in = (readers.subscribe(UInt8MultiArray, rest["remote_topic"], REMOTE_QOS)
                            if rest["remote_enabled"] else None)
         self.feedback = feedback_from(rest)
         self.odometry = LegOdometry()
@@ -103,8 +100,8 @@ class PlannerNode(Node):
         self._imu_quat: np.ndarray | None = None
         self._joint_cols: tuple[tuple[str, ...], np.ndarray] | None = None
         if self.feedback is not None:
-            self._joints_in = self._readers.subscribe(JointState, rest["joint_states_topic"], STATE_QOS)
-            self._imu_in = self._readers.subscribe(Imu, rest["imu_topic"], STATE_QOS)
+            self._joints_in = readers.subscribe(JointState, rest["joint_states_topic"], STATE_QOS)
+            self._imu_in = readers.subscribe(Imu, rest["imu_topic"], STATE_QOS)
         self.create_timer(1.0 / rest["rate_hz"], self._on_tick)
         self.create_timer(1.0 / STATUS_RATE_HZ, self._publish_status)
         db = self.planner.db
@@ -116,12 +113,6 @@ class PlannerNode(Node):
             f"{limits.max_vx:g} m/s, vy ±{limits.max_vy:g} m/s, wz ±{limits.max_wz:g} rad/s; "
             f"timeout {rest['command_timeout_s']:g} s; velocity feedback "
             f"{'from ' + rest['joint_states_topic'] + ' + ' + rest['imu_topic'] if self.feedback else 'off'}")
-
-    def destroy_node(self) -> None:
-        readers = getattr(self, "_readers", None)
-        if readers is not None:
-            readers.destroy()
-        super().destroy_node()
 
     def _throttled(self, key: str, level: str, text: str) -> None:
         now = time.monotonic()

@@ -51,7 +51,6 @@ from collections import deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
@@ -64,8 +63,8 @@ from gmt_ros.core.playback import ease_to_standing
 from gmt_ros.core.policy import TrackingPolicy
 from gmt_ros.core.state import RobotState
 from gmt_ros.core.window_check import MotionTargetError, check_window_timing
-from gmt_ros.nodes.parameters import read_parameters
-from gmt_ros.nodes.polled_topics import PolledTopics
+from gmt_ros.nodes.gmt_node import GmtNode
+from gmt_ros.nodes.parameters import require_positive
 from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import decode_window, seconds_to_time
 
@@ -142,15 +141,12 @@ class TickStats:
         }
 
 
-class PolicyNode(Node):
+class PolicyNode(GmtNode):
     def __init__(self, hooks: PolicyHooks | None = None, **kwargs):
-        super().__init__(NODE_NAME, **kwargs)
+        super().__init__(NODE_NAME, PARAMETERS, PolicyConfigError, **kwargs)
         self._hooks = hooks
-        p = read_parameters(self, PARAMETERS, PolicyConfigError)
-        self.params = p
-        for name in ("window_max_age_s", "window_timeout_s", "stale_blend_s", "state_max_age_s", "log_throttle_s"):
-            if not (math.isfinite(p[name]) and p[name] > 0):
-                raise PolicyConfigError(f"parameter {name} must be positive, got {p[name]}")
+        p = self.params
+        require_positive(p, ("window_max_age_s", "window_timeout_s", "stale_blend_s", "state_max_age_s", "log_throttle_s"), PolicyConfigError)
         self.policy = TrackingPolicy(load_contract(p["contract"]))
         contract = self.policy.contract
         rate = p["rate_hz"] or contract.rate_hz
@@ -183,9 +179,9 @@ class PolicyNode(Node):
         self.counts = {"ticks": 0, "published": 0, "windows": 0, "rejected_windows": 0, "stale_windows": 0,
                        "bad_state": 0, "policy_errors": 0}
 
-        self._readers = PolledTopics(f"{NODE_NAME}_state_reader", context=self.context)
-        self._joint_states_in = self._readers.subscribe(JointState, p["joint_states_topic"], STATE_QOS)
-        self._imu_in = self._readers.subscribe(Imu, p["imu_topic"], STATE_QOS)
+        readers = self.polled_topics(f"{NODE_NAME}_state_reader")
+        self._joint_states_in = readers.subscribe(JointState, p["joint_states_topic"], STATE_QOS)
+        self._imu_in = readers.subscribe(Imu, p["imu_topic"], STATE_QOS)
         self.create_subscription(JointTrajectory, p["motion_target_topic"], self._on_motion_target, TARGET_IN_QOS)
         self._pub_targets = self.create_publisher(JointState, p["joint_targets_topic"], TARGET_OUT_QOS)
         self._pub_timing = self.create_publisher(Float32MultiArray, p["timing_topic"], 10)
@@ -197,12 +193,6 @@ class PolicyNode(Node):
             f"{rate:g} Hz; state from {p['joint_states_topic']} + {p['imu_topic']}, motion targets from "
             f"{p['motion_target_topic']}, joint targets to {p['joint_targets_topic']}"
         )
-
-    def destroy_node(self) -> None:
-        readers = getattr(self, "_readers", None)
-        if readers is not None:
-            readers.destroy()
-        super().destroy_node()
 
     def _warm_up(self) -> None:
         """One throw-away step, so the first real tick does not pay onnxruntime's first-run cost

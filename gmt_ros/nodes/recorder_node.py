@@ -52,8 +52,9 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 
 from gmt_ros.adapters.mcap_io import McapRecording, RecordingError, normalize_type_name, offered_qos_yaml
+from gmt_ros.nodes.gmt_node import GmtNode
 from gmt_ros.nodes.node_cli import exit_if_help
-from gmt_ros.nodes.parameters import read_parameters
+from gmt_ros.nodes.parameters import require_positive
 
 NODE_NAME = "gmt_recorder"
 
@@ -129,14 +130,11 @@ class _Recorded:
     subscription: object
 
 
-class RecorderNode(Node):
+class RecorderNode(GmtNode):
     def __init__(self, **kwargs):
-        super().__init__(NODE_NAME, **kwargs)
-        p = read_parameters(self, PARAMETERS, RecorderConfigError)
-        self.params = p
-        for name in ("discovery_period_s", "poll_period_s", "flush_period_s"):
-            if not (math.isfinite(p[name]) and p[name] > 0):
-                raise RecorderConfigError(f"parameter {name} must be positive, got {p[name]}")
+        super().__init__(NODE_NAME, PARAMETERS, RecorderConfigError, **kwargs)
+        p = self.params
+        require_positive(p, ("discovery_period_s", "poll_period_s", "flush_period_s"), RecorderConfigError)
         if p["queue_depth"] < 1:
             raise RecorderConfigError(f"parameter queue_depth must be at least 1, got {p['queue_depth']}")
         self._wanted = set(p["topics"])

@@ -1,4 +1,6 @@
-"""The ``main`` every ROS node of gmt_ros shares (the bridge adds its own shutdown damping).
+"""The ``main`` every ROS node of gmt_ros shares: ``run_node``, and ``run_node_with_shutdown`` for a
+node that must act the moment a signal arrives (the bridge: damping) and whose process must end
+without deleting the Unitree SDK's DDS entities (``end_process``).
 
 ``--help`` is answered before rclpy starts (``node_cli.exit_if_help``); SIGINT/SIGTERM end the
 spin through ``node_cli.stop_on_signals`` instead of rclpy's handlers, which shut the context
@@ -6,8 +8,13 @@ down under a running callback ("RCLError: ... context is invalid" tracebacks).
 """
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn, Protocol
 
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
@@ -65,3 +72,79 @@ def run_node(make_node: Callable[[], Node], name: str, argv=None, short_switch_i
             node.destroy_node()
         rclpy.try_shutdown()
     return code
+
+
+class ShutdownNode(Protocol):
+    """A node whose shutdown takes time: ``begin_shutdown`` starts it (from any thread, any
+    number of times), ``shutdown`` waits for it to end."""
+
+    def begin_shutdown(self) -> None: ...
+    def shutdown(self) -> None: ...
+    def destroy_node(self) -> None: ...
+
+
+def run_node_with_shutdown(make_node: Callable[[], ShutdownNode], name: str, argv=None,
+                           help: NodeHelp | None = None) -> NoReturn:
+    """As ``run_node``, for a ``ShutdownNode`` (the bridge), with two differences. SIGINT/SIGTERM
+    call ``begin_shutdown`` at once from a thread woken by Python's signal wakeup fd (written by the
+    C-level handler in whichever thread the kernel picked), instead of waiting for the main thread
+    to leave the executor; rclpy's own handlers are not installed. And the process ends through
+    ``end_process``. A configuration, contract or network error while building the node (ValueError,
+    RuntimeError, FileNotFoundError) is one fatal log line and exit code 1."""
+    if help is not None:
+        exit_if_help(argv, help.script, name, help.doc, help.parameters, help.config)
+    # A thread waiting for the GIL otherwise waits up to 5 ms: jitter for a 2 ms writer period.
+    process_tuning.short_switch_interval()
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    holder: dict = {}
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)  # the wakeup fd does the work
+
+    def wait_for_signals() -> None:
+        while True:
+            for number in os.read(wake_read, 16):
+                node = holder.get("node")
+                if node is not None:
+                    node.begin_shutdown()
+                word = "already stopping" if stop.is_set() else "stopping"
+                rclpy.logging.get_logger(name).info(f"{signal.Signals(number).name}: {word}")
+                stop.set()
+
+    threading.Thread(target=wait_for_signals, name="signals", daemon=True).start()
+    try:
+        node = make_node()
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:  # configuration, contract, network
+        rclpy.logging.get_logger(name).fatal(f"cannot start: {exc}")
+        rclpy.try_shutdown()
+        end_process(1)
+    holder["node"] = node
+    process_tuning.freeze_startup_objects()
+    if stop.is_set():  # a signal arrived while starting
+        node.begin_shutdown()
+    try:
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    end_process(0)
+
+
+def end_process(code: int) -> NoReturn:
+    """Exit handlers, then exit without deleting the SDK's DDS entities. The rt/lowstate reader
+    calls into Python from CycloneDDS's receive thread; deleting it (explicitly or in interpreter
+    finalisation) while a delivery waits for the GIL can deadlock: seen as a bridge that damped
+    on SIGTERM but never exited. The robot sees the bridge leave when its lease ends."""
+    import atexit
+
+    atexit._run_exitfuncs()  # e.g. the benchmark's recorder
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -41,7 +41,6 @@ import time
 from collections import deque
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -49,10 +48,11 @@ from trajectory_msgs.msg import JointTrajectory
 
 from gmt_ros.core import g1
 from gmt_ros.core.playback import STANDING_HEIGHT
+from gmt_ros.core.stream_config import StreamConfig
 from gmt_ros.core.stream_frame import StreamFrameError, decode_frame_json, frame_from_named
-from gmt_ros.core.stream_source import StreamConfig, StreamSource
-from gmt_ros.nodes.parameters import read_parameters
-from gmt_ros.nodes.polled_topics import PolledTopics
+from gmt_ros.core.stream_source import StreamSource
+from gmt_ros.nodes.gmt_node import GmtNode
+from gmt_ros.nodes.parameters import require_positive
 from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import encode_window, time_to_seconds
 
@@ -151,14 +151,11 @@ class ZmqFrames:
         self._context.term()
 
 
-class StreamNode(Node):
+class StreamNode(GmtNode):
     def __init__(self, **kwargs):
-        super().__init__(NODE_NAME, **kwargs)
-        p = read_parameters(self, PARAMETERS, StreamConfigError)
-        self.params = p
-        for name in ("rate_hz", "window_s", "dt", "status_rate_hz", "log_throttle_s"):
-            if not (math.isfinite(p[name]) and p[name] > 0):
-                raise StreamConfigError(f"parameter {name} must be positive, got {p[name]}")
+        super().__init__(NODE_NAME, PARAMETERS, StreamConfigError, **kwargs)
+        p = self.params
+        require_positive(p, ("rate_hz", "window_s", "dt", "status_rate_hz", "log_throttle_s"), StreamConfigError)
         if p["required_joints"] not in REQUIRED_JOINTS:
             raise StreamConfigError(f"parameter required_joints must be one of {', '.join(REQUIRED_JOINTS)}, "
                                     f"got {p['required_joints']!r}")
@@ -181,7 +178,6 @@ class StreamNode(Node):
         self._last_log: dict[str, tuple[float, int]] = {}  # code -> (time logged, lines held back since)
         self._last_state = None
         self.zmq: ZmqFrames | None = None
-        self._readers = None
         self._frames_in = None
 
         self._pub_window = self.create_publisher(JointTrajectory, p["motion_target_topic"], WINDOW_QOS)
@@ -190,8 +186,7 @@ class StreamNode(Node):
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         if p["frame_topic"]:
             # Polled at each tick with DDS's arrival times, not delivered through the executor.
-            self._readers = PolledTopics(f"{NODE_NAME}_frame_reader", context=self.context)
-            self._frames_in = self._readers.subscribe(JointState, p["frame_topic"], FRAME_QOS)
+            self._frames_in = self.polled_topics(f"{NODE_NAME}_frame_reader").subscribe(JointState, p["frame_topic"], FRAME_QOS)
         if p["zmq_endpoint"]:
             self.zmq = ZmqFrames(p["zmq_endpoint"], p["zmq_bind"])
         if self._frames_in is None and self.zmq is None:
@@ -209,9 +204,6 @@ class StreamNode(Node):
         if self.zmq is not None:
             self.zmq.close()
             self.zmq = None
-        if self._readers is not None:
-            self._readers.destroy()
-            self._readers = None
         super().destroy_node()
 
     def _now(self) -> float:

@@ -15,7 +15,7 @@ from gmt_ros import graph
 from gmt_ros.core import g1
 
 if TYPE_CHECKING:
-    from gmt_ros.tools.faults.catalog import Fault
+    from gmt_ros.tools.faults.fault import Fault
 
 DETECTION_S = 0.040  # the bound: damping within 40 ms of detection being possible
 HUGE_ACTION = 1000.0  # a "huge" target: the policy's default pose + action_scale x this (it clips to ±action_clip)
