@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,7 +122,17 @@ def launch_env(install_space):
 
 
 def gmt_launch(env, *args, timeout=120):
-    return subprocess.run([str(GMT_ROS), "launch", *args], check=False, env=env, capture_output=True, text=True, timeout=timeout)
+    """`gmt-ros launch ARGS` to its end; past ``timeout`` the whole process group (the launch and
+    every node it started) is killed before the test fails, so no node outlives the test."""
+    proc = subprocess.Popen([str(GMT_ROS), "launch", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"the launch did not end within {timeout} s; its output:\n{(out + err)[-4000:]}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_the_vendored_launch_packages_are_the_real_ones(launch_env):
@@ -179,8 +190,11 @@ def test_sim2sim_launch_engages_releases_the_gantry_and_plays_a_clip_upright_to_
     assert "Traceback" not in out
 
 
-def test_a_required_node_that_dies_fails_the_launch_naming_it(launch_env):
-    proc = gmt_launch(launch_env, "sim2sim.launch.py", "policy:=gmt_student", f"dds_domain:={DDS_DOMAIN}", timeout=120)
+def test_a_required_node_that_dies_fails_the_launch_naming_it(launch_env, tmp_path):
+    # a contract whose ONNX file is missing: the bridge and the player start, the policy node dies
+    shutil.copy(REPO / "models" / "gmt_student" / "contract.yaml", tmp_path / "contract.yaml")
+    proc = gmt_launch(launch_env, "sim2sim.launch.py", f"policy:={tmp_path / 'contract.yaml'}",
+                      f"dds_domain:={DDS_DOMAIN}", timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-4000:]
     assert "gmt_student.onnx not found" in out

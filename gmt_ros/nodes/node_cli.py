@@ -4,16 +4,20 @@
 defaults and descriptions (the node's PARAMETERS table: name -> (default, type, description)), how
 to set them, and exits 0 without touching ROS or DDS.
 
-``stop_on_signals()``: SIGINT and SIGTERM raise KeyboardInterrupt in the main thread, once (later
-signals are ignored while the node cleans up). rclpy's own handlers are not installed
+``stop_on_signals()``: SIGINT and SIGTERM set the returned event; the spin loop checks it between
+waits. Raising from the handler instead would land at any bytecode, also inside Python code that
+rclpy's C++ layer is calling (a message's conversion while taking it): pybind11 then turns the
+KeyboardInterrupt into "Unable to convert call argument '0' to Python object" and the node exits 1
+with a traceback (seen on SIGTERM under load). rclpy's own handlers are not installed
 (``SignalHandlerOptions.NO``): they shut the context down under the running executor, so a
-callback in flight could fail with "RCLError: ... context is invalid" and print a traceback.
+callback in flight could fail with "RCLError: ... context is invalid".
 """
 from __future__ import annotations
 
 import signal
 import sys
 import textwrap
+import threading
 
 
 def help_requested(argv) -> bool:
@@ -43,11 +47,12 @@ def exit_if_help(argv, script: str, node_name: str, doc: str, parameters: dict, 
         sys.exit(0)
 
 
-def stop_on_signals() -> None:
-    def handler(signum, _frame):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)  # one interrupt: the clean-up must not be interrupted
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+def stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(_signum, _frame):
+        stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handler)
+    return stop

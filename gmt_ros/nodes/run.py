@@ -46,7 +46,7 @@ def run_node(make_node: Callable[[], Node], name: str, argv=None, short_switch_i
     and the DDS library run helper threads that take the GIL."""
     if help is not None:
         exit_if_help(argv, help.script, name, help.doc, help.parameters, help.config)
-    stop_on_signals()
+    stop = stop_on_signals()
     if short_switch_interval:
         process_tuning.short_switch_interval()
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
@@ -57,7 +57,7 @@ def run_node(make_node: Callable[[], Node], name: str, argv=None, short_switch_i
         process_tuning.freeze_startup_objects()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        while True:  # spin_once with a timeout: the signal handler runs between waits
+        while not stop.is_set():  # spin_once with a timeout: the signal handler runs between waits
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
