@@ -91,3 +91,53 @@ def installed_env(prefix, **extra):
     env = dict(os.environ, PYTHONPATH=str(site), AMENT_PREFIX_PATH=str(prefix), PYTHONUNBUFFERED="1", **extra)
     env.pop("GMT_ROS_SHARE", None)
     return env
+
+
+# ---------------------------------------------------------------- no node outlives its test module
+# A node left running (a launch killed on a timeout, a fixture that failed half-way) keeps its DDS
+# participant and its CPU: every later graph test then fails for a reason that is not its own
+# (seen: a leaked sim2sim launch → "Failed to find a free participant index", cross-talk between
+# contracts). Each module's teardown therefore looks for this checkout's node processes that are
+# still alive, kills them and fails that module, naming them.
+LEFTOVER_GRACE_S = 15.0
+
+
+def _node_processes(markers) -> dict[int, str]:
+    import pathlib
+
+    found = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(m in cmd for m in markers):
+            found[int(entry.name)] = cmd[:160]
+    return found
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_node_outlives_its_module(request, tmp_path_factory):
+    yield
+    import signal
+    import sys
+    import time
+
+    venv_bin = os.path.dirname(sys.executable)
+    markers = (f"{venv_bin}/gmt-ros", f"{sys.executable} -m gmt_ros.nodes", f"{sys.executable} -m sim2sim",
+               f"{tmp_path_factory.getbasetemp()}/colcon_ws")
+    deadline = time.monotonic() + LEFTOVER_GRACE_S
+    left = _node_processes(markers)
+    while left and time.monotonic() < deadline:  # a node may still be finishing its clean stop
+        time.sleep(0.25)
+        left = _node_processes(markers)
+    if left:
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        pytest.fail(f"{request.module.__name__} left {len(left)} node process(es) running (killed): "
+                    + "; ".join(f"{pid}: {cmd}" for pid, cmd in left.items()), pytrace=False)
