@@ -155,7 +155,14 @@ def _velocity_since(operator, t0, span_s=1.5):
     windows = operator.since(t0)
     if len(windows) < 3 or windows[-1].start_time - windows[0].start_time < span_s + 0.5:
         return None
-    times, pos, quat = _frame0([w for w in windows if w.start_time >= windows[-1].start_time - span_s])
+    recent, last = [], -math.inf
+    for w in windows:  # a window repeated on a late tick (same start time) says nothing new
+        if w.start_time > last and w.start_time >= windows[-1].start_time - span_s:
+            recent.append(w)
+            last = w.start_time
+    if len(recent) < 2:
+        return None
+    times, pos, quat = _frame0(recent)
     return averaged_velocity(times, pos, quat)[1].mean(axis=0)
 
 
