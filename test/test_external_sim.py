@@ -11,7 +11,7 @@ from pathlib import Path
 
 from host_steal import StealMeter
 
-from gmt_ros.tools.process_graph import nice_prefix, set_autogroup_nice
+from gmt_ros.tools.process_graph import popen_in_own_session
 
 REPO = Path(__file__).resolve().parents[1]
 GMT_ROS = str(Path(sys.executable).parent / "gmt-ros")
@@ -25,10 +25,9 @@ def test_sim2sim_external_sim_runs_the_graph_against_a_simulator_started_by_hand
     domain = str(int(DOMAIN) + 1)  # its own robot and ROS graph (test_operate's graph may still be stopping)
     env = dict(ENV, ROS_DOMAIN_ID=str(int(os.environ["ROS_DOMAIN_ID"]) + 1))
     sim_log = open(tmp_path / "sim.log", "w")
-    sim = subprocess.Popen([*nice_prefix(NICE), str(Path(sys.executable).parent / "gmt-ros-sim"), "--config", str(REPO / "config" / "sim2sim.yaml"),
+    sim = popen_in_own_session([str(Path(sys.executable).parent / "gmt-ros-sim"), "--config", str(REPO / "config" / "sim2sim.yaml"),
                             "--domain", domain, "--hold-until-release", "--report", str(tmp_path / "sim.json")],
-                           stdout=sim_log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    set_autogroup_nice(sim.pid, NICE)
+                           NICE, stdout=sim_log, stderr=subprocess.STDOUT, env=env)
     try:
         with StealMeter() as steal:
             proc = subprocess.run([GMT_ROS, "sim2sim", "--motion", "gmt/squat", "--external-sim", "--realtime", "--domain", domain,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gmt_ros.tools.process_graph import ProcessGraph, nice_prefix, set_autogroup_nice
+from gmt_ros.tools.process_graph import ProcessGraph, popen_in_own_session
 
 REPO = Path(__file__).resolve().parents[1]
 GMT_ROS = str(Path(sys.executable).parent / "gmt-ros")
@@ -33,10 +33,9 @@ def operate(*args, timeout=90):
 def graph(tmp_path_factory):
     logs = tmp_path_factory.mktemp("operate")
     sim_log = open(logs / "sim.log", "w")
-    sim = subprocess.Popen([*nice_prefix(NICE), str(Path(sys.executable).parent / "gmt-ros-sim"), "--config", str(REPO / "config" / "sim2sim.yaml"),
+    sim = popen_in_own_session([str(Path(sys.executable).parent / "gmt-ros-sim"), "--config", str(REPO / "config" / "sim2sim.yaml"),
                             "--domain", DOMAIN, "--hold-until-release", "--report", str(logs / "sim.json")],
-                           stdout=sim_log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
-    set_autogroup_nice(sim.pid, NICE)
+                           NICE, stdout=sim_log, stderr=subprocess.STDOUT, env=ENV)
     g = ProcessGraph("real", logs, arguments={"interface": "lo", "dds_domain": DOMAIN, "dry_run": "false"}, env=ENV,
                      nice=NICE)
     try:

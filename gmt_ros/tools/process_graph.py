@@ -147,13 +147,10 @@ class ProcessGraph:
             log.flush()
             try:
                 nice = self.nice.get(key, 0) if isinstance(self.nice, dict) else self.nice
-                prefix = nice_prefix(nice) + _pdeathsig_prefix()
-                popen = subprocess.Popen(prefix + argv, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+                popen = popen_in_own_session(_pdeathsig_prefix() + argv, nice, stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=subprocess.STDOUT, env=self.env)
             except OSError as exc:
                 raise NodeFailedError(key, f"the {key} node could not be started ({' '.join(argv)}): {exc}") from None
-        if nice:
-            set_autogroup_nice(popen.pid, nice)
         if self.fifo.get(key):
             _set_fifo(popen.pid, self.fifo[key], log_path)
         proc = NodeProcess(spec, argv, log_path, popen, time.time())
@@ -299,6 +296,15 @@ def nice_prefix(nice: int) -> list[str]:
     relative to our own niceness. Without the privilege nice says so and runs the command as is."""
     relative = nice - os.getpriority(os.PRIO_PROCESS, 0) if nice else 0
     return ["nice", "-n", str(relative)] if relative else []
+
+
+def popen_in_own_session(argv: list[str], nice: int = 0, **popen_kwargs) -> subprocess.Popen:
+    """``argv`` as a session leader (its own process group and autogroup) at the absolute nice
+    value ``nice`` (0: unchanged): the process's and, since nice applies per autogroup, its group's."""
+    proc = subprocess.Popen(nice_prefix(nice) + list(argv), start_new_session=True, **popen_kwargs)
+    if nice:
+        set_autogroup_nice(proc.pid, nice)
+    return proc
 
 
 def set_autogroup_nice(pid: int | str, nice: int) -> None:

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gmt_ros.tools.process_graph import ProcessGraph, nice_prefix, set_autogroup_nice, tail
+from gmt_ros.tools.process_graph import ProcessGraph, popen_in_own_session, tail
 
 ARCHIVE_NAME = "unitree_mujoco-c598f10.tar.gz"
 
@@ -50,12 +50,10 @@ def run_check(log_dir: Path, simulate_dt: float = 0.005, clip: str | None = "gmt
                RCUTILS_LOGGING_BUFFERED_STREAM="1")
     sim_report = log_dir / "unitree_mujoco.json"
     sim_log = open(log_dir / "unitree_mujoco.log", "w")
-    sim = subprocess.Popen([*nice_prefix(nice), sys.executable, "-m", "sim2sim.unitree_mujoco_headless", "--archive", str(archive),
+    sim = popen_in_own_session([sys.executable, "-m", "sim2sim.unitree_mujoco_headless", "--archive", str(archive),
                             "--workdir", str(log_dir / "unitree_mujoco_src"), "--simulate-dt", str(simulate_dt),
                             "--domain", str(domain), "--report", str(sim_report)],
-                           stdout=sim_log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    if nice:
-        set_autogroup_nice(sim.pid, nice)  # a session leader: nice applies per autogroup
+                           nice, stdout=sim_log, stderr=subprocess.STDOUT, env=env)
     out: dict = {"simulate_dt": simulate_dt, "profile": profile, "clip": clip, "domain": domain}
     try:
         out.update(run_graph_against(log_dir, domain, clip, profile, link_timeout_s, env,
