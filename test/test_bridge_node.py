@@ -28,6 +28,8 @@ import pytest
 import yaml
 from waiting import wait_until
 
+from gmt_ros.nodes.qos import stream_qos
+
 REPO = Path(__file__).resolve().parents[1]
 DOMAIN = int(os.environ["GMT_ROS_DDS_DOMAIN"])
 INTERFACE = os.environ["GMT_ROS_DDS_INTERFACE"]
@@ -280,8 +282,8 @@ class Ros:
         self.node.create_subscription(String, "/gmt/supervisor/state", self._on_status, latched)
         for topic, mtype in (("/imu", Imu), ("/wireless_remote", UInt8MultiArray), ("/wireless_remote/joy", Joy),
                              ("/gmt/lowcmd_preview", JointState), ("/gmt/lowcmd_preview_gains", Float64MultiArray)):
-            self.node.create_subscription(mtype, topic, lambda m, t=topic: self._keep(t, m), 10)
-        self.node.create_subscription(JointState, "/joint_states", self._on_joint_states, 50)
+            self.node.create_subscription(mtype, topic, lambda m, t=topic: self._keep(t, m), stream_qos(10))
+        self.node.create_subscription(JointState, "/joint_states", self._on_joint_states, stream_qos(50))
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
         self.pub = self.node.create_publisher(JointState, "/gmt/joint_targets", 10)
         self.request_pub = self.node.create_publisher(String, "/gmt/supervisor/request", 10)

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from node_process import NodeProcess, RosPeer, node_rig
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
@@ -30,6 +29,7 @@ from gmt_ros.core.clip_library import resolve_clip
 from gmt_ros.core.contract import load_contract
 from gmt_ros.core.motion import load_clip
 from gmt_ros.core.playback import STANDING_HEIGHT
+from gmt_ros.nodes.qos import stream_qos
 from gmt_ros.nodes.window_codec import decode_window
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,7 @@ class Operator(RosPeer):
         self.names = names
         self.windows: list[tuple[float, JointTrajectory]] = []
         self.node.create_subscription(JointTrajectory, names["motion_target"], self._on_window,
-                                      QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+                                      stream_qos(100))  # the windows are a best-effort stream (gmt_ros.nodes.qos)
         self.node.create_subscription(String, names["status"], self._on_status, 50)
         self.pub_command = self.node.create_publisher(String, names["command"], 10)
         self.pub_joints = self.node.create_publisher(JointState, names["joint_states"], 10)

@@ -25,7 +25,6 @@ import rclpy
 from geometry_msgs.msg import Twist
 from node_process import REPO, NodeProcess
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 from waiting import wait_until
@@ -33,6 +32,7 @@ from waiting import wait_until
 from gmt_ros.core import g1
 from gmt_ros.core.playback import STANDING_HEIGHT
 from gmt_ros.core.remote import encode_remote
+from gmt_ros.nodes.qos import stream_qos
 from gmt_ros.nodes.window_codec import decode_window
 from sim2sim.velocity_tracking import averaged_velocity
 
@@ -68,7 +68,7 @@ class Operator:
         self.windows: list[tuple[float, object]] = []
         self.statuses: list[dict] = []
         self.node.create_subscription(JointTrajectory, names["motion_target"], self._on_window,
-                                      QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+                                      stream_qos(100))  # the windows are a best-effort stream (gmt_ros.nodes.qos)
         self.node.create_subscription(String, names["status"], self._on_status, 50)
         self.pub_cmd = self.node.create_publisher(Twist, names["cmd_vel"], 10)
         self.pub_remote = self.node.create_publisher(UInt8MultiArray, names["remote"], 10)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from node_process import NodeProcess, RosPeer, node_rig
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float32MultiArray
 from trajectory_msgs.msg import JointTrajectory
@@ -31,6 +31,7 @@ from gmt_ros.core.contract import load_contract
 from gmt_ros.core.motion import load_clip, window_from_clip
 from gmt_ros.core.policy import TrackingPolicy
 from gmt_ros.core.state import RobotState
+from gmt_ros.nodes.qos import stream_qos
 from gmt_ros.nodes.window_codec import decode_window, encode_window, time_to_seconds
 
 pytestmark = pytest.mark.slow
@@ -72,15 +73,14 @@ class Robot(RosPeer):
     def __init__(self, topics, state_period_s=0.01):
         super().__init__("policy_node_test")
         self.topics = topics
-        reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
         self.pub_js = self.node.create_publisher(JointState, topics["joint_states"], 10)
         self.pub_imu = self.node.create_publisher(Imu, topics["imu"], 10)
         self.pub_target = self.node.create_publisher(JointTrajectory, topics["motion_target"], QoSProfile(depth=2))
         self.targets: list[tuple[float, JointState]] = []
         self.diagnostics: list[DiagnosticArray] = []
-        self.node.create_subscription(JointState, topics["joint_targets"], self._on_target, reliable)
+        self.node.create_subscription(JointState, topics["joint_targets"], self._on_target, stream_qos(200))
         self.node.create_subscription(DiagnosticArray, topics["diagnostics"], self.diagnostics.append, 10)
-        self.node.create_subscription(Float32MultiArray, topics["timing"], lambda m: None, 10)
+        self.node.create_subscription(Float32MultiArray, topics["timing"], lambda m: None, stream_qos(10))
         self.sending = False
         self.last_state_sent = None
         self.node.create_timer(state_period_s, self._send_state)

@@ -59,7 +59,7 @@ from gmt_ros.adapters import dds
 dds.exit_if_cyclonedds_rmw("gmt_bridge")  # before rclpy loads the RMW it names (rcl exits 102 without a word)
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
@@ -87,6 +87,7 @@ from gmt_ros.nodes.bridge_diagnostics import CRC_ZERO_HINT, BridgeCounters, Brid
 from gmt_ros.nodes.bridge_parameters import PARAMETERS, BridgeConfigError, check_parameters
 from gmt_ros.nodes.bridge_topics import LowcmdPreview, RobotStateTopics, publish_from_any_thread
 from gmt_ros.nodes.gmt_node import GmtNode
+from gmt_ros.nodes.qos import STREAM_QOS
 from gmt_ros.nodes.run import NodeHelp, run_node_with_shutdown
 
 NODE_NAME = "gmt_bridge"
@@ -170,7 +171,7 @@ class BridgeNode(GmtNode):
         # newest target from the DDS reader at each tick (gmt_ros.nodes.polled_topics): a target
         # does not wait for this node's executor, which may be busy or starved of CPU.
         readers = self.polled_topics(f"{NODE_NAME}_target_reader")
-        self._targets_in = readers.subscribe(JointState, p["target_topic"], qos_profile_sensor_data)
+        self._targets_in = readers.subscribe(JointState, p["target_topic"], STREAM_QOS)
         for req in Request:
             self.create_service(Trigger, f"{SUPERVISOR_NS}/{req.value}", functools.partial(self._on_service, req))
         self.create_subscription(String, REQUEST_TOPIC, self._on_request_topic, 10)

@@ -11,6 +11,7 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension, UInt8MultiArray
 from gmt_ros.core import g1
 from gmt_ros.core.command import JointCommand
 from gmt_ros.core.remote import BUTTON_NAMES
+from gmt_ros.nodes.qos import STREAM_QOS
 
 PREVIEW_TOPIC = "/gmt/lowcmd_preview"
 PREVIEW_GAINS_TOPIC = "/gmt/lowcmd_preview_gains"
@@ -32,10 +33,10 @@ class RobotStateTopics:
 
     def __init__(self, node: Node):
         self._node = node
-        self._joint_states = node.create_publisher(JointState, "/joint_states", 10)
-        self._imu = node.create_publisher(Imu, "/imu", 10)
-        self._remote = node.create_publisher(UInt8MultiArray, "/wireless_remote", 10)
-        self._joy = node.create_publisher(Joy, "/wireless_remote/joy", 10)
+        self._joint_states = node.create_publisher(JointState, "/joint_states", STREAM_QOS)
+        self._imu = node.create_publisher(Imu, "/imu", STREAM_QOS)
+        self._remote = node.create_publisher(UInt8MultiArray, "/wireless_remote", STREAM_QOS)
+        self._joy = node.create_publisher(Joy, "/wireless_remote/joy", STREAM_QOS)
         self._last_remote: bytes | None = None
 
     def publish_state(self, state) -> None:
@@ -77,8 +78,8 @@ class LowcmdPreview:
 
     def __init__(self, node: Node):
         self._node = node
-        self._pub = node.create_publisher(JointState, PREVIEW_TOPIC, 10)
-        self._pub_gains = node.create_publisher(Float64MultiArray, PREVIEW_GAINS_TOPIC, 10)
+        self._pub = node.create_publisher(JointState, PREVIEW_TOPIC, STREAM_QOS)
+        self._pub_gains = node.create_publisher(Float64MultiArray, PREVIEW_GAINS_TOPIC, STREAM_QOS)
 
     def publish(self, cmd: JointCommand, mode_machine: int) -> None:
         js = JointState()

@@ -43,6 +43,7 @@ from gmt_ros.core.contract import load_contract
 from gmt_ros.core.playback import STANDING_HEIGHT, MotionPlayer
 from gmt_ros.nodes.gmt_node import GmtNode
 from gmt_ros.nodes.parameters import require_positive
+from gmt_ros.nodes.qos import STREAM_QOS
 from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import encode_window
 
@@ -67,8 +68,8 @@ PARAMETERS = {
     "joint_states_topic": ("/joint_states", str, "sensor_msgs/JointState, the robot's joints for blend-in"),
 }
 
-STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-WINDOW_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+STATE_QOS = STREAM_QOS
+WINDOW_QOS = STREAM_QOS  # never waits for a reader (gmt_ros.nodes.qos)
 COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 

@@ -42,7 +42,6 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import Twist
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
@@ -53,14 +52,13 @@ from gmt_ros.core.planner_config import PARAMETERS, build_planner, feedback_from
 from gmt_ros.core.remote import decode_remote
 from gmt_ros.core.velocity_command import BadVelocityCommand, CommandRamp, check, stick_velocity
 from gmt_ros.nodes.gmt_node import GmtNode
+from gmt_ros.nodes.qos import STREAM_QOS
 from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import encode_window
 
 NODE_NAME = "gmt_planner"  # the top-level key of config/planner.yaml (planner_config reads it there too)
-CMD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-REMOTE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-WINDOW_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+CMD_QOS = REMOTE_QOS = STATE_QOS = STREAM_QOS  # the newest matters; both reliabilities heard
+WINDOW_QOS = STREAM_QOS  # never waits for a reader (gmt_ros.nodes.qos)
 STATUS_RATE_HZ = 5.0
 
 

@@ -18,13 +18,15 @@ tick takes the newest /joint_states and /imu samples from their DDS readers
 (``gmt_ros.nodes.polled_topics``), which saves the executor's ~0.8 ms per message (200 a second)
 and reads the state as fresh as it arrived. QoS, chosen on purpose:
 
-- /joint_states, /imu: best effort, depth 1. Only the newest sample matters; a lost one is
-  replaced 2 ms later, and a reliable queue would deliver old samples late instead. A best-effort
-  subscription also accepts reliable publishers (the bridge publishes reliable).
-- /gmt/motion_target: reliable, depth 2. Windows come at 50 Hz and each one replaces the last,
+Every stream in and out is best effort (gmt_ros.nodes.qos: a reliable writer in Fast DDS can hold
+the tick 100 ms for a reader that has just joined; a best-effort reader hears both kinds of writer):
+- /joint_states, /imu: depth 1. Only the newest sample matters; a lost one is replaced 2 ms
+  later, and a reliable queue would deliver old samples late instead.
+- /gmt/motion_target: depth 2. Windows come at 50 Hz and each one replaces the last,
   but a dropped window at a clip change would delay the change; depth 2 absorbs one burst.
-  Producers must publish reliable (the default QoS): a best-effort publisher does not match.
-- /gmt/joint_targets: reliable, depth 1, so both reliable and best-effort subscribers match.
+  Producers may publish either way (the default reliable QoS is heard).
+- /gmt/joint_targets: best effort, depth 1; a subscriber must be best effort too (a reliable one
+  does not match: `ros2 topic echo` picks the publisher's QoS by itself).
   Each target carries the identity of the contract it was computed under (name@content hash,
   ``ContractId.wire``) in header.frame_id: the bridge builds the motor command from its own load
   of the contract and refuses targets of another one. The identity travels with every target
@@ -51,7 +53,6 @@ from collections import deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory
@@ -65,6 +66,7 @@ from gmt_ros.core.state import RobotState
 from gmt_ros.core.window_check import MotionTargetError, check_window_timing
 from gmt_ros.nodes.gmt_node import GmtNode
 from gmt_ros.nodes.parameters import require_positive
+from gmt_ros.nodes.qos import STREAM_QOS, stream_qos
 from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import decode_window, seconds_to_time
 
@@ -87,9 +89,11 @@ PARAMETERS = {
     "log_throttle_s": (2.0, float, "log each reason for publishing nothing at most this often"),
 }
 
-STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-TARGET_IN_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
-TARGET_OUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+STATE_QOS = STREAM_QOS
+TARGET_IN_QOS = stream_qos(2)
+TARGET_OUT_QOS = STREAM_QOS
+LATE_TICK_PERIODS = 2.5  # a tick later than this many periods after the previous one is logged
+SLOW_PUBLISH_S = 0.01  # a PD target publish slower than this is logged
 
 
 class PolicyConfigError(ValueError):
@@ -184,7 +188,7 @@ class PolicyNode(GmtNode):
         self._imu_in = readers.subscribe(Imu, p["imu_topic"], STATE_QOS)
         self.create_subscription(JointTrajectory, p["motion_target_topic"], self._on_motion_target, TARGET_IN_QOS)
         self._pub_targets = self.create_publisher(JointState, p["joint_targets_topic"], TARGET_OUT_QOS)
-        self._pub_timing = self.create_publisher(Float32MultiArray, p["timing_topic"], 10)
+        self._pub_timing = self.create_publisher(Float32MultiArray, p["timing_topic"], STREAM_QOS)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.dt, self._on_tick)
         self.create_timer(1.0, self._on_diagnostics)
@@ -333,6 +337,9 @@ class PolicyNode(GmtNode):
         mono = time.monotonic()
         period = mono - self._last_tick if self._last_tick is not None else float("nan")
         self._last_tick = mono
+        if period > LATE_TICK_PERIODS * self.dt:  # the bridge damps at 100 ms without a target: say why here
+            self._log_once_in_a_while("late_tick", f"tick {1e3 * period:.0f} ms after the previous one (period "
+                                      f"{1e3 * self.dt:.0f} ms): this process was starved of CPU or blocked")
         now = self._now()
         self.counts["ticks"] += 1
         step_s = float("nan")
@@ -359,7 +366,11 @@ class PolicyNode(GmtNode):
             self._skip_reason = why
             self._log_once_in_a_while(reason, f"publishing no joint targets: {why}", error=reason == "policy_error")
         else:
+            sent = time.monotonic()
             target_stamp_ns = self._publish_targets(command, now)
+            sent = time.monotonic() - sent
+            if sent > SLOW_PUBLISH_S:
+                self._log_once_in_a_while("slow_publish", f"publishing the PD target took {1e3 * sent:.0f} ms")
             self._tracking = True
             self._skip_reason = ""
             published = True

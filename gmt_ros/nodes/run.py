@@ -8,6 +8,7 @@ down under a running callback ("RCLError: ... context is invalid" tracebacks).
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import sys
@@ -46,6 +47,7 @@ def run_node(make_node: Callable[[], Node], name: str, argv=None, short_switch_i
     and the DDS library run helper threads that take the GIL."""
     if help is not None:
         exit_if_help(argv, help.script, name, help.doc, help.parameters, help.config)
+    faulthandler.enable()  # a crash in native code (rclpy, DDS, onnxruntime) prints every thread's Python stack
     stop = stop_on_signals()
     if short_switch_interval:
         process_tuning.short_switch_interval()
@@ -96,6 +98,7 @@ def run_node_with_shutdown(make_node: Callable[[], ShutdownNode], name: str, arg
     # A thread waiting for the GIL otherwise waits up to 5 ms: jitter for a 2 ms writer period.
     process_tuning.short_switch_interval()
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    faulthandler.enable()
     stop = threading.Event()
     holder: dict = {}
     wake_read, wake_write = os.pipe()

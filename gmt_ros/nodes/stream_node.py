@@ -41,7 +41,6 @@ import time
 from collections import deque
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
@@ -53,6 +52,7 @@ from gmt_ros.core.stream_frame import StreamFrameError, decode_frame_json, frame
 from gmt_ros.core.stream_source import StreamSource
 from gmt_ros.nodes.gmt_node import GmtNode
 from gmt_ros.nodes.parameters import require_positive
+from gmt_ros.nodes.qos import STREAM_QOS, stream_qos
 from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import encode_window, time_to_seconds
 
@@ -93,8 +93,8 @@ PARAMETERS = {
     "log_throttle_s": (2.0, float, "each kind of stream event is logged at most this often"),
 }
 
-FRAME_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200, reliability=ReliabilityPolicy.BEST_EFFORT)
-WINDOW_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+FRAME_QOS = stream_qos(200)
+WINDOW_QOS = STREAM_QOS  # never waits for a reader (gmt_ros.nodes.qos)
 
 
 class StreamConfigError(ValueError):
@@ -182,7 +182,7 @@ class StreamNode(GmtNode):
 
         self._pub_window = self.create_publisher(JointTrajectory, p["motion_target_topic"], WINDOW_QOS)
         self._pub_status = self.create_publisher(String, p["status_topic"], 10)
-        self._pub_timing = self.create_publisher(Float64MultiArray, p["timing_topic"], 10)
+        self._pub_timing = self.create_publisher(Float64MultiArray, p["timing_topic"], STREAM_QOS)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         if p["frame_topic"]:
             # Polled at each tick with DDS's arrival times, not delivered through the executor.

@@ -117,7 +117,7 @@ class GraphObserver:
     CHECKED_WINDOWS = 3  # the fast window parser is checked against the full decoder on these
     FRAMES_PER_WINDOW = 2  # reference samples every 20 ms with windows at 25 Hz (lighter_settings)
 
-    def __init__(self, ros_domain: int, windows: bool = True):
+    def __init__(self, ros_domain: int, windows: bool = True, targets: bool = True):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import Twist
@@ -127,10 +127,16 @@ class GraphObserver:
         from std_msgs.msg import Float64MultiArray, String
         from trajectory_msgs.msg import JointTrajectory
 
+        from gmt_ros.nodes.qos import stream_qos
+
         self._rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=ros_domain)
-        self.node = rclpy.create_node("gmt_sim2sim_runner", context=self.context)
+        # No parameter services and no /rosout: every endpoint is announced to every node of the
+        # graph when this process joins, and discovery is what costs the running graph (see
+        # gmt_ros.nodes.qos).
+        self.node = rclpy.create_node("gmt_sim2sim_runner", context=self.context, start_parameter_services=False,
+                                      enable_rosout=False)
         self.lock = threading.Lock()
         self.supervisor: list[tuple[float, dict]] = []  # (receipt time, state) on every mode/fault change
         self.supervisor_latest: dict | None = None
@@ -153,15 +159,17 @@ class GraphObserver:
 
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        streams = stream_qos(50)  # as the graph's own readers (gmt_ros.nodes.qos): never a reliable reader of a stream
         n = self.node
         n.create_subscription(String, "/gmt/supervisor/state", self._on_supervisor, latched)
         n.create_subscription(String, "/gmt/player/status", self._on_player, reliable)
         n.create_subscription(String, "/gmt/stream/status", self._on_stream, reliable)
         n.create_subscription(String, "/gmt/planner/status", self._on_planner, reliable)
-        n.create_subscription(Float64MultiArray, "/gmt/stream/timing", self._on_stream_timing, reliable)
+        n.create_subscription(Float64MultiArray, "/gmt/stream/timing", self._on_stream_timing, streams)
         if windows:  # the reference for scoring (gmt-ros operate needs none)
-            n.create_subscription(JointTrajectory, "/gmt/motion_target", self._on_window, reliable, raw=True)
-        n.create_subscription(JointState, "/gmt/joint_targets", self._on_target, reliable, raw=True)  # counted only
+            n.create_subscription(JointTrajectory, "/gmt/motion_target", self._on_window, streams, raw=True)
+        if targets:  # counted only (gmt-ros operate needs none)
+            n.create_subscription(JointState, "/gmt/joint_targets", self._on_target, streams, raw=True)
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
         self.command_pub = n.create_publisher(String, "/gmt/player/command", reliable)
         self._twist = Twist

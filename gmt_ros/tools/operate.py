@@ -233,7 +233,7 @@ class _Session:
             self.ros_domain = int(domain)
         except ValueError:
             raise OperateError(f"ROS_DOMAIN_ID must be an integer, got {domain!r}") from None
-        self.obs = GraphObserver(self.ros_domain, windows=False)
+        self.obs = GraphObserver(self.ros_domain, windows=False, targets=args.action in ("engage", "bringup"))  # hand-over only while targets flow
 
     def request(self, name: str):
         return self.obs.call_trigger(f"/gmt/supervisor/{name}", timeout_s=STEP_TIMEOUT_S)

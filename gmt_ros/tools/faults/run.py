@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gmt_ros.core.contract import load_contract
+from gmt_ros.nodes.qos import STREAM_QOS, stream_qos
 from gmt_ros.tools import sim2sim_run as s2s
 from gmt_ros.tools.faults.catalog import BY_NAME
 from gmt_ros.tools.faults.model import FaultRunError, Injection
@@ -35,7 +36,6 @@ class Probe:
     margin listed apart), a motion-target publisher and a PD-target publisher (corrupted targets)."""
 
     def __init__(self, observer, gross_margin_rad: float):
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
         from trajectory_msgs.msg import JointTrajectory
 
@@ -48,10 +48,9 @@ class Probe:
         self._slots: tuple[tuple, np.ndarray] | None = None
         self._margin = float(gross_margin_rad)  # the bridge's, as the graph runs it
         node = observer.node
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        node.create_subscription(JointState, "/gmt/joint_targets", self._on_target, reliable)
-        self.window_pub = node.create_publisher(JointTrajectory, "/gmt/motion_target", reliable)
-        self.target_pub = node.create_publisher(JointState, "/gmt/joint_targets", reliable)
+        node.create_subscription(JointState, "/gmt/joint_targets", self._on_target, stream_qos(50))
+        self.window_pub = node.create_publisher(JointTrajectory, "/gmt/motion_target", STREAM_QOS)
+        self.target_pub = node.create_publisher(JointState, "/gmt/joint_targets", STREAM_QOS)
 
     def _on_target(self, msg) -> None:
         now = time.time()
