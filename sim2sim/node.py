@@ -214,6 +214,7 @@ def main(argv=None, on_state_write=None) -> int:
         if server.trace is not None:
             server.trace.save(settings["trace"])
         server.close()
+        process_tuning.ignore_signals_for_exit()
     return status
 
 

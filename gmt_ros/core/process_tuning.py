@@ -13,6 +13,7 @@ Two CPython defaults cost these loops whole periods:
 from __future__ import annotations
 
 import gc
+import signal
 import sys
 
 SWITCH_INTERVAL_S = 0.0005
@@ -27,3 +28,14 @@ def freeze_startup_objects() -> None:
     """Call once the node is built, before its loops start."""
     gc.collect()
     gc.freeze()
+
+
+def ignore_signals_for_exit() -> None:
+    """Call once a process has stopped and cleaned up, just before it returns from main.
+
+    A terminal's Ctrl-C reaches every process of the foreground group and ``ros2 launch`` forwards
+    one more SIGINT to each node, so a node often gets a second signal while it is exiting. CPython
+    puts the default handlers back while it finalises, and a signal arriving then ends the process
+    with -2 instead of 0 (launch: "process has died"). Handlers set to ignore are left as they are."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)

@@ -36,7 +36,8 @@ The supervisor is not thread-safe: one lock serialises it. The writer holds it o
 ``tick`` (≈ 0.1-0.2 ms); services, the request topic and the remote hold it only for
 ``request``/``buttons`` (microseconds), so a service call never delays a command. Logging and
 publishing the state happen in the executor, woken by a guard condition when an event occurs,
-never in the writer.
+never in the writer. Streams in and out are best effort (gmt_ros.nodes.qos: a reliable writer
+could hold the SDK listener thread up to 100 ms for a subscriber that has just joined).
 
 The SDK runs CycloneDDS 0.10.2 in this process, so ROS must use Fast DDS: rmw_cyclonedds_cpp
 (RMW_IMPLEMENTATION, or the RMW in use) and a second libddsc mapped into the process are refused at

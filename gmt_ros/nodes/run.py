@@ -73,6 +73,7 @@ def run_node(make_node: Callable[[], Node], name: str, argv=None, short_switch_i
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        process_tuning.ignore_signals_for_exit()
     return code
 
 
