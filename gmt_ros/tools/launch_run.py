@@ -87,7 +87,13 @@ def cmd_launch(args) -> int:
     if args.show_args:
         print(show_args(path))
         return 0
-    return run_launch_file(path, parse_launch_arguments(args.arguments), debug=args.debug)
+    code = run_launch_file(path, parse_launch_arguments(args.arguments), debug=args.debug)
+    # The launch service puts the default SIGINT handler back when it returns; a late Ctrl-C would
+    # then raise KeyboardInterrupt while the interpreter tears down (a traceback after a clean exit).
+    from gmt_ros.core.process_tuning import ignore_signals_for_exit
+
+    ignore_signals_for_exit()
+    return code
 
 
 def register(subparsers) -> None:
