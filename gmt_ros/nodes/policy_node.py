@@ -366,11 +366,11 @@ class PolicyNode(GmtNode):
             self._skip_reason = why
             self._log_once_in_a_while(reason, f"publishing no joint targets: {why}", error=reason == "policy_error")
         else:
-            sent = time.monotonic()
+            publish_start = time.monotonic()
             target_stamp_ns = self._publish_targets(command, now)
-            sent = time.monotonic() - sent
-            if sent > SLOW_PUBLISH_S:
-                self._log_once_in_a_while("slow_publish", f"publishing the PD target took {1e3 * sent:.0f} ms")
+            publish_s = time.monotonic() - publish_start
+            if publish_s > SLOW_PUBLISH_S:
+                self._log_once_in_a_while("slow_publish", f"publishing the PD target took {1e3 * publish_s:.0f} ms")
             self._tracking = True
             self._skip_reason = ""
             published = True

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gmt_ros.core.process_tuning import ignore_signals_for_exit
+
 
 def resolve_launch_file(name: str) -> Path:
     from gmt_ros.tools import UsageError
@@ -90,8 +92,6 @@ def cmd_launch(args) -> int:
     code = run_launch_file(path, parse_launch_arguments(args.arguments), debug=args.debug)
     # The launch service puts the default SIGINT handler back when it returns; a late Ctrl-C would
     # then raise KeyboardInterrupt while the interpreter tears down (a traceback after a clean exit).
-    from gmt_ros.core.process_tuning import ignore_signals_for_exit
-
     ignore_signals_for_exit()
     return code
 
