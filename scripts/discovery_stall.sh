@@ -2,8 +2,10 @@
 # Does a ROS participant joining the running graph disturb it? (docs/SAFETY.md, "New participants")
 #   bash scripts/discovery_stall.sh [RUNS=3] [-- extra gmt-ros sim2sim options, e.g. --realtime]
 # Each run plays gmt/basic_walk (39 s) through the headless graph (gmt-ros sim2sim, loopback, test
-# domains) while `gmt-ros operate status` is started again and again (a new DDS participant each
-# time, as an operator's commands are). Per run: whether the clip played to the end or the
+# domains) while a new DDS participant joins again and again: `gmt-ros operate status` (as an
+# operator's commands do), or with JOINER=ros-default a plain rclpy process set up as rmw_fastrtps
+# does without gmt_ros's profile (shared memory on), echoing /joint_states and /gmt/joint_targets
+# for 2 s (as `ros2 topic echo` or rviz would). Per run: whether the clip played to the end or the
 # supervisor damped and why, how many participants joined, and the bridge's late-target lines (PD
 # targets further apart than 60 ms: how far apart they arrived, how far apart the policy stamped
 # them, how old the first one after the gap was). About 1 minute per run.
@@ -14,6 +16,18 @@ runs=${1:-3}; shift || true
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-61} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 sdk_domain=${GMT_ROS_DDS_DOMAIN:-62}
 echo "[stall] commit $(git rev-parse --short HEAD), ROS domain $ROS_DOMAIN_ID, SDK domain $sdk_domain, $(nproc) CPUs"
+echo_joiner='
+import time, rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+rclpy.init(); node = rclpy.create_node("discovery_stall_joiner")
+for topic in ("/joint_states", "/gmt/joint_targets"):
+    node.create_subscription(JointState, topic, lambda _msg: None, qos_profile_sensor_data)
+end = time.monotonic() + 2
+while time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.1)
+'
+echo "[stall] joining: ${JOINER:-operate}"
 damped=0
 for k in $(seq 1 "$runs"); do
   d=$(mktemp -d /tmp/discovery_stall.XXXX)
@@ -23,7 +37,11 @@ for k in $(seq 1 "$runs"); do
   sleep 12  # the graph is up and the policy in charge
   joins=0
   while kill -0 "$graph" 2>/dev/null; do
-    timeout 20 .venv/bin/gmt-ros operate status --timeout 3 --dds-domain "$sdk_domain" >/dev/null 2>&1
+    if [ "${JOINER:-operate}" = ros-default ]; then
+      env -u FASTDDS_DEFAULT_PROFILES_FILE timeout 20 .venv/bin/python -c "$echo_joiner" >/dev/null 2>&1
+    else
+      timeout 20 .venv/bin/gmt-ros operate status --timeout 3 --dds-domain "$sdk_domain" >/dev/null 2>&1
+    fi
     joins=$((joins + 1)); sleep 0.3
   done
   wait "$graph"

@@ -1,15 +1,21 @@
 """Test-wide environment: DDS stays on loopback in a test-only domain."""
 import os
 
+import pytest
+
 # Set before any rclpy / unitree_sdk2py import in the test process and inherited by children.
 os.environ.setdefault("ROS_DOMAIN_ID", "87")
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("GMT_ROS_DDS_DOMAIN", "7")
 os.environ.setdefault("GMT_ROS_DDS_INTERFACE", "lo")
+# Fast DDS without shared memory, as every gmt_ros process runs it (gmt_ros/adapters/fastdds_profile.py):
+# the test's own rclpy nodes too.
+from gmt_ros.adapters import fastdds_profile
+
+fastdds_profile.apply()
 
 
 # Shared by the offline-loop test modules (module scope: each module builds them once).
-import pytest
 
 
 @pytest.fixture(scope="module")

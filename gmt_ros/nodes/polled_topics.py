@@ -105,8 +105,10 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from gmt_ros.core import g1
+from gmt_ros.adapters import fastdds_profile
 from gmt_ros.nodes.polled_topics import PolledTopics
 mode, rate, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+fastdds_profile.apply()
 rclpy.init()
 node = rclpy.create_node("polled_topics_bench_" + mode)
 qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)

@@ -51,6 +51,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
+from gmt_ros.adapters import fastdds_profile
 from gmt_ros.adapters.mcap_io import McapRecording, RecordingError, normalize_type_name, offered_qos_yaml
 from gmt_ros.nodes.gmt_node import GmtNode
 from gmt_ros.nodes.node_cli import exit_if_help
@@ -308,6 +309,7 @@ def record(parameter_overrides: list[Parameter] | None = None, seconds: float | 
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     # rclpy's own handlers would shut the context down mid-write; ours only ask the loop to end.
+    fastdds_profile.apply()
     context = rclpy.Context()
     rclpy.init(args=args, context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = None

@@ -23,6 +23,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+from gmt_ros.adapters import fastdds_profile
 from gmt_ros.core import process_tuning
 from gmt_ros.nodes.node_cli import exit_if_help, stop_on_signals
 
@@ -51,7 +52,9 @@ def run_node(make_node: Callable[[], Node], name: str, argv=None, short_switch_i
     stop = stop_on_signals()
     if short_switch_interval:
         process_tuning.short_switch_interval()
+    middleware = fastdds_profile.apply()
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.logging.get_logger(name).info(middleware)
     node = None
     code = 0
     try:
@@ -98,7 +101,9 @@ def run_node_with_shutdown(make_node: Callable[[], ShutdownNode], name: str, arg
         exit_if_help(argv, help.script, name, help.doc, help.parameters, help.config)
     # A thread waiting for the GIL otherwise waits up to 5 ms: jitter for a 2 ms writer period.
     process_tuning.short_switch_interval()
+    middleware = fastdds_profile.apply()
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.logging.get_logger(name).info(middleware)
     faulthandler.enable()
     stop = threading.Event()
     holder: dict = {}

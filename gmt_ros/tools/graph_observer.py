@@ -127,9 +127,11 @@ class GraphObserver:
         from std_msgs.msg import Float64MultiArray, String
         from trajectory_msgs.msg import JointTrajectory
 
+        from gmt_ros.adapters import fastdds_profile
         from gmt_ros.nodes.qos import stream_qos
 
         self._rclpy = rclpy
+        fastdds_profile.apply()
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=ros_domain)
         # No parameter services and no /rosout: every endpoint is announced to every node of the

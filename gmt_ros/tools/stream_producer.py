@@ -72,7 +72,10 @@ class _RosSender:
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
 
+        from gmt_ros.adapters import fastdds_profile
+
         self._rclpy, self._msg_type = rclpy, JointState
+        fastdds_profile.apply()
         self._context = rclpy.Context()
         rclpy.init(context=self._context)
         self._node = rclpy.create_node("gmt_stream_clip_producer", context=self._context)
