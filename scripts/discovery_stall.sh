@@ -5,7 +5,8 @@
 # domains) while a new DDS participant joins again and again: `gmt-ros operate status` (as an
 # operator's commands do), or with JOINER=ros-default a plain rclpy process set up as rmw_fastrtps
 # does without gmt_ros's profile (shared memory on), echoing /joint_states and /gmt/joint_targets
-# for 2 s (as `ros2 topic echo` or rviz would). Per run: whether the clip played to the end or the
+# for 2 s (as `ros2 topic echo` or rviz would). GMT_ROS_FASTDDS_SHM=1 runs the graph as before
+# gmt_ros/adapters/fastdds_profile.py (Fast DDS's shared memory on), for comparison. Per run: whether the clip played to the end or the
 # supervisor damped and why, how many participants joined, and the bridge's late-target lines (PD
 # targets further apart than 60 ms: how far apart they arrived, how far apart the policy stamped
 # them, how old the first one after the gap was). About 1 minute per run.
@@ -27,7 +28,7 @@ end = time.monotonic() + 2
 while time.monotonic() < end:
     rclpy.spin_once(node, timeout_sec=0.1)
 '
-echo "[stall] joining: ${JOINER:-operate}"
+echo "[stall] joining: ${JOINER:-operate}; gmt_ros's Fast DDS profile: $([ "${GMT_ROS_FASTDDS_SHM:-}" = 1 ] && echo 'off (GMT_ROS_FASTDDS_SHM=1: shared memory on)' || echo 'on (no shared memory)')"
 damped=0
 for k in $(seq 1 "$runs"); do
   d=$(mktemp -d /tmp/discovery_stall.XXXX)
