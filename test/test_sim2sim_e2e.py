@@ -377,9 +377,13 @@ def test_graph_tracks_a_clip_then_a_killed_policy_leads_to_damping(tmp_path):
     latency = damped - killed
     print(f"policy SIGKILL -> first damping command at the sim: {latency * 1000:.1f} ms "
           f"(target_timeout_s {TARGET_TIMEOUT_S}; last target received {(killed - last_target) * 1000:.1f} ms before the kill)")
-    # Not before the last target the policy published went stale (the bridge ages it from its
-    # header.stamp; it may reach us later than that), not later than the timeout + slack.
-    assert damped >= last_stamp + TARGET_TIMEOUT_S - 0.01  # how soon after: `gmt-ros faults` (policy_kill)
+    # Not before the bridge's newest target went stale (the bridge ages it from its header.stamp).
+    # That is the newest one seen here, or the one before: the policy writes each target to its
+    # readers one after the other, and the SIGKILL can land between this process's copy and the
+    # bridge's (seen under load: damping 17.7 ms before the newest stamp seen here + the timeout,
+    # and no late target in the bridge's log).
+    newest_at_bridge = stamps[n - 2] if n >= 2 else last_stamp
+    assert damped >= newest_at_bridge + TARGET_TIMEOUT_S - 0.01  # how soon after: `gmt-ros faults` (policy_kill)
     rows_after = trace.command_kind[trace.unix_time > damped + 0.05]
     assert rows_after.size and np.all(rows_after == DAMPING)
 
