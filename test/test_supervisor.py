@@ -154,8 +154,14 @@ def test_height_estimate_fall_detection():
     sup.startup_check(5, ALL_SLOTS)
     sup.request(Request.START, 0.0)
     sup.request(Request.START, 0.0)
-    d = sup.tick(0.01, robot(), 0.01, None, None)
+    fallen = robot()
+    d = sup.tick(0.01, fallen, 0.01, None, None)
     assert d.mode is Mode.DAMPING and "pelvis height estimate 0.30 m" in d.fault
+    assert sup.fall_state is fallen  # the state the fault latched on, for the bridge's log
+    sup.tick(0.012, robot(), 0.012, None, None)
+    assert sup.fall_state is fallen  # not replaced while the fault stays latched
+    sup.request(Request.CLEAR, 0.02)
+    assert sup.fault is None and sup.fall_state is None
 
 
 def test_joint_overspeed_is_a_fault_for_either_sign():

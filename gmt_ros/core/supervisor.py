@@ -157,6 +157,7 @@ class Supervisor:
         self._speed_ref = SpeedReference()  # what the velocity limit measures each command from
         self._prev_buttons: frozenset | None = None
         self._checked_state: RobotState | None = None  # the state the fall check last looked at
+        self.fall_state: RobotState | None = None  # the state a fall fault latched on (until cleared)
         self._checked_fall: str | None = None
 
     # -- inputs -------------------------------------------------------------------------------
@@ -205,6 +206,7 @@ class Supervisor:
                 return RequestOutcome(False, "no fault to clear")
             cleared = self.fault
             self.fault = None
+            self.fall_state = None
             self.fault_time = None
             self._event(now, f"fault cleared: {cleared}")
             return RequestOutcome(True, f"cleared: {cleared}")
@@ -273,6 +275,8 @@ class Supervisor:
         if fresh is not None and self.mode in ACTIVE_MODES:
             fall = self._fall_reason(fresh)
             if fall:
+                if self.fault is None:
+                    self.fall_state = fresh
                 self._latch(fall, now)
 
         cmd = None

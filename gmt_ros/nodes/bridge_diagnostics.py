@@ -50,6 +50,14 @@ class BridgeDiagnostics:
     """Rates over each period, the link's state, and ``publish_every``: /joint_states carries every
     n-th rt/lowstate, n from the measured lowstate rate (every state until it is measured)."""
 
+    @staticmethod
+    def fall_state_text(state) -> str:
+        """The fall check's inputs in the state a fall fault latched on, for the log: whoever reads
+        it can recompute tilt and height estimate (gmt_ros.core.fall_check) and match it by tick."""
+        legs = " ".join(f"{q:+.3f}" for q in state.joint_pos[:12])
+        quat = " ".join(f"{q:+.4f}" for q in state.imu_quat)
+        return f"fall check inputs: lowstate tick {state.tick}, IMU quaternion (w x y z) {quat}, leg joints {legs} rad"
+
     def __init__(self, node_name: str, params: dict, start: float, logger):
         self._name = node_name
         self._p = params

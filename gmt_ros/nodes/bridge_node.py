@@ -156,10 +156,9 @@ class BridgeNode(GmtNode):
         self._epoch_offset = time.time() - self._start  # monotonic -> wall clock, for the state topic
         self._stop = threading.Event()
         self._shutdown_until: float | None = None
-        self._writer_events_seen = 0
+        self._writer_events_seen, self._fall_logged = 0, None
         self._startup_live = np.zeros(g1.NUM_MOTOR_SLOTS, bool)
-        self._startup_prev = None
-        self._startup_seen = 0
+        self._startup_prev, self._startup_seen = None, 0
         self._diagnostics = BridgeDiagnostics(NODE_NAME, p, self._start, self.get_logger())
 
         self._state_topics = RobotStateTopics(self)
@@ -387,8 +386,7 @@ class BridgeNode(GmtNode):
                 )
         period = 1.0 / self.params["command_rate_hz"]
         preview_every = max(1, round(self.params["command_rate_hz"] / self.params["preview_rate_hz"]))
-        msg = new_lowcmd()
-        tick = 0
+        msg, tick = new_lowcmd(), 0
         deadline = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
@@ -426,7 +424,10 @@ class BridgeNode(GmtNode):
             )
             events = self._sup.event_count
         if events != self._writer_events_seen:
-            self._writer_events_seen = events
+            self._writer_events_seen, fallen = events, self._sup.fall_state
+            if fallen is not None and fallen is not self._fall_logged:
+                self._fall_logged = fallen
+                self.get_logger().warning(BridgeDiagnostics.fall_state_text(fallen))
             self._trigger_report()
         written = False
         if state is not None:  # else no mode_machine to address the robot with yet: send nothing

@@ -197,6 +197,10 @@ class PushFall(DampingFault):
 
     def verdict(self, v: Verdict) -> None:
         super().verdict(v)
+        if re.match(r"fall detected|joint overspeed", v.reaction.get("fault") or ""):
+            # The state the fall check latched on is logged, so that a false detection can be looked into.
+            v.checks["fall_inputs_logged"] = bool(log_lines(v.log("bridge"), r"fall check inputs: lowstate tick \d+",
+                                                            before=v.raw.get("teardown_unix")))
         if v.reaction.get("fault"):
             v.out["observed"] += (" by the fall detector" if v.out.get("via_fall_detection") else
                                   " by the command limits (the policy's push-recovery targets), before the fall detector")
