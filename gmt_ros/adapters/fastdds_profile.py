@@ -72,7 +72,7 @@ def plan(environ: MutableMapping[str, str], profiles: Path | None = None) -> Mid
         return MiddlewarePlan(None, None, leave.format(f"your profile {own}"))
     wanted = discovery_range(environ)
     # A child of a process that applied the LOCALHOST plan inherits SYSTEM_DEFAULT + that profile.
-    if wanted == "LOCALHOST" or (wanted == "SYSTEM_DEFAULT" and ours and Path(own) == localhost):
+    if wanted == "LOCALHOST" or (wanted == "SYSTEM_DEFAULT" and own and Path(own) == localhost):
         if environ.get("ROS_STATIC_PEERS", "").strip():
             return MiddlewarePlan(None, None, leave.format("LOCALHOST with ROS_STATIC_PEERS"))
         return MiddlewarePlan(localhost, "SYSTEM_DEFAULT",

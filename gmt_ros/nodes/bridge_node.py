@@ -348,8 +348,7 @@ class BridgeNode(GmtNode):
     def _report(self) -> None:
         """Log new supervisor events (one line each) and publish the state snapshot."""
         with self._sup_lock:
-            events = self._sup.new_events()
-            status = self._sup.status()
+            events, status, fallen = self._sup.new_events(), self._sup.status(), self._sup.fall_state
         logger = self.get_logger()
         for _t, text in events:
             if text.startswith("FAULT"):
@@ -358,6 +357,9 @@ class BridgeNode(GmtNode):
                 logger.warning(text)
             else:
                 logger.info(text)
+        if fallen is not None and fallen is not self._fall_logged:  # after its FAULT line, off the writer thread
+            self._fall_logged = fallen
+            logger.warning(BridgeDiagnostics.fall_state_text(fallen))
         status["fault_time"] = self._wall(status["fault_time"])
         if status["last_event"] is not None:
             status["last_event"]["time"] = self._wall(status["last_event"]["time"])
@@ -424,10 +426,7 @@ class BridgeNode(GmtNode):
             )
             events = self._sup.event_count
         if events != self._writer_events_seen:
-            self._writer_events_seen, fallen = events, self._sup.fall_state
-            if fallen is not None and fallen is not self._fall_logged:
-                self._fall_logged = fallen
-                self.get_logger().warning(BridgeDiagnostics.fall_state_text(fallen))
+            self._writer_events_seen = events
             self._trigger_report()
         written = False
         if state is not None:  # else no mode_machine to address the robot with yet: send nothing
