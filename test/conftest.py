@@ -104,8 +104,11 @@ def installed_env(prefix, **extra):
 # participant and its CPU: every later graph test then fails for a reason that is not its own
 # (seen: a leaked sim2sim launch → "Failed to find a free participant index", cross-talk between
 # contracts). Each module's teardown therefore looks for this checkout's node processes that are
-# still alive, kills them and fails that module, naming them.
+# still alive, kills them and fails that module, naming them. Only this session's: a process is
+# ours if it inherited SESSION_MARK (a developer's own `gmt-ros sim2sim` beside the suite is not).
 LEFTOVER_GRACE_S = 15.0
+SESSION_MARK = f"GMT_ROS_TEST_SESSION={os.getpid()}"
+os.environ["GMT_ROS_TEST_SESSION"] = str(os.getpid())
 
 
 def _node_processes(markers) -> dict[int, str]:
@@ -117,9 +120,12 @@ def _node_processes(markers) -> dict[int, str]:
             continue
         try:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if not any(m in cmd for m in markers):
+                continue
+            ours = SESSION_MARK.encode() in (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(m in cmd for m in markers):
+        if ours:
             found[int(entry.name)] = cmd[:160]
     return found
 

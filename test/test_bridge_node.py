@@ -633,6 +633,52 @@ def test_bad_configuration_stops_with_a_clear_message(start_bridge):
 
 
 @pytest.mark.slow
+def test_second_lowstate_publisher_damps_naming_both_writers_and_a_restart_is_only_a_note(start_bridge, robot, ros):
+    """Two DDS writers on rt/lowstate (a second simulator or robot on the interface and domain):
+    each state is valid, only the sequence shows two robots. The bridge damps and names both;
+    a publisher taking over after the first went quiet (a restart) is logged, not a fault."""
+    from unitree_sdk2py.core.channel import ChannelPublisher
+    from unitree_sdk2py.idl.unitree_hg.msg.dds_ import LowState_
+
+    proc = start_bridge()
+    ros.wait_status(lambda s: True, timeout=20, what="first supervisor state (bridge up)")
+    robot.set_publishing(True)
+    ros.wait_status(lambda s: s["startup_checked"], what="start-up check")
+    bring_to_hold(ros)
+    second = ChannelPublisher("rt/lowstate", LowState_)
+    second.Init()
+    try:
+        t_second = time.monotonic()
+
+        def second_publishes():
+            second.Write(robot._state())  # the same robot, valid CRC: only the writer differs
+            time.sleep(0.002)
+            return ros.status()["fault"]
+
+        fault = wait_until(second_publishes, what="a fault from the second rt/lowstate publisher")
+        assert re.fullmatch(r"rt/lowstate from two publishers \(writers 0x[0-9a-f]+ and 0x[0-9a-f]+ within \d+ ms, "
+                            r"ticks 0 and 0\): another robot or simulator on this interface and domain", fault), fault
+        assert ros.status()["mode"] == "damping"
+        first_damping_after(robot, t_second)
+
+        # The robot goes quiet; the second writer alone after OVERLAP_S is a restart: a note.
+        from gmt_ros.core.state_source import OVERLAP_S
+
+        robot.set_publishing(False)
+        time.sleep(OVERLAP_S + 0.2)
+        for _ in range(10):
+            second.Write(robot._state())
+            time.sleep(0.002)
+        wait_until(lambda: "rt/lowstate now from another publisher" in Path(proc.log_path).read_text(),
+                   what="the restart note in the bridge log")
+        ok, msg = ros.call("clear")
+        assert ok and msg == f"cleared: {fault}", msg
+        assert ros.status()["fault"] is None
+    finally:
+        second.Close()
+
+
+@pytest.mark.slow
 def test_live_start_sequence_via_services(live, robot, ros):
     proc, t_start = live
     st = ros.status()

@@ -19,7 +19,8 @@ Modes (``Mode``), entered only as drawn; any fault goes to DAMPING and latches:
 
 Every command of RAMP, HOLD and POLICY passes ``CommandLimits.apply`` (NaN, gains, joint, speed and
 torque limits); a command it refuses is a fault. Watchdogs in ``tick``: stale robot state, stale
-PD target (the policy's heartbeat), fall (tilt, pelvis height estimate) and joint overspeed.
+PD target (the policy's heartbeat), fall (tilt, pelvis height estimate) and joint overspeed;
+in ``state_source`` (every state): one publisher of rt/lowstate, its tick never going back.
 
 Faults latch: while a fault is latched only DAMPING is possible; ``clear`` (operator) unlatches
 it (a cause still present latches again on the next tick). Start-up check failures (robot vs
@@ -41,6 +42,7 @@ from gmt_ros.core.command_limits import ClipReport, CommandFault, CommandLimits,
 from gmt_ros.core.command_table import CommandTable
 from gmt_ros.core.fall_check import FALL_HEIGHT_M, FALL_TILT_RAD, OVERSPEED_FACTOR, FallCheck
 from gmt_ros.core.state import RobotState
+from gmt_ros.core.state_source import StateSourceCheck
 
 _MAX_EVENTS = 200  # kept in ``events``; older ones are dropped
 
@@ -86,6 +88,8 @@ class SupervisorConfig:
     fall_tilt_rad: float = FALL_TILT_RAD  # inclination of the pelvis z axis from vertical
     fall_height_m: float = FALL_HEIGHT_M
     overspeed_factor: float = OVERSPEED_FACTOR  # measured |dq| above factor x the motor's rated speed -> fault
+    # rt/lowstate from two publishers, or a tick going back, is a fault (``state_source``).
+    single_state_source: bool = True
     # Remote buttons (decoded names) for each request; a combination is a '+'-joined set.
     buttons: dict = field(default_factory=lambda: {
         "estop": ("L1+R1", "Select"),
@@ -159,8 +163,20 @@ class Supervisor:
         self._checked_state: RobotState | None = None  # the state the fall check last looked at
         self.fall_state: RobotState | None = None  # the state a fall fault latched on (until cleared)
         self._checked_fall: str | None = None
+        self._source = StateSourceCheck() if self.config.single_state_source else None
 
     # -- inputs -------------------------------------------------------------------------------
+    def state_source(self, writer: int | None, tick: int, now: float) -> str | None:
+        """Every rt/lowstate, in arrival order (``tick`` only sees the newest): states from two
+        publishers, or a tick that went back, latch a fault in any mode (``state_source`` module).
+        Returns a note to log when a new publisher took over after the old one went quiet."""
+        if self._source is None:
+            return None
+        reason = self._source.observe(writer, tick, now)
+        if reason:
+            self._latch(reason, now)
+        return self._source.take_note()
+
     def startup_check(self, mode_machine: int, live_slots, now: float | None = None) -> str | None:
         """Compare the robot with the contract once; a mismatch latches a permanent fault.
         Returns the error text, or None when the robot fits the contract."""

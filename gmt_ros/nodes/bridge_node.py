@@ -8,13 +8,12 @@ operator's page (buttons, services, timeouts, start-up checks, dry run).
 work                                           thread                rate
 =============================================  ====================  ==========================
 rt/lowstate -> CRC check -> latest state;      SDK listener          robot rate (≈ 500 Hz)
-remote buttons -> supervisor.buttons; the
-first ``startup_check_states`` states ->
-supervisor.startup_check; every n-th
-republished on /joint_states, /imu
-(``state_publish_rate_hz``, n from the
-measured lowstate rate); the remote on
-/wireless_remote(/joy) when it changes (+10 Hz)
+supervisor: state_source (one publisher),
+buttons (remote), startup_check (the first
+``startup_check_states``); every n-th state on
+/joint_states, /imu (``state_publish_rate_hz``),
+the remote on /wireless_remote(/joy) (changes
+and 10 Hz)
 supervisor.tick(state, target) ->              writer (own thread,   ``command_rate_hz`` (500),
 pack_lowcmd -> rt/lowcmd (dry_run: no          absolute deadlines)   preview ``preview_rate_hz``
 writer; /gmt/lowcmd_preview(_gains) instead)
@@ -143,10 +142,8 @@ class BridgeNode(GmtNode):
             self.get_logger().warning("release_motion_service is true: releasing the robot's built-in motion service")
             release_motion_service(self.get_logger())
         else:
-            self.get_logger().info(
-                "release_motion_service is false: the robot's built-in motion service is not touched; "
-                "release it before leaving dry run (remote L2+R2, or see docs/SAFETY.md)"
-            )
+            self.get_logger().info("release_motion_service is false: the robot's built-in motion service is not "
+                                   "touched; release it before leaving dry run (remote L2+R2, or see docs/SAFETY.md)")
 
         self.counters = BridgeCounters()
         self._timing = WriterTiming()
@@ -237,9 +234,14 @@ class BridgeNode(GmtNode):
             self._hooks.state_received(now, wall, int(msg.tick))
 
     def _supervise_state(self, msg, state, remote, now: float) -> None:
-        """Start-up check over the first states, then the remote's buttons (every state)."""
+        """One publisher, the start-up check over the first states, the remote's buttons (every state)."""
         if self._shutdown_until is not None:
             return
+        info = msg.__dict__.get("sample_info")  # set by cyclonedds on a received sample
+        with self._sup_lock:  # a fault here is reported by the writer's next tick (new event)
+            note = self._sup.state_source(getattr(info, "publication_handle", None), state.tick, now)
+        if note:
+            self.get_logger().warning(note)
         if not self._sup.startup_checked and not np.any(state.imu_quat):
             return  # nothing measured yet (a simulator publishing before its first physics step)
         if not self._sup.startup_checked:

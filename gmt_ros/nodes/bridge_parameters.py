@@ -37,6 +37,7 @@ PARAMETERS = {
     "stop_torque_fraction": (1.0, float, "a q target past a joint limit is clipped where the PD would push the joint into its stop with this fraction of the motor's rated torque (gmt_ros/core/command_limits.py, docs/SAFETY.md)"),
     "state_publish_rate_hz": (100.0, float, "/joint_states and /imu rate: every n-th rt/lowstate, n from the measured lowstate rate (never below the policy's rate: all states below it)"),
     "min_lowstate_rate_hz": (400.0, float, "warn when rt/lowstate arrives slower than this (a G1 publishes 500 Hz; Unitree's Python simulator 1/SIMULATE_DT)"),
+    "single_state_source": (True, bool, "rt/lowstate from two publishers (DDS writers), or a tick going back, is a fault -> damping: a second robot or simulator on the interface and domain (gmt_ros/core/state_source.py)"),
     "check_lowstate_crc": (True, bool, "verify each rt/lowstate's CRC (a G1 always sets it); false only for Unitree's Python simulator (crc 0), on loopback with a non-zero domain (config/bridge_unitree_mujoco.yaml)"),
     "simulator_mode_machine": (0, int, "mode_machine to assume when the robot reports 0 (Unitree's Python simulator never sets it; 5 = 29-DoF); 0: none. Loopback with a non-zero domain only"),
     "preview_rate_hz": (50.0, float, "dry_run preview rate"),
@@ -77,7 +78,7 @@ def check_parameters(p: dict) -> SupervisorConfig:
         return SupervisorConfig(
             state_timeout_s=p["state_timeout_s"], target_timeout_s=p["target_timeout_s"],
             ramp_time_s=p["ramp_time_s"], damping_kd=p["damping_kd"], fall_tilt_rad=p["fall_tilt_rad"],
-            fall_height_m=p["fall_height_m"],
+            fall_height_m=p["fall_height_m"], single_state_source=p["single_state_source"],
         )
     except ValueError as exc:
         raise BridgeConfigError(str(exc)) from None
