@@ -216,12 +216,12 @@ class BridgeNode(GmtNode):
             return
         if state.mode_machine == 0 and self.params["simulator_mode_machine"]:
             state.mode_machine = self.params["simulator_mode_machine"]
-        self._latest_state = state
-        self.counters.lowstate += 1
-        try:
+        try:  # before the writer can act on it: a second publisher's state has latched its fault by then
             self._supervise_state(msg, state, remote, now)
         except Exception as exc:
             self.get_logger().error(f"supervisor input from rt/lowstate failed: {exc!r}", throttle_duration_sec=1.0)
+        self._latest_state = state
+        self.counters.lowstate += 1
         n = self.counters.lowstate
         try:
             if n % self._diagnostics.publish_every == 0:
