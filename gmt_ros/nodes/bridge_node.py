@@ -237,14 +237,9 @@ class BridgeNode(GmtNode):
         """One publisher, the start-up check over the first states, the remote's buttons (every state)."""
         if self._shutdown_until is not None:
             return
-        info = msg.__dict__.get("sample_info")  # set by cyclonedds on a received sample
-        with self._sup_lock:  # a fault here is reported by the writer's next tick (new event)
-            note = self._sup.state_source(getattr(info, "publication_handle", None), state.tick, now)
-        if note:
-            self.get_logger().warning(note)
-        if not self._sup.startup_checked and not np.any(state.imu_quat):
-            return  # nothing measured yet (a simulator publishing before its first physics step)
-        if not self._sup.startup_checked:
+        # All-zero IMU: nothing measured yet (a simulator publishing before its first physics step).
+        measured = self._sup.startup_checked or bool(np.any(state.imu_quat))
+        if measured and not self._sup.startup_checked:
             # A motor that happens to read all zeros once is not dead: OR over several states.
             self._startup_live |= live_motor_slots(msg, self._startup_prev)
             self._startup_prev = msg
@@ -255,8 +250,12 @@ class BridgeNode(GmtNode):
                     self._sup.startup_check(state.mode_machine, live, now)
                 self._startup_prev = None
                 self._trigger_report()
-        with self._sup_lock:
-            outcomes = self._sup.buttons(remote.buttons, now)
+        info = msg.__dict__.get("sample_info")  # set by cyclonedds on a received sample
+        with self._sup_lock:  # once per state; a fault here is reported by the writer's next tick
+            note = self._sup.state_source(getattr(info, "publication_handle", None), state.tick, now)
+            outcomes = self._sup.buttons(remote.buttons, now) if measured else []
+        if note:
+            self.get_logger().warning(note)
         if outcomes:
             pressed = "+".join(sorted(remote.buttons))
             for outcome in outcomes:
