@@ -3,7 +3,8 @@
 ==========================================  ===================================  ==============
 what                                        topic                                rate
 ==========================================  ===================================  ==============
-velocity command (geometry_msgs/Twist)      /cmd_vel (in, best effort, depth 1)  producer's
+velocity command (geometry_msgs/Twist)      /cmd_vel (in, polled at the tick:    producer's
+                                            every sample, best effort depth 10)
 the remote's 40 bytes (from the bridge)     /wireless_remote (in, polled at the   bridge: on
                                             tick: newest sample only)            change + 10 Hz
 joints and pelvis IMU (leg odometry)        /joint_states, /imu (in, polled at    bridge: 100 Hz
@@ -21,7 +22,11 @@ Sources: the remote's sticks drive while one of them is deflected beyond ``remot
 /cmd_vel, until ``command_timeout_s`` has passed without one (the publisher stopped or sends only
 refused commands): then the target is zero and the reference eases to standing, logged once as
 ``cmd_vel timed out``. /cmd_vel is subscribed best effort so that both reliable and best-effort
-publishers (teleop_twist_keyboard, joy_teleop, Nav2) are heard; only the newest matters.
+publishers (teleop_twist_keyboard, joy_teleop, Nav2) are heard. It is taken from the DDS reader at
+each tick, every sample since the last one in order, each aged from when DDS received it: a command
+that waited in the queue while this process was held up is as old as it is (not fresh because its
+callback ran late), and a tick after such a stall sees the commands that arrived during it before
+deciding that none came (a subscription callback would run after the timer's).
 
 One single-threaded executor: a tick plans one new frame (≈ 0.3 ms), a changed command
 re-plans ``window_s`` (a few ms). Windows are stamped with the ROS clock (system time), the
@@ -52,12 +57,13 @@ from gmt_ros.core.planner_config import PARAMETERS, build_planner, feedback_from
 from gmt_ros.core.remote import decode_remote
 from gmt_ros.core.velocity_command import BadVelocityCommand, CommandRamp, check, stick_velocity
 from gmt_ros.nodes.gmt_node import GmtNode
-from gmt_ros.nodes.qos import STREAM_QOS
+from gmt_ros.nodes.qos import STREAM_QOS, stream_qos
 from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import encode_window
 
 NODE_NAME = "gmt_planner"  # the top-level key of config/planner.yaml (planner_config reads it there too)
-CMD_QOS = REMOTE_QOS = STATE_QOS = STREAM_QOS  # the newest matters; both reliabilities heard
+REMOTE_QOS = STATE_QOS = STREAM_QOS  # the newest matters; both reliabilities heard
+CMD_QOS = stream_qos(10)  # every command between two ticks (a refused one must not hide a good one)
 WINDOW_QOS = STREAM_QOS  # never waits for a reader (gmt_ros.nodes.qos)
 STATUS_RATE_HZ = 5.0
 
@@ -88,8 +94,8 @@ class PlannerNode(GmtNode):
 
         self._pub_window = self.create_publisher(JointTrajectory, rest["motion_target_topic"], WINDOW_QOS)
         self._pub_status = self.create_publisher(String, rest["status_topic"], 10)
-        self.create_subscription(Twist, rest["cmd_vel_topic"], self._on_cmd_vel, CMD_QOS)
-        readers = self.polled_topics(f"{NODE_NAME}_remote_reader")
+        readers = self.polled_topics(f"{NODE_NAME}_reader")  # inputs taken at the tick
+        self._cmd_in = readers.subscribe(Twist, rest["cmd_vel_topic"], CMD_QOS)
         self._remote_in = (readers.subscribe(UInt8MultiArray, rest["remote_topic"], REMOTE_QOS)
                            if rest["remote_enabled"] else None)
         self.feedback = feedback_from(rest)
@@ -145,8 +151,16 @@ class PlannerNode(GmtNode):
             self.get_logger().info(f"following /cmd_vel: {np.round(checked.velocity, 3).tolist()}")
         return True
 
-    def _on_cmd_vel(self, msg: Twist) -> None:
-        self.accept_twist(msg)
+    def _take_commands(self, mono: float) -> None:
+        """Every /cmd_vel sample since the last tick, oldest first, at its DDS arrival time."""
+        try:
+            samples = self._cmd_in.take_all()
+        except Exception as exc:  # an undecodable sample: the others were taken before it
+            self._throttled("cmd_take", "warning", f"could not take a /cmd_vel sample: {exc!r}")
+            return
+        offset = time.monotonic() - time.time()  # received: system time; ages: monotonic
+        for msg, received in samples:  # a clock step puts an arrival at most 1 s back, never ahead of now
+            self.accept_twist(msg, min(max(received + offset, mono - 1.0), mono))
 
     def _stick_command(self, now: float) -> np.ndarray | None:
         if self._remote_in is None:
@@ -231,6 +245,7 @@ class PlannerNode(GmtNode):
 
     def _on_tick(self) -> None:
         mono = time.monotonic()
+        self._take_commands(mono)
         target = self.target(mono)
         correction = None if self.feedback is None else self.feedback.update(mono, target, self._measure())
         window = self.planner.window(self._now(), target, correction)
