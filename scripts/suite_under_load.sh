@@ -11,6 +11,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
 clone=${2:-"$(dirname "$repo")/suite_under_load_clone"}
 commit=$(git -C "$repo" rev-parse --short HEAD)
+# One at a time: a second one would delete the clone under the first and its graphs would cross-talk.
+exec 9>"${TMPDIR:-/tmp}/gmt_ros_suite_under_load.lock"
+flock -n 9 || { echo "[load] another suite_under_load.sh is running (lock ${TMPDIR:-/tmp}/gmt_ros_suite_under_load.lock)"; exit 1; }
 rm -rf "$clone"
 git clone -q "$repo" "$clone"
 cd "$clone"
