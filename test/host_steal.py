@@ -11,6 +11,8 @@ Otherwise a failure is a failure.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
 STEAL_LIMIT_PERCENT = 2.0  # measured: ≈ 0.1-0.5 % on a quiet host, 6-7 % when runs stalled
@@ -41,11 +43,14 @@ class StealMeter:
 
     def skip_if_starved(self, what: str, sim_max_lag_ms: float | None = None) -> None:
         """Skip (naming ``what`` went wrong) when the host took more than the limit, or the
-        real-time sim's worst lag (``sim_max_lag_ms``, from its report) shows the VM froze."""
+        real-time sim's worst lag (``sim_max_lag_ms``, from its report) shows the VM froze. The
+        reason names the test (pytest's skip summary names only this file)."""
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" (")[0]
+        named = f"{test}: " if test else ""
         if self.percent > STEAL_LIMIT_PERCENT:
-            pytest.skip(f"the host took {self.percent:.1f} % of this VM's CPU time (steal) during the run "
+            pytest.skip(f"{named}the host took {self.percent:.1f} % of this VM's CPU time (steal) during the run "
                         f"(limit {STEAL_LIMIT_PERCENT} %) and the watchdogs fired on the stall: {what}")
         if sim_max_lag_ms is not None and sim_max_lag_ms > FREEZE_LAG_MS:
-            pytest.skip(f"the simulated robot (SCHED_FIFO, the VM's highest priority) fell {sim_max_lag_ms:.0f} ms "
+            pytest.skip(f"{named}the simulated robot (SCHED_FIFO, the VM's highest priority) fell {sim_max_lag_ms:.0f} ms "
                         f"behind its schedule (limit {FREEZE_LAG_MS:g} ms): the VM froze, and the watchdogs fired "
                         f"on the stall: {what}")
