@@ -57,6 +57,7 @@ from gmt_ros.core.planner_config import PARAMETERS, build_planner, feedback_from
 from gmt_ros.core.remote import decode_remote
 from gmt_ros.core.velocity_command import BadVelocityCommand, CommandRamp, check, stick_velocity
 from gmt_ros.nodes.gmt_node import GmtNode
+from gmt_ros.nodes.polled_topics import monotonic_arrival
 from gmt_ros.nodes.qos import STREAM_QOS, stream_qos
 from gmt_ros.nodes.run import NodeHelp, run_node
 from gmt_ros.nodes.window_codec import encode_window
@@ -158,9 +159,9 @@ class PlannerNode(GmtNode):
         except Exception as exc:  # an undecodable sample: the others were taken before it
             self._throttled("cmd_take", "warning", f"could not take a /cmd_vel sample: {exc!r}")
             return
-        offset = time.monotonic() - time.time()  # received: system time; ages: monotonic
-        for msg, received in samples:  # a clock step puts an arrival at most 1 s back, never ahead of now
-            self.accept_twist(msg, min(max(received + offset, mono - 1.0), mono))
+        now_mono, now_wall = time.monotonic(), time.time()  # received: system time; ages: monotonic
+        for msg, received in samples:  # none ahead of this tick's now
+            self.accept_twist(msg, min(monotonic_arrival(received, now_mono, now_wall), mono))
 
     def _stick_command(self, now: float) -> np.ndarray | None:
         if self._remote_in is None:

@@ -29,6 +29,12 @@ def _never_called(_msg) -> None:  # the reader node is never spun
     pass
 
 
+def monotonic_arrival(received_s: float, now_mono: float, now_wall: float) -> float:
+    """A DDS arrival time (system clock, ``received_s``) on the ``time.monotonic()`` clock, from the
+    two clocks read together now: a system clock step puts it at most 1 s back, never ahead of now."""
+    return now_mono - min(max(now_wall - received_s, 0.0), 1.0)
+
+
 class PolledTopics:
     """A reader node (``name``) for polled subscriptions; destroy it with its owner."""
 
@@ -63,7 +69,7 @@ class PolledSubscription:
         received_ns = (info or {}).get("received_timestamp") or 0
         mono = time.monotonic()
         if received_ns > 0:
-            mono -= min(max(time.time() - received_ns * 1e-9, 0.0), 1.0)  # clock steps: at most 1 s back
+            mono = monotonic_arrival(received_ns * 1e-9, mono, time.time())
         return msg, mono
 
     def take_all(self) -> list[tuple[Any, float]]:
